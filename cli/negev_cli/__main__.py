@@ -1,0 +1,3 @@
+from negev_cli.app import main
+
+main()

@@ -1,0 +1,123 @@
+"""Argument and input validation shared by the pooling functions.
+
+Every check raises :class:`ValueError` naming the argument (and the batch index where it applies),
+so that a bad call is fixed from the message alone.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+
+def check_count(name: str, k: float | int, *, allow_zero: bool) -> None:
+    """Validate a region count ``k``: an int >= 0, or a float fraction in (0, 1).
+
+    Floats >= 1 must be integral (``2.0`` is 2 regions); a float in (0, 1) is a fraction of the
+    valid regions of each sample.
+    """
+    if isinstance(k, bool) or not isinstance(k, Real):
+        raise ValueError(f"{name} must be an int or a float, got {type(k).__name__}")
+    if not math.isfinite(k):
+        raise ValueError(f"{name} must be finite, got {k}")
+    if k < 0:
+        raise ValueError(f"{name} must be >= 0, got {k}")
+    if k == 0 and not allow_zero:
+        raise ValueError(f"{name} must be > 0, got {k}")
+    if k >= 1 and k != int(k):
+        raise ValueError(f"{name} must be an integer count or a fraction in (0, 1), got {k}")
+
+
+def check_finite_number(name: str, value: float) -> None:
+    """Validate that a hyper-parameter (alpha, beta) is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+
+
+def flatten_regions(scores: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Check shapes and flatten the region dimensions.
+
+    Args:
+        scores: (B, C, *regions) floating point.
+        mask: (B, *regions) bool, True marks a valid region, or None.
+
+    Returns:
+        scores as (B, C, N) and mask as (B, N) bool (or None), N = prod(regions).
+    """
+    if not isinstance(scores, Tensor):
+        raise ValueError(f"scores must be a torch.Tensor, got {type(scores).__name__}")
+    if scores.dim() < 3:
+        raise ValueError(
+            f"scores must have shape (B, C, *regions) with at least one region dim, "
+            f"got shape {tuple(scores.shape)}"
+        )
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be a floating point tensor, got dtype {scores.dtype}")
+    batch, classes = scores.shape[:2]
+    if math.prod(scores.shape[2:]) == 0:
+        raise ValueError(f"scores has no region: shape {tuple(scores.shape)}")
+    flat = scores.reshape(batch, classes, -1)
+    if mask is None:
+        return flat, None
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
+    if mask.shape != (batch, *scores.shape[2:]):
+        raise ValueError(
+            f"mask must have shape (B, *regions) = {(batch, *scores.shape[2:])} "
+            f"to match scores {tuple(scores.shape)}, got {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = valid region), not {mask.dtype}")
+    if mask.device != scores.device:
+        raise ValueError(f"mask is on {mask.device} but scores are on {scores.device}")
+    flat_mask = mask.reshape(batch, -1)
+    return flat, flat_mask
+
+
+def count_valid(flat_mask: Tensor | None, batch: int, regions: int, device: torch.device) -> Tensor:
+    """Number of valid regions per sample, (B,) int64; raises if a sample has none."""
+    if flat_mask is None:
+        return torch.full((batch,), regions, dtype=torch.long, device=device)
+    counts = flat_mask.sum(dim=1)
+    empty = (counts == 0).nonzero().flatten()
+    if empty.numel() > 0:
+        raise ValueError(
+            f"mask has no valid region for batch index {empty.tolist()[:10]}: "
+            "every sample needs at least one True region"
+        )
+    return counts
+
+
+def resolve_count(k: float | int, valid: Tensor) -> Tensor:
+    """Per-sample number of regions for a count ``k`` (see :func:`check_count`).
+
+    Args:
+        k: int count, or float fraction in (0, 1).
+        valid: (B,) int64 number of valid regions per sample.
+
+    Returns:
+        (B,) int64: ``min(k, valid)`` for a count, ``max(1, round(k * valid))`` for a fraction.
+    """
+    if 0 < k < 1:
+        return torch.round(valid.double() * k).long().clamp_(min=1)
+    return valid.clamp(max=int(k))
+
+
+def raise_if_nan(selected: Tensor, what: str = "scores") -> None:
+    """Raise when a selected top value is NaN (NaN sorts above every number, so it is selected).
+
+    Args:
+        selected: (B, C, k) values picked by a top-k over the valid regions.
+    """
+    bad = torch.isnan(selected).any(dim=-1).nonzero()
+    if bad.numel() > 0:
+        b, c = bad[0].tolist()
+        raise ValueError(
+            f"{what} contain NaN in a valid region of batch index {b}, class {c} "
+            f"({bad.shape[0]} (sample, class) pairs affected)"
+        )

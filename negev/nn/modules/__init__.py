@@ -1,0 +1,15 @@
+"""Module forms of the negev layers."""
+
+from negev.nn.modules.head import EvidenceHead, EvidenceOutput
+from negev.nn.modules.pooling import ClassWisePool, LSEPool, WildcatPool
+from negev.nn.modules.presets import POOLINGS, create_pool
+
+__all__ = [
+    "POOLINGS",
+    "ClassWisePool",
+    "EvidenceHead",
+    "EvidenceOutput",
+    "LSEPool",
+    "WildcatPool",
+    "create_pool",
+]

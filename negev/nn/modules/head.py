@@ -1,0 +1,62 @@
+"""The evidence head: region features -> class maps -> class scores."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from negev.nn.modules.pooling import ClassWisePool, WildcatPool
+
+__all__ = ["EvidenceHead", "EvidenceOutput"]
+
+
+class EvidenceOutput(NamedTuple):
+    """What :class:`EvidenceHead` returns.
+
+    Attributes:
+        scores: (B, C) pooled class scores (logits).
+        maps: (B, C, *regions) class maps (region scores after class-wise pooling); masked regions
+            hold unmasked values and must be ignored by the caller.
+    """
+
+    scores: Tensor
+    maps: Tensor
+
+
+class EvidenceHead(nn.Module):
+    """1x1 projection to C*M maps, class-wise average over M, negative-evidence spatial pooling.
+
+    Args:
+        in_channels: D, the feature size of each region.
+        num_classes: C.
+        num_maps: M maps per class (WILDCAT's modalities); 1 for WELDON-style heads.
+        pool: a pooling module ``(scores (B, C, *regions), mask) -> (B, C)``; default max+min
+            (``WildcatPool(1, 1, 1.0)``).
+
+    ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
+    scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
+    image cells (2-D), time-frequency patches.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, num_maps: int = 1, pool: nn.Module | None = None
+    ):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.proj = nn.Linear(in_channels, num_classes * num_maps)
+        self.class_wise = ClassWisePool(num_maps)
+        self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
+
+    def forward(self, features: Tensor, mask: Tensor | None = None) -> EvidenceOutput:
+        if features.dim() < 3 or features.shape[1] != self.proj.in_features:
+            raise ValueError(
+                f"features must have shape (B, {self.proj.in_features}, *regions), "
+                f"got {tuple(features.shape)}"
+            )
+        maps = F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
+        maps = self.class_wise(maps)
+        return EvidenceOutput(self.pool(maps, mask), maps)

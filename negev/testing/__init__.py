@@ -1,0 +1,9 @@
+"""Independent reference implementations used by the tests and the benchmarks.
+
+They are written for clarity, not speed: a straightforward algorithm that the fast code in
+:mod:`negev.nn` must agree with.
+"""
+
+from negev.testing.reference import naive_lse_pool, naive_wildcat_pool, sort_wildcat_pool
+
+__all__ = ["naive_lse_pool", "naive_wildcat_pool", "sort_wildcat_pool"]
