@@ -4,6 +4,18 @@ They are written for clarity, not speed: a straightforward algorithm that the fa
 :mod:`negev.nn` must agree with.
 """
 
-from negev.testing.reference import naive_lse_pool, naive_wildcat_pool, sort_wildcat_pool
+from negev.testing.reference import (
+    brute_force_ap_svm_loss,
+    loop_ap_svm,
+    naive_lse_pool,
+    naive_wildcat_pool,
+    sort_wildcat_pool,
+)
 
-__all__ = ["naive_lse_pool", "naive_wildcat_pool", "sort_wildcat_pool"]
+__all__ = [
+    "brute_force_ap_svm_loss",
+    "loop_ap_svm",
+    "naive_lse_pool",
+    "naive_wildcat_pool",
+    "sort_wildcat_pool",
+]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -97,3 +99,71 @@ def naive_lse_pool(
 
             out[b, c] = soft(beta_pos) + (alpha * soft(beta_neg) if alpha != 0 else 0.0)
     return out
+
+
+def loop_ap_svm(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Yue et al.'s greedy loss-augmented inference, column by column and negative by negative.
+
+    The straightforward NumPy form (loops, as in the original authors' Python code): for each
+    negative j, the gain of every insertion point i is a reversed cumulative sum of
+    ``g_jk = k/((j+k)(j+k-1))/P - 2(p_k - n_j)/(PQ)``; j goes where it is largest.
+
+    Args:
+        scores, targets: (N, C) arrays; targets in {0, 1}.
+
+    Returns:
+        loss (C,) (NaN for a column without positive or negative) and gradient (N, C).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets).astype(bool)
+    n, c = scores.shape
+    loss = np.full(c, np.nan)
+    grad = np.zeros((n, c))
+    for col in range(c):
+        pos_idx = np.flatnonzero(targets[:, col])
+        neg_idx = np.flatnonzero(~targets[:, col])
+        P, Q = len(pos_idx), len(neg_idx)  # noqa: N806
+        if P == 0 or Q == 0:
+            continue
+        pos_idx = pos_idx[np.argsort(-scores[pos_idx, col], kind="stable")]
+        neg_idx = neg_idx[np.argsort(-scores[neg_idx, col], kind="stable")]
+        p = scores[pos_idx, col]
+        k = np.arange(1, P + 1)
+        total = 0.0
+        above = np.zeros(P)
+        for j in range(1, Q + 1):
+            n_j = scores[neg_idx[j - 1], col]
+            g = k / ((j + k) * (j + k - 1)) / P - 2 * (p - n_j) / (P * Q)
+            # gain[i] = sum_{k > i} g_k for i = 0..P (gain[P] = 0)
+            gain = np.append(np.cumsum(g[::-1])[::-1], 0.0)
+            best = int(np.flatnonzero(gain == gain.max())[-1])
+            total += gain[best]
+            above[best:] += 1
+            grad[neg_idx[j - 1], col] = 2 * (P - best) / (P * Q)
+        grad[pos_idx, col] = -2 * above / (P * Q)
+        loss[col] = total
+    return loss, grad
+
+
+def brute_force_ap_svm_loss(scores: np.ndarray, targets: np.ndarray) -> float:
+    """``max_y [1 - AP(y) + s(y)] - s(y*)`` by enumerating every ranking of N <= 8 items.
+
+    Args:
+        scores, targets: (N,) arrays with at least one positive and one negative.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets).astype(bool)
+    n = len(scores)
+    P, Q = int(targets.sum()), int((~targets).sum())  # noqa: N806
+    perms = np.array(list(itertools.permutations(range(n))))  # (n!, n) items in rank order
+    rank = np.empty_like(perms)
+    rank[np.arange(len(perms))[:, None], perms] = np.arange(n)  # rank[r, item]
+    pos, neg = np.flatnonzero(targets), np.flatnonzero(~targets)
+    # y_ij = +1 when positive i is ranked above negative j
+    y = np.where(rank[:, pos][:, :, None] < rank[:, neg][:, None, :], 1.0, -1.0)
+    diff = scores[pos][:, None] - scores[neg][None, :]
+    s_y = (y * diff).sum(axis=(1, 2)) / (P * Q)
+    is_pos = targets[perms]  # (n!, n) label at each rank
+    hits = np.cumsum(is_pos, axis=1)
+    ap = (is_pos * hits / np.arange(1, n + 1)).sum(axis=1) / P
+    return float(np.max(1 - ap + s_y) - diff.sum() / (P * Q))

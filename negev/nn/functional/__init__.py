@@ -1,12 +1,25 @@
-"""Plain-function forms of the negev layers (the modules in :mod:`negev.nn` wrap them).
+"""Plain-function forms of the negev layers and losses (the modules in :mod:`negev.nn` wrap them).
 
 Pooling:
     :func:`wildcat_pool` (max, GAP, max+min, WELDON, WILDCAT), :func:`lse_pool` (soft, unified),
     :func:`class_wise_pool` (average of the M maps per class).
+Losses:
+    :func:`ap_svm_loss` (structured AP ranking, exact inference), :func:`mantra_hinge_loss`
+    (multi-class structural hinge), :func:`mantra_multilabel_hinge_loss` (one-vs-rest hinge).
 """
 
+from negev.nn.functional.ap_svm import ap_svm_inference, ap_svm_loss
 from negev.nn.functional.class_wise import class_wise_pool
 from negev.nn.functional.lse import lse_pool
+from negev.nn.functional.mantra import mantra_hinge_loss, mantra_multilabel_hinge_loss
 from negev.nn.functional.wildcat import wildcat_pool
 
-__all__ = ["class_wise_pool", "lse_pool", "wildcat_pool"]
+__all__ = [
+    "ap_svm_inference",
+    "ap_svm_loss",
+    "class_wise_pool",
+    "lse_pool",
+    "mantra_hinge_loss",
+    "mantra_multilabel_hinge_loss",
+    "wildcat_pool",
+]

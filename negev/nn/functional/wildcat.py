@@ -9,6 +9,8 @@ WELDON (k, k, 1), WILDCAT (kmax, kmin, alpha with M maps per class, see
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -97,10 +99,7 @@ def _select_ends(flat: Tensor, kmax: int, kmin: int, alpha: float) -> tuple[Tens
     regions = flat.shape[2]
 
     def weights(n_high: int, n_mid: int, n_low: int) -> Tensor:
-        parts = [torch.full((n_high,), 1.0 / kmax), torch.zeros(n_mid)]
-        if n_low:
-            parts.append(torch.full((n_low,), alpha / kmin))
-        return torch.cat(parts).to(flat.device, flat.dtype)
+        return _end_weights(n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
 
     if kmax == 1 and kmin <= 1:
         high_v, high_i = flat.max(dim=2, keepdim=True)
@@ -118,6 +117,26 @@ def _select_ends(flat: Tensor, kmax: int, kmin: int, alpha: float) -> tuple[Tens
         return high_v, high_i, weights(kmax, 0, 0)
     low_v, low_i = flat.topk(kmin, dim=2, largest=False, sorted=False)
     return torch.cat([high_v, low_v], 2), torch.cat([high_i, low_i], 2), weights(kmax, 0, kmin)
+
+
+@functools.lru_cache(maxsize=256)
+def _end_weights(
+    n_high: int,
+    n_mid: int,
+    n_low: int,
+    kmax: int,
+    kmin: int,
+    alpha: float,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """(n_high + n_mid + n_low,): 1/kmax, then zeros, then alpha/kmin (cached: built per call it
+    costs several small tensor ops, a large share of the time on small inputs)."""
+    weights = torch.zeros(n_high + n_mid + n_low, dtype=dtype)
+    weights[:n_high] = 1.0 / kmax
+    if n_low:
+        weights[n_high + n_mid :] = alpha / kmin
+    return weights.to(device)
 
 
 class _TopBottomMean(torch.autograd.Function):

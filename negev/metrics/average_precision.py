@@ -1,0 +1,159 @@
+"""Average precision per class and its mean, as functions and as a stateful metric.
+
+``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds n (scikit-learn's
+``average_precision_score``: tied scores form one threshold), or the PASCAL VOC 2007 11-point
+interpolation ``mean_{t in 0, 0.1, ..., 1} max_{R >= t} P``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["MeanAveragePrecision", "average_precision", "mean_average_precision"]
+
+_INTERPOLATIONS = ("area", "voc07")
+
+
+def average_precision(scores: Tensor, targets: Tensor, interpolation: str = "area") -> Tensor:
+    """AP of each column (class).
+
+    Args:
+        scores: (N,) or (N, C) float. targets: same shape, {0, 1} (bool, int or float).
+        interpolation: ``"area"`` (scikit-learn's definition, ties grouped) or ``"voc07"``
+            (11-point interpolated precision of PASCAL VOC 2007).
+
+    Returns:
+        (C,) float64, or a 0-dim tensor for (N,) input; NaN for a column without positive.
+    """
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+    squeeze = scores.dim() == 1
+    values, labels = _as_columns(scores, targets)
+    n = values.shape[0]
+    order = values.argsort(dim=0, descending=True)
+    ranked = values.gather(0, order)
+    hits = labels.gather(0, order).double()
+    tp = hits.cumsum(0)  # (N, C)
+    positives = tp[-1]
+    rank = torch.arange(1, n + 1, dtype=torch.float64, device=values.device).unsqueeze(1)
+    # a threshold closes where the next score differs (ties form one threshold)
+    last_of_tie = torch.ones_like(ranked, dtype=torch.bool)
+    last_of_tie[:-1] = ranked[:-1] != ranked[1:]
+    precision = tp / rank
+    recall = tp / positives.clamp(min=1)
+    if interpolation == "area":
+        # each positive counts with the precision at the end of its tie group
+        end = torch.where(last_of_tie, rank - 1, float(n)).long()
+        end = end.flip(0).cummin(0).values.flip(0)  # next threshold at or after each row
+        ap = (hits * precision.gather(0, end)).sum(0) / positives.clamp(min=1)
+    else:
+        precision = torch.where(last_of_tie, precision, 0.0)
+        # max precision at recall >= t: a running max from the bottom of the ranking
+        best_below = precision.flip(0).cummax(0).values.flip(0)
+        levels = torch.linspace(0, 1, 11, dtype=torch.float64, device=values.device)
+        reached = recall.unsqueeze(0) >= levels.view(-1, 1, 1) - 1e-12  # (11, N, C)
+        at_level = torch.where(reached & last_of_tie, best_below.unsqueeze(0), 0.0)
+        ap = at_level.amax(1).mean(0)
+    ap = torch.where(positives > 0, ap, math.nan)
+    return ap[0] if squeeze else ap
+
+
+def mean_average_precision(scores: Tensor, targets: Tensor, interpolation: str = "area") -> Tensor:
+    """Mean of :func:`average_precision` over the columns that have a positive (0-dim float64).
+
+    NaN when no column has a positive.
+    """
+    return torch.nanmean(average_precision(scores, targets, interpolation))
+
+
+def _as_columns(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    if not isinstance(scores, Tensor) or not scores.is_floating_point():
+        raise ValueError("scores must be a floating point torch.Tensor")
+    if scores.dim() not in (1, 2):
+        raise ValueError(f"scores must have shape (N,) or (N, C), got {tuple(scores.shape)}")
+    if not isinstance(targets, Tensor) or targets.shape != scores.shape:
+        got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be a tensor of shape {tuple(scores.shape)}, got {got}")
+    if scores.shape[0] == 0:
+        raise ValueError("scores has no row (N = 0)")
+    values = scores.detach().double()
+    values = values.unsqueeze(1) if values.dim() == 1 else values
+    labels = targets.to(values.device)
+    labels = labels.unsqueeze(1) if labels.dim() == 1 else labels
+    if labels.dtype != torch.bool:
+        bad = ~((labels == 0) | (labels == 1))
+        if bool(bad.any()):
+            row, col = bad.nonzero()[0].tolist()
+            raise ValueError(f"targets must be 0 or 1, got {labels[row, col].item()} at row {row}")
+        labels = labels == 1
+    if bool(torch.isnan(values).any()):
+        row, col = torch.isnan(values).nonzero()[0].tolist()
+        raise ValueError(f"scores contain NaN at row {row}, column {col}")
+    return values, labels
+
+
+class MeanAveragePrecision:
+    """Stateful mAP over batches (torchmetrics style): ``update()`` / ``compute()`` / ``reset()``.
+
+    Scores and targets are kept (on the CPU) until ``compute()``; under ``torch.distributed``
+    ``compute()`` gathers them from every rank first, so every rank returns the mAP of the whole
+    dataset.
+
+    Args:
+        interpolation: ``"area"`` or ``"voc07"``, see :func:`average_precision`.
+    """
+
+    def __init__(self, interpolation: str = "area"):
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}"
+            )
+        self.interpolation = interpolation
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch seen so far."""
+        self._scores: list[Tensor] = []
+        self._targets: list[Tensor] = []
+
+    def update(self, scores: Tensor, targets: Tensor) -> None:
+        """Add a batch: scores (B, C) float and targets (B, C) in {0, 1}."""
+        values, labels = _as_columns(scores, targets)
+        if self._scores and values.shape[1] != self._scores[0].shape[1]:
+            raise ValueError(
+                f"batch has {values.shape[1]} columns, earlier batches had "
+                f"{self._scores[0].shape[1]}"
+            )
+        self._scores.append(values.cpu())
+        self._targets.append(labels.cpu())
+
+    def compute_per_class(self) -> Tensor:
+        """AP of each class over everything seen (all ranks), (C,) float64."""
+        if not self._scores:
+            raise ValueError("MeanAveragePrecision.compute() called before any update()")
+        scores, targets = torch.cat(self._scores), torch.cat(self._targets)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            scores, targets = _gather_rows(scores), _gather_rows(targets)
+        return average_precision(scores, targets, self.interpolation)
+
+    def compute(self) -> Tensor:
+        """mAP over the classes that have a positive (0-dim float64)."""
+        return torch.nanmean(self.compute_per_class())
+
+
+def _gather_rows(local: Tensor) -> Tensor:
+    """Concatenate a (n_rank, C) tensor of every rank along rows (ranks may differ in n_rank)."""
+    backend_device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    size = torch.tensor([local.shape[0]], device=backend_device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros(longest, *local.shape[1:], dtype=local.dtype, device=backend_device)
+    padded[: local.shape[0]] = local.to(backend_device)
+    parts = [torch.zeros_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(s.item())].cpu() for part, s in zip(parts, sizes, strict=True)])
