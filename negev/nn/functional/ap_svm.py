@@ -136,6 +136,21 @@ def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @functools.lru_cache(maxsize=32)
+def _level_order(depth: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The divide-and-conquer nodes j = 1..2^depth - 1, level by level.
+
+    Level l holds j = (2m + 1) s with s = 2^(depth-1-l), between the shallower nodes j - s and
+    j + s. Returns j (2^depth - 1,), s of each j, and the index of the last node of each level.
+    """
+    width = 2**depth
+    steps = [width >> (level + 1) for level in range(depth)]
+    js = torch.cat([torch.arange(step, width, 2 * step) for step in steps])
+    step_of = torch.cat([torch.full((width // (2 * step),), step) for step in steps])
+    level_end = torch.tensor([width // step for step in steps]) - 2
+    return js.to(device), step_of.to(device), level_end.to(device)
+
+
+@functools.lru_cache(maxsize=32)
 def _harmonic_numbers(n: int, device: torch.device) -> Tensor:
     """(n+1,) float64 harmonic numbers H(0..n), H(0) = 0."""
     steps = torch.arange(n + 1, dtype=torch.float64)
@@ -174,14 +189,11 @@ def _best_insertions(
     best[:, 0] = 0
     best_flat = best.view(-1)
 
-    # Every node (column, j) with j <= Q, level by level: level l holds j = (2m + 1) 2^(D-1-l),
-    # between the shallower nodes j -+ 2^(D-1-l).
-    steps = [width >> (level + 1) for level in range(depth)]
-    js = torch.cat([torch.arange(step, width, 2 * step, device=device) for step in steps])
-    step_of = torch.cat([torch.full((width // (2 * step),), step, device=device) for step in steps])
+    # Every node (column, j) with j <= Q, level by level (see _level_order).
+    js, step_of, level_end = _level_order(depth, device)
     alive = js.unsqueeze(1) <= num_neg.masked_fill(~usable, 0)  # (width - 1, C)
-    per_level = torch.stack([part.sum() for part in alive.split([width // (2 * s) for s in steps])])
-    counts = per_level.tolist()
+    ends = alive.sum(1).cumsum(0).index_select(0, level_end).tolist()
+    counts = [b - a for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     slot, node_c = alive.nonzero(as_tuple=True)  # level-major order
     node_j, lowbit = js.index_select(0, slot), step_of.index_select(0, slot)
     at = node_c * (width + 1) + node_j
