@@ -1,0 +1,51 @@
+"""``negev explain``: the positive and negative evidence of each class for given inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+from rich.console import Console
+
+from negev.engine import load_model
+from negev.engine.evaluation import to_device
+from negev_cli.errors import friendly_errors
+
+
+@friendly_errors
+def explain_command(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoint directory."),
+    input_: list[str] = typer.Option(..., "--input", "-i", help="An item (path or literal)."),
+    out: Path = typer.Option(None, help="Where the rendered evidence goes."),
+    top: int = typer.Option(3, help="Regions listed per class and sign."),
+    device: str = typer.Option("cpu", help="cpu, cuda, ..."),
+) -> None:
+    """Render each class's evidence (files) and list the top regions in the terminal."""
+    plugin, _, model, meta = load_model(checkpoint, device)
+    classes = meta["classes"]
+    out_dir = out or Path(checkpoint) / "explanations"
+    console = Console()
+    for text in input_:
+        example = plugin.read_input(text)
+        with torch.no_grad():
+            result = model(to_device(plugin.collate([example]), next(model.parameters()).device))
+        scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
+        files = plugin.render_evidence(example, maps, scores, classes, out_dir)
+        names = plugin.region_names(example)
+        console.print(f"[bold]{example.name}[/bold]")
+        for c, name in enumerate(classes):
+            values = maps[c].reshape(-1)[: len(names) if names else None]
+            k = min(top, values.numel())
+
+            def listing(indices: list[int], values=values, names=names) -> str:
+                return ", ".join(
+                    f"{names[i] if names else i} ({float(values[i]):+.2f})" for i in indices
+                )
+
+            high = listing(values.topk(k).indices.tolist())
+            low = listing(values.topk(k, largest=False).indices.tolist())
+            score = f"{float(scores[c]):+.3f}"
+            console.print(f"  {name}: score {score}  [green]+ {high}[/green]  [red]- {low}[/red]")
+        for path in files:
+            console.print(f"  wrote {path}")

@@ -1,0 +1,102 @@
+"""``negev train``: train a model of a modality on a dataset or on its built-in demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from negev.engine import load_toml, resolve_config, train
+from negev_cli.errors import friendly_errors
+
+
+def parse_count(value: str | None) -> float | int | None:
+    """A k option: an int count ("3") or a fraction ("0.2")."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"k must be a number, got {value!r}") from None
+    return int(number) if number >= 1 and number == int(number) else number
+
+
+def parse_sets(values: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` plugin options; values are read as int, float, bool or text."""
+    options: dict[str, Any] = {}
+    for item in values or []:
+        if "=" not in item:
+            raise ValueError(f"--set needs key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        options[key.strip()] = _literal(raw.strip())
+    return options
+
+
+def _literal(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+@friendly_errors
+def train_command(
+    modality: str = typer.Option(None, "--modality", "-m", help="Modality plugin name."),
+    data: str = typer.Option(None, help="Dataset path or spec; the built-in demo data if omitted."),
+    out: str = typer.Option(None, help="Run directory (checkpoints, metrics.jsonl)."),
+    config: Path = typer.Option(None, help="TOML file whose keys mirror these options."),
+    epochs: int = typer.Option(None, help="Training epochs."),
+    batch_size: int = typer.Option(None, help="Global batch size."),
+    lr: float = typer.Option(None, help="Learning rate."),
+    optimizer: str = typer.Option(None, help="adamw or sgd (momentum 0.9)."),
+    pooling: str = typer.Option(None, help="max, gap, maxmin, weldon, wildcat or lse."),
+    kmax: str = typer.Option(None, help="k+: a count of regions or a fraction in (0, 1)."),
+    kmin: str = typer.Option(None, help="k-: a count or a fraction (default: k+)."),
+    alpha: float = typer.Option(None, help="Weight of the negative evidence."),
+    num_maps: int = typer.Option(None, help="Maps per class (WILDCAT's M)."),
+    beta_pos: float = typer.Option(None, help="LSE pooling: sharpness of the high term."),
+    beta_neg: float = typer.Option(None, help="LSE pooling: sharpness of the low term."),
+    loss: str = typer.Option(None, help="bce, ce, ap or mantra (default: bce or ce)."),
+    seed: int = typer.Option(None, help="Random seed."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
+    skip_bad: bool = typer.Option(
+        None, "--skip-bad/--no-skip-bad", help="Go on without unreadable items (reported)."
+    ),
+    set_: list[str] = typer.Option(None, "--set", help="Plugin option key=value (repeatable)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Train a negative-evidence model; writes checkpoints and metrics.jsonl to --out."""
+    cli = {
+        "modality": modality,
+        "data": data,
+        "out": out,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "pooling": pooling,
+        "kmax": parse_count(kmax),
+        "kmin": parse_count(kmin),
+        "alpha": alpha,
+        "num_maps": num_maps,
+        "beta_pos": beta_pos,
+        "beta_neg": beta_neg,
+        "loss": loss,
+        "seed": seed,
+        "device": device,
+        "skip_bad": skip_bad,
+        "plugin": parse_sets(set_),
+    }
+    cli = {k: v for k, v in cli.items() if v is not None}
+    file_options = load_toml(config) if config else {}
+    plugin, run_config = resolve_config(file_options, cli)
+    result = train(plugin, run_config, resume=resume, quiet=quiet)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    Console().print(f"test: {shown}\nrun directory: {result.run_dir}")

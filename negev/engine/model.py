@@ -1,0 +1,41 @@
+"""The model the engine trains: a plugin's region encoder + an evidence head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from negev.engine.config import RunConfig
+from negev.nn import EvidenceHead, EvidenceOutput, create_pool
+from negev.plugins import ModalityPlugin
+
+__all__ = ["EvidenceModel", "build_model"]
+
+
+class EvidenceModel(nn.Module):
+    """``forward(inputs) -> EvidenceOutput(scores (B, C), maps (B, C, *regions))``."""
+
+    def __init__(self, encoder: nn.Module, head: EvidenceHead):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, inputs: Any) -> EvidenceOutput:
+        features, mask = self.encoder(inputs)
+        return self.head(features, mask)
+
+
+def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> EvidenceModel:
+    """The plugin's encoder topped with the configured pooling head."""
+    encoder = plugin.build_encoder(config.to_dict())
+    pool = create_pool(
+        config.pooling,
+        kmax=config.kmax,
+        kmin=config.kmin,
+        alpha=config.alpha,
+        beta_pos=config.beta_pos,
+        beta_neg=config.beta_neg,
+    )
+    head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)
+    return EvidenceModel(encoder, head)

@@ -1,0 +1,138 @@
+"""The modality plugin contract.
+
+A modality plugin (images, text, molecules, audio, ...) tells the engine, in one object, how to
+read its data, how to batch it, how to turn a batch into region features, and how to show the
+evidence of one item to a person. The engine adds an :class:`~negev.nn.EvidenceHead` with the
+chosen pooling on top and does the rest (training, checkpoints, evaluation, explanation).
+
+Plugins are found through the entry-point group ``negev.modalities``; each entry point names a
+:class:`ModalityPlugin` subclass (or an instance), see :mod:`negev.plugins.registry`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+__all__ = ["BadItem", "DataSplits", "Example", "ModalityPlugin", "RegionEncoder"]
+
+
+@dataclass
+class Example:
+    """One input with its weak labels.
+
+    Attributes:
+        name: how the item is named in messages (file name, line number, identifier).
+        inputs: the plugin's own representation (token ids, an image tensor, a molecule, ...).
+        labels: indices of the classes present (weak, input-level labels).
+        truth: optional ground truth used only for evaluation (boxes, spans, atoms, ...).
+    """
+
+    name: str
+    inputs: Any
+    labels: tuple[int, ...]
+    truth: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BadItem:
+    """An item that could not be read: its name and what is wrong with it."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class DataSplits:
+    """A dataset as the engine uses it.
+
+    Attributes:
+        train, val, test: lists of :class:`Example`.
+        classes: class names; labels index into it.
+        multilabel: several classes per input (mAP, BCE) or exactly one (accuracy, CE).
+        bad: items that could not be read, reported instead of silently dropped.
+    """
+
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+    classes: list[str]
+    multilabel: bool
+    bad: list[BadItem] = field(default_factory=list)
+
+
+class RegionEncoder(nn.Module):
+    """Base class of region encoders: a collated batch -> region features and their mask.
+
+    Subclasses set ``out_channels`` (D) and implement
+    ``forward(inputs) -> (features (B, D, *regions) float, mask (B, *regions) bool or None)``.
+    """
+
+    out_channels: int
+
+    def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ModalityPlugin(abc.ABC):
+    """What a modality supplies to negev. Subclass it and register the class as an entry point.
+
+    Class attributes: ``name`` (the ``--modality`` value), ``description`` (one line).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def default_config(self) -> dict[str, Any]:
+        """Default hyper-parameters: engine keys (epochs, lr, pooling, ...) and plugin keys."""
+        return {}
+
+    @abc.abstractmethod
+    def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
+        """Read the dataset at ``spec`` (a path or a spec string), or the built-in offline demo
+        dataset when ``spec`` is None. Items that cannot be read go to ``DataSplits.bad``."""
+
+    @abc.abstractmethod
+    def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
+        """The region encoder for this config (pretrained weights from a local path, if any)."""
+
+    @abc.abstractmethod
+    def collate(self, examples: list[Example]) -> dict[str, Tensor]:
+        """Batch the inputs of ``examples`` into tensors (the encoder's ``inputs``)."""
+
+    @abc.abstractmethod
+    def read_input(self, text: str) -> Example:
+        """One item given on the command line (``negev explain --input``): a path or a literal."""
+
+    @abc.abstractmethod
+    def render_evidence(
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+    ) -> list[Path]:
+        """Write files a person opens (images, HTML) showing the evidence of one item.
+
+        Args:
+            maps: (C, *regions) class maps of the item (positive = evidence for the class,
+                negative = evidence against). scores: (C,) class scores.
+
+        Returns:
+            The files written.
+        """
+
+    def region_names(self, example: Example) -> list[str] | None:
+        """Readable names of the item's regions in flattened order (for the terminal), or None."""
+        return None
+
+    def evidence_metrics(
+        self, examples: list[Example], maps: list[Tensor], classes: list[str]
+    ) -> dict[str, float]:
+        """Localization / evidence metrics against the examples' ``truth`` (none by default)."""
+        return {}
