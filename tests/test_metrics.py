@@ -89,7 +89,7 @@ def test_bad_inputs():
         average_precision(torch.randn(3), torch.ones(3), "11pt")
     with pytest.raises(ValueError, match="targets must be 0 or 1"):
         average_precision(torch.randn(3), torch.tensor([0, 1, 5]))
-    with pytest.raises(ValueError, match="NaN at row 1"):
+    with pytest.raises(ValueError, match="free of NaN, got nan at row 1"):
         average_precision(torch.tensor([0.1, float("nan")]), torch.tensor([0, 1]))
     metric = MeanAveragePrecision()
     metric.update(torch.randn(4, 2), torch.ones(4, 2))

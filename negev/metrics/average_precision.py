@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from negev.nn.functional._checks import score_columns
+
 __all__ = ["MeanAveragePrecision", "average_precision", "mean_average_precision"]
 
 _INTERPOLATIONS = ("area", "voc07")
@@ -71,29 +73,9 @@ def mean_average_precision(scores: Tensor, targets: Tensor, interpolation: str =
 
 
 def _as_columns(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    if not isinstance(scores, Tensor) or not scores.is_floating_point():
-        raise ValueError("scores must be a floating point torch.Tensor")
-    if scores.dim() not in (1, 2):
-        raise ValueError(f"scores must have shape (N,) or (N, C), got {tuple(scores.shape)}")
-    if not isinstance(targets, Tensor) or targets.shape != scores.shape:
-        got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape {tuple(scores.shape)}, got {got}")
-    if scores.shape[0] == 0:
-        raise ValueError("scores has no row (N = 0)")
-    values = scores.detach().double()
-    values = values.unsqueeze(1) if values.dim() == 1 else values
-    labels = targets.to(values.device)
-    labels = labels.unsqueeze(1) if labels.dim() == 1 else labels
-    if labels.dtype != torch.bool:
-        bad = ~((labels == 0) | (labels == 1))
-        if bool(bad.any()):
-            row, col = bad.nonzero()[0].tolist()
-            raise ValueError(f"targets must be 0 or 1, got {labels[row, col].item()} at row {row}")
-        labels = labels == 1
-    if bool(torch.isnan(values).any()):
-        row, col = torch.isnan(values).nonzero()[0].tolist()
-        raise ValueError(f"scores contain NaN at row {row}, column {col}")
-    return values, labels
+    """(N, C) float64 scores (detached) and bool targets; NaN scores are refused."""
+    matrix, labels = score_columns(scores, targets, finite=False)
+    return matrix.detach().double(), labels
 
 
 class MeanAveragePrecision:

@@ -34,6 +34,16 @@ def sort_wildcat_pool(scores: Tensor, kmax: float | int, kmin: float | int, alph
     return high + alpha * low
 
 
+def _valid_values(scores: Tensor, mask: Tensor | None):
+    """Yield (b, c, list of the valid region scores of sample b, class c as Python floats)."""
+    batch, classes = scores.shape[:2]
+    flat = scores.detach().reshape(batch, classes, -1).double().cpu()
+    for b in range(batch):
+        keep = [True] * flat.shape[2] if mask is None else mask[b].reshape(-1).tolist()
+        for c in range(classes):
+            yield b, c, [v for v, ok in zip(flat[b, c].tolist(), keep, strict=True) if ok]
+
+
 def naive_wildcat_pool(
     scores: Tensor,
     kmax: float | int,
@@ -46,27 +56,18 @@ def naive_wildcat_pool(
     Returns (B, C) float64 (no gradient).
     """
     kmin = kmax if kmin is None else kmin
-    batch, classes = scores.shape[:2]
-    flat = scores.detach().reshape(batch, classes, -1).double().cpu()
-    valid = (
-        torch.ones(batch, flat.shape[2], dtype=torch.bool)
-        if mask is None
-        else mask.reshape(batch, -1).cpu()
-    )
-    out = torch.zeros(batch, classes, dtype=torch.float64)
-    for b in range(batch):
-        idx = [h for h in range(flat.shape[2]) if valid[b, h]]
-        n = len(idx)
+    out = torch.zeros(scores.shape[:2], dtype=torch.float64)
+    for b, c, values in _valid_values(scores, mask):
+        n = len(values)
 
         def count(k: float | int, n: int = n) -> int:
             return max(1, round(k * n)) if 0 < k < 1 else min(int(k), n)
 
-        for c in range(classes):
-            values = sorted((float(flat[b, c, h]) for h in idx), reverse=True)
-            result = sum(values[: count(kmax)]) / count(kmax)
-            if kmin != 0 and alpha != 0:
-                result += alpha * sum(values[n - count(kmin) :]) / count(kmin)
-            out[b, c] = result
+        values = sorted(values, reverse=True)
+        result = sum(values[: count(kmax)]) / count(kmax)
+        if kmin != 0 and alpha != 0:
+            result += alpha * sum(values[n - count(kmin) :]) / count(kmin)
+        out[b, c] = result
     return out
 
 
@@ -81,23 +82,13 @@ def naive_lse_pool(
 
     Returns (B, C) float64.
     """
-    batch, classes = scores.shape[:2]
-    flat = scores.detach().reshape(batch, classes, -1).double().cpu()
-    valid = (
-        torch.ones(batch, flat.shape[2], dtype=torch.bool)
-        if mask is None
-        else mask.reshape(batch, -1).cpu()
-    )
-    out = torch.zeros(batch, classes, dtype=torch.float64)
-    for b in range(batch):
-        for c in range(classes):
-            values = [float(v) for v, ok in zip(flat[b, c], valid[b], strict=True) if ok]
-            n = len(values)
+    out = torch.zeros(scores.shape[:2], dtype=torch.float64)
+    for b, c, values in _valid_values(scores, mask):
 
-            def soft(beta: float, values: list[float] = values, n: int = n) -> float:
-                return math.log(math.fsum(math.exp(beta * v) for v in values) / n) / beta
+        def soft(beta: float, values: list[float] = values) -> float:
+            return math.log(math.fsum(math.exp(beta * v) for v in values) / len(values)) / beta
 
-            out[b, c] = soft(beta_pos) + (alpha * soft(beta_neg) if alpha != 0 else 0.0)
+        out[b, c] = soft(beta_pos) + (alpha * soft(beta_neg) if alpha != 0 else 0.0)
     return out
 
 

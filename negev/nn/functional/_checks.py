@@ -121,3 +121,44 @@ def raise_if_nan(selected: Tensor, what: str = "scores") -> None:
             f"{what} contain NaN in a valid region of batch index {b}, class {c} "
             f"({bad.shape[0]} (sample, class) pairs affected)"
         )
+
+
+def score_columns(scores: Tensor, targets: Tensor, *, finite: bool) -> tuple[Tensor, Tensor]:
+    """Validate ranking inputs and view them as columns.
+
+    Args:
+        scores: (N,) or (N, C) float. targets: same shape, values in {0, 1} (any dtype).
+        finite: reject infinite scores too (NaN is always rejected).
+
+    Returns:
+        scores as (N, C) (a view, gradient kept) and targets as (N, C) bool on the same device.
+    """
+    if not isinstance(scores, Tensor) or not scores.is_floating_point():
+        raise ValueError("scores must be a floating point torch.Tensor")
+    if scores.dim() not in (1, 2):
+        raise ValueError(f"scores must have shape (N,) or (N, C), got {tuple(scores.shape)}")
+    if not isinstance(targets, Tensor) or targets.shape != scores.shape:
+        got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be a tensor of shape {tuple(scores.shape)}, got {got}")
+    if scores.shape[0] == 0:
+        raise ValueError("scores has no row (N = 0)")
+    matrix = scores if scores.dim() == 2 else scores.unsqueeze(1)
+    labels = targets.to(matrix.device)
+    labels = labels if labels.dim() == 2 else labels.unsqueeze(1)
+    if labels.dtype != torch.bool:
+        bad = ~((labels == 0) | (labels == 1))
+        if bool(bad.any()):
+            row, col = bad.nonzero()[0].tolist()
+            raise ValueError(
+                f"targets must be 0 or 1, got {labels[row, col].item()} at row {row}, column {col}"
+            )
+        labels = labels == 1
+    values = matrix.detach()
+    bad = ~torch.isfinite(values) if finite else torch.isnan(values)
+    if bool(bad.any()):
+        row, col = bad.nonzero()[0].tolist()
+        kind = "finite" if finite else "free of NaN"
+        raise ValueError(
+            f"scores must be {kind}, got {values[row, col].item()} at row {row}, column {col}"
+        )
+    return matrix, labels

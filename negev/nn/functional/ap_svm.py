@@ -28,6 +28,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from negev.nn.functional._checks import score_columns
+
 __all__ = ["ap_svm_loss", "ap_svm_inference"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -55,7 +57,7 @@ def ap_svm_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") -> Ten
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     squeeze = scores.dim() == 1
-    matrix, labels = _check_inputs(scores, targets)
+    matrix, labels = score_columns(scores, targets, finite=True)
     per_column = _APSVMFunction.apply(matrix, labels)
     if reduction == "none":
         return per_column[0] if squeeze else per_column
@@ -272,37 +274,6 @@ def _take(table: Tensor, index: Tensor) -> Tensor:
     """``table[index]`` for a 1-D table and an index of any shape (``index_select`` is the
     fastest gather on CPU)."""
     return table.index_select(0, index.reshape(-1)).view(index.shape)
-
-
-def _check_inputs(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """Validate and view as (N, C) float scores and (N, C) bool targets."""
-    if not isinstance(scores, Tensor) or not scores.is_floating_point():
-        raise ValueError("scores must be a floating point torch.Tensor")
-    if scores.dim() not in (1, 2):
-        raise ValueError(f"scores must have shape (N,) or (N, C), got {tuple(scores.shape)}")
-    if not isinstance(targets, Tensor) or targets.shape != scores.shape:
-        shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape {tuple(scores.shape)}, got {shape}")
-    if scores.shape[0] == 0:
-        raise ValueError("scores has no row (N = 0)")
-    matrix = scores if scores.dim() == 2 else scores.unsqueeze(1)
-    labels = targets if targets.dim() == 2 else targets.unsqueeze(1)
-    labels = labels.to(matrix.device)
-    if labels.dtype != torch.bool:
-        bad = ~((labels == 0) | (labels == 1))
-        if bool(bad.any()):
-            row, col = bad.nonzero()[0].tolist()
-            raise ValueError(
-                f"targets must be 0 or 1, got {labels[row, col].item()} at row {row}, column {col}"
-            )
-        labels = labels == 1
-    finite = torch.isfinite(matrix.detach())
-    if not bool(finite.all()):
-        row, col = (~finite).nonzero()[0].tolist()
-        raise ValueError(
-            f"scores must be finite, got {matrix[row, col].item()} at row {row}, column {col}"
-        )
-    return matrix, labels
 
 
 class _APSVMFunction(torch.autograd.Function):
