@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from negev.engine import RunConfig, load_model, resolve_config, train
 from negev.engine.checkpoint import latest_checkpoint
-from negev.plugins import get_plugin
+from negev.plugins import BadItem, get_plugin
 
 SMALL = {"modality": "tokens", "epochs": 2, "batch_size": 16, "plugin": {"demo_size": 200}}
 
@@ -123,3 +123,19 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, loss):
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4)
     moved = load_file(latest_checkpoint(run(tmp_path, "other", seed=3)) / "model.safetensors")
     assert not torch.allclose(moved["head.proj.weight"], one["head.proj.weight"])
+
+
+def test_bad_items_of_builtin_demo_data_are_reported_and_skipped(tmp_path, monkeypatch):
+    plugin = get_plugin("tokens")
+    original = plugin.load_data
+
+    def with_bad(spec, config):
+        splits = original(spec, config)
+        splits.bad = [BadItem("demo-x", "broken on purpose")]
+        return splits
+
+    monkeypatch.setattr(plugin, "load_data", with_bad)
+    config = RunConfig.build(plugin.default_config(), {**SMALL, "out": str(tmp_path / "r")})
+    train(plugin, config, quiet=True)
+    report = json.loads((tmp_path / "r" / "bad_items.json").read_text())
+    assert report == [{"item": "demo-x", "reason": "broken on purpose"}]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 from torch import Tensor
 
 from negev.engine.model import EvidenceModel
 from negev.engine.objectives import multi_hot
-from negev.metrics import mean_average_precision
+from negev.metrics import average_precision
 from negev.plugins import Example, ModalityPlugin
 
 __all__ = ["classification_metrics", "predict"]
@@ -40,10 +40,24 @@ def predict(
 def classification_metrics(
     scores: Tensor, examples: list[Example], num_classes: int, multilabel: bool
 ) -> dict[str, float]:
-    """mAP for multi-label data, accuracy and macro-F1 for multi-class data."""
+    """mAP and ROC-AUC (means over the classes that have both labels) for multi-label data,
+    accuracy and macro-F1 for multi-class data. Missing labels (``Example.unknown``) are left
+    out of their class's metrics."""
     targets = multi_hot([e.labels for e in examples], num_classes, torch.device("cpu"))
     if multilabel:
-        return {"mAP": float(mean_average_precision(scores, targets))}
+        unknown = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu"))
+        aps, aucs = [], []
+        for c in range(num_classes):
+            known = unknown[:, c] == 0
+            truth = targets[known, c]
+            if truth.numel() and 0 < truth.sum() < truth.numel():
+                aps.append(float(average_precision(scores[known, c], truth)))
+                aucs.append(float(roc_auc_score(truth.numpy(), scores[known, c].numpy())))
+        nan = float("nan")
+        return {
+            "mAP": float(np.mean(aps)) if aps else nan,
+            "roc_auc": float(np.mean(aucs)) if aucs else nan,
+        }
     truth = targets.argmax(1).numpy()
     guess = scores.argmax(1).numpy()
     return {

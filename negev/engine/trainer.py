@@ -53,7 +53,8 @@ def resolve_config(
 
 
 def prepare_data(plugin: ModalityPlugin, config: RunConfig, run_dir: Path | None) -> DataSplits:
-    """Load the data; bad items stop the run unless ``skip_bad``, and are saved in any case."""
+    """Load the data; bad items are listed and saved in any case, and stop the run unless
+    ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it)."""
     data = plugin.load_data(config.data, config.to_dict())
     if data.bad:
         listing = "; ".join(f"{b.name}: {b.reason}" for b in data.bad[:10])
@@ -62,7 +63,7 @@ def prepare_data(plugin: ModalityPlugin, config: RunConfig, run_dir: Path | None
             run_dir.mkdir(parents=True, exist_ok=True)
             report = [{"item": b.name, "reason": b.reason} for b in data.bad]
             (run_dir / "bad_items.json").write_text(json.dumps(report, indent=2) + "\n")
-        if not config.skip_bad:
+        if not config.skip_bad and not data.builtin:
             raise DataError(
                 f"{len(data.bad)} bad item(s): {listing}{more}. Fix them, or pass --skip-bad "
                 "to go on without them"
@@ -92,7 +93,11 @@ def train(
     world = init_world(device)
     data = prepare_data(plugin, config, run_dir if world.main else None)
     if data.bad and world.main:
-        console.print(f"[yellow]skipped {len(data.bad)} bad item(s), see {run_dir}/bad_items.json")
+        console.print(
+            f"[yellow]skipped {len(data.bad)} bad item(s) (all in {run_dir}/bad_items.json):"
+        )
+        for item in data.bad[:10]:
+            console.print(f"  {item.name}: {item.reason}", highlight=False)
     loss_name = config.loss or default_loss(data.multilabel)
     num_classes = len(data.classes)
 
@@ -160,7 +165,7 @@ def _train_epoch(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=console is None,
+        disable=console is None or not console.is_terminal,
     )
     with bar:
         task = bar.add_task("train", total=len(batches))
@@ -171,8 +176,13 @@ def _train_epoch(
             examples = [data.train[i] for i in batch[world.rank :: world.size]]
             inputs = to_device(plugin.collate(examples), device)
             targets = multi_hot([e.labels for e in examples], len(data.classes), device)
+            known = None
+            if any(e.unknown for e in examples):
+                known = 1 - multi_hot([e.unknown for e in examples], len(data.classes), device)
             scores = model(inputs).scores
-            loss = training_loss(loss_name, scores, targets, data.multilabel, world, len(batch))
+            loss = training_loss(
+                loss_name, scores, targets, data.multilabel, world, len(batch), known
+            )
             model.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

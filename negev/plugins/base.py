@@ -30,12 +30,15 @@ class Example:
         inputs: the plugin's own representation (token ids, an image tensor, a molecule, ...).
         labels: indices of the classes present (weak, input-level labels).
         truth: optional ground truth used only for evaluation (boxes, spans, atoms, ...).
+        unknown: indices of the classes whose label is missing (multi-task data): they count
+            neither as present nor as absent, in training and in the metrics.
     """
 
     name: str
     inputs: Any
     labels: tuple[int, ...]
     truth: dict[str, Any] = field(default_factory=dict)
+    unknown: tuple[int, ...] = ()
 
 
 @dataclass
@@ -55,6 +58,8 @@ class DataSplits:
         classes: class names; labels index into it.
         multilabel: several classes per input (mAP, BCE) or exactly one (accuracy, CE).
         bad: items that could not be read, reported instead of silently dropped.
+        builtin: the plugin's own demo data, whose bad items are known and part of the demo:
+            they are reported and skipped without ``--skip-bad``.
     """
 
     train: list[Example]
@@ -63,6 +68,7 @@ class DataSplits:
     classes: list[str]
     multilabel: bool
     bad: list[BadItem] = field(default_factory=list)
+    builtin: bool = False
 
 
 class RegionEncoder(nn.Module):

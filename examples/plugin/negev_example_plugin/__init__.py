@@ -63,7 +63,11 @@ class TokensPlugin(ModalityPlugin):
             examples, bad, classes = _read_csv(Path(spec))
         n = len(examples)
         cut1, cut2 = int(0.7 * n), int(0.85 * n)
-        return DataSplits(examples[:cut1], examples[cut1:cut2], examples[cut2:], classes, True, bad)
+        splits = DataSplits(
+            examples[:cut1], examples[cut1:cut2], examples[cut2:], classes, True, bad
+        )
+        splits.builtin = spec is None  # the demo's own bad items (none here) would be skipped
+        return splits
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         return TokenEncoder()
