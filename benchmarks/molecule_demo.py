@@ -37,6 +37,10 @@ POOLINGS = {
     "LSE b=5": {"pooling": "lse", "beta_pos": 5.0, "beta_neg": -5.0, "alpha": 1.0},
 }
 
+# The ChEMBL series (1,017 molecules) needs more epochs and two message-passing layers.
+CHEMBL_OPTIONS = {"pooling": "maxmin", "alpha": 1.0, "plugin": {"layers": 2}}
+CHEMBL_EPOCHS = 40
+
 
 def run(name: str, options: dict, data: str, epochs: int, workdir: Path) -> dict:
     out = workdir / name.replace(" ", "_").replace("=", "")
@@ -88,7 +92,7 @@ def main() -> None:
         for name, options in POOLINGS.items():
             rows[name] = run(name, options, "demo:nci", args.epochs, Path(tmp))
             print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
-        chembl = run("chembl", POOLINGS["max+min"], "demo:chembl", args.epochs, Path(tmp))
+        chembl = run("chembl", CHEMBL_OPTIONS, "demo:chembl", CHEMBL_EPOCHS, Path(tmp))
     baseline = fingerprint_baseline(seed=0)
     print("chembl", chembl, "fingerprint+LR", baseline)
 
@@ -124,8 +128,13 @@ def main() -> None:
         "",
         "| model | test ROC-AUC |",
         "|---|---|",
-        f"| negev max+min, message passing | {chembl['roc_auc']:.3f} |",
+        f"| negev max+min, message passing (2 layers, {CHEMBL_EPOCHS} epochs) | "
+        f"{chembl['roc_auc']:.3f} |",
         f"| Morgan fingerprint (r=2, 2048 bits) + logistic regression | {baseline:.3f} |",
+        "",
+        "One congeneric series of 1,017 molecules (353 active), split 70/15/15 (153 test). A "
+        "linear model on 2048 Morgan bits is the strong classical baseline for such a series; "
+        "the message-passing network, trained from scratch, stays below it.",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

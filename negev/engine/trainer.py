@@ -92,12 +92,13 @@ def train(
     device = torch.device(config.device)
     world = init_world(device)
     data = prepare_data(plugin, config, run_dir if world.main else None)
-    if data.bad and world.main:
-        console.print(
+    if data.bad and world.main:  # a warning, not progress: shown even when quiet
+        warn = Console(stderr=True)
+        warn.print(
             f"[yellow]skipped {len(data.bad)} bad item(s) (all in {run_dir}/bad_items.json):"
         )
         for item in data.bad[:10]:
-            console.print(f"  {item.name}: {item.reason}", highlight=False)
+            warn.print(f"  {item.name}: {item.reason}", highlight=False)
     loss_name = config.loss or default_loss(data.multilabel)
     num_classes = len(data.classes)
 
