@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +37,7 @@ def evaluate_command(
             f"{meta['classes'][:8]}"
         )
     examples = getattr(splits, split)
-    scores, maps = predict(model, plugin, examples, config.batch_size, model_device(model), True)
+    scores, maps = predict(model, plugin, examples, config.batch_size, torch.device(device), True)
     metrics = classification_metrics(scores, examples, len(meta["classes"]), meta["multilabel"])
     metrics.update(plugin.evidence_metrics(examples, maps, meta["classes"]))
     table = Table(title=f"{meta['modality']} · {split} · {len(examples)} items")
@@ -48,7 +49,3 @@ def evaluate_command(
     target = out or Path(checkpoint) / f"evaluation_{split}.json"
     target.write_text(json.dumps(metrics, indent=2) + "\n")
     Console().print(f"wrote {target}")
-
-
-def model_device(model):
-    return next(model.parameters()).device

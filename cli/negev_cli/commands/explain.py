@@ -29,7 +29,7 @@ def explain_command(
     for text in input_:
         example = plugin.read_input(text)
         with torch.no_grad():
-            result = model(to_device(plugin.collate([example]), next(model.parameters()).device))
+            result = model(to_device(plugin.collate([example]), torch.device(device)))
         scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
         files = plugin.render_evidence(example, maps, scores, classes, out_dir)
         names = plugin.region_names(example)

@@ -14,9 +14,10 @@ and prefix sums S of the sorted positive scores,
     P F_j(i) = [H(j+P-1) + j/(j+P) - 2/Q (S_P - P n_j)] + 2/Q (S_i - i n_j) - H(j+i) - (j-1)/(j+i).
 
 g_jk does not increase with j, so i*_j does not decrease with j: a divide and conquer over j finds
-every i*_j in O((P + Q) log Q), one batched step per level for all columns. The loss of a column
-is ``sum_j F_j(i*_j)`` and its gradient ``Psi(y~) - Psi(y*)``: positive k gets ``-2 a_k / (P Q)``,
-a_k the number of negatives placed above it, negative j gets ``+2 (P - i*_j) / (P Q)``.
+every i*_j in O((P + Q) log Q), one batched step per level for all columns. The gradient is
+``Psi(y~) - Psi(y*)``: positive k gets ``-2 a_k / (P Q)``, a_k the number of negatives placed
+above it, negative j gets ``+2 (P - i*_j) / (P Q)``; the loss of a column, ``sum_j F_j(i*_j)``,
+is computed as ``1 - AP(y~) + <Psi(y~) - Psi(y*), s>`` (exactly 0 when no negative moves up).
 """
 
 from __future__ import annotations
