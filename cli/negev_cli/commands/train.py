@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,5 +99,6 @@ def train_command(
     file_options = load_toml(config) if config else {}
     plugin, run_config = resolve_config(file_options, cli)
     result = train(plugin, run_config, resume=resume, quiet=quiet)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-    Console().print(f"test: {shown}\nrun directory: {result.run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+        Console().print(f"test: {shown}\nrun directory: {result.run_dir}")
