@@ -101,6 +101,8 @@ def train(
             warn.print(f"  {item.name}: {item.reason}", highlight=False)
     loss_name = config.loss or default_loss(data.multilabel)
     num_classes = len(data.classes)
+    plugin_state = plugin.fit_state(data, config.to_dict())
+    plugin.load_state(plugin_state)
 
     torch.manual_seed(config.seed)
     model = build_model(plugin, config, num_classes).to(device)
@@ -113,7 +115,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / METRICS).write_text("")
     wrapped = DistributedDataParallel(model) if world.size > 1 else model
-    meta = _meta(plugin, config, data)
+    meta = {**_meta(plugin, config, data), "plugin_state": plugin_state}
     bar_console = console if not quiet and world.main else None
 
     for epoch in range(start_epoch, config.epochs):
@@ -250,6 +252,7 @@ def load_model(
     meta = loaded["meta"]
     plugin = get_plugin(meta["modality"])
     config = RunConfig.build(meta["config"])
+    plugin.load_state(meta.get("plugin_state", {}))
     model = build_model(plugin, config, len(meta["classes"]))
     try:
         model.load_state_dict(loaded["weights"])

@@ -133,8 +133,20 @@ class ModalityPlugin(abc.ABC):
             The files written.
         """
 
-    def region_names(self, example: Example) -> list[str] | None:
-        """Readable names of the item's regions in flattened order (for the terminal), or None."""
+    def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
+        """Learn what the plugin needs from the training data (a vocabulary, statistics); the
+        JSON-serialisable result is saved with every checkpoint and given back to
+        :meth:`load_state` before a model is rebuilt. Nothing by default."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`fit_state` learnt (called before ``build_encoder``); plugins
+        without state keep nothing."""
+        del state
+
+    def region_names(self, example: Example) -> list[str | None] | None:
+        """Readable names of the item's regions in flattened order (for the terminal), None for a
+        region that does not exist in this item (padding); or None for no names at all."""
         return None
 
     def evidence_metrics(

@@ -35,12 +35,15 @@ def explain_command(
         names = plugin.region_names(example)
         console.print(f"[bold]{example.name}[/bold]")
         for c, name in enumerate(classes):
-            values = maps[c].reshape(-1)[: len(names) if names else None]
+            flat = maps[c].reshape(-1)
+            regions = [i for i, n in enumerate(names) if n is not None] if names else None
+            values = flat[regions] if regions is not None else flat
             k = min(top, values.numel())
 
-            def listing(indices: list[int], values=values, names=names) -> str:
+            def listing(ranks: list[int], values=values, regions=regions, names=names) -> str:
                 return ", ".join(
-                    f"{names[i] if names else i} ({float(values[i]):+.2f})" for i in indices
+                    f"{names[regions[r]] if regions else r} ({float(values[r]):+.2f})"
+                    for r in ranks
                 )
 
             high = listing(values.topk(k).indices.tolist())

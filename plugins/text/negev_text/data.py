@@ -1,0 +1,171 @@
+"""Text datasets: CSV and JSONL readers and a generated demo where absence decides.
+
+Every unusable line (empty text, undecodable bytes, an unknown label, a malformed span) becomes a
+:class:`~negev.plugins.BadItem` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from negev.plugins import BadItem, DataSplits, Example
+
+DEMO_CLASSES = ["negative", "positive"]
+_SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
+_PRAISE = ["good", "great", "excellent", "lovely", "superb", "wonderful"]
+_COMPLAINT = ["overpriced", "rude", "broken", "too slow", "noisy", "dirty"]
+_FILLER = [
+    "we went there on a sunday", "it was busy", "i came back last week", "my sister joined me",
+    "the place is near the station", "we stayed two nights", "it opened in may",
+]  # fmt: skip
+
+
+def demo(size: int, seed: int) -> list[Example]:
+    """Reviews whose label depends on presence and absence: positive when they praise something
+    and hold no complaint anywhere ("... the room was noisy") and no negation of the praise
+    ("not good"). The praise is recorded as positive evidence; the complaint or the negation as
+    negative evidence. A complaint sits in its own sentence, away from the praise, so that no
+    single window sees both: only a pooling that also reads the lowest windows can tell."""
+    rng = random.Random(seed)
+    examples = []
+    for index in range(size):
+        kind = rng.choice(["praise", "praise", "complaint", "negated", "neutral"])
+        subject, praise = rng.choice(_SUBJECTS), rng.choice(_PRAISE)
+        # each sentence: (words before, evidence word or None, its sign, words after)
+        if kind == "neutral":
+            sentences = [
+                (f"{subject} was {rng.choice(['ok', 'average', 'there'])}", None, None, "")
+            ]
+        elif kind == "negated":
+            negation = rng.choice(["not", "never"])
+            sentences = [(f"{subject} was ", negation, "negative", f" {praise}")]
+        else:
+            sentences = [(f"{subject} was ", praise, "positive", "")]
+        if kind == "complaint":
+            other = rng.choice([s for s in _SUBJECTS if s != subject])
+            filler = (rng.choice(_FILLER), None, None, "")
+            complaint = (f"{other} was ", rng.choice(_COMPLAINT), "negative", "")
+            sentences += [filler, complaint] if rng.random() < 0.5 else []
+            if len(sentences) == 1:
+                sentences = [complaint, filler, *sentences]
+        for _ in range(rng.randint(0, 2)):
+            sentences.insert(rng.randint(0, len(sentences)), (rng.choice(_FILLER), None, None, ""))
+        text, spans = "", {"positive": [], "negative": []}
+        for before, word, sign, after in sentences:
+            text += (". " if text else "") + before
+            if word:
+                spans[sign].append((len(text), len(text) + len(word)))
+                text += word
+            text += after
+        if kind == "negated":
+            start = text.rindex(praise)
+            spans["positive"].append((start, start + len(praise)))
+        truth = {"positive_spans": spans["positive"], "negative_spans": spans["negative"]}
+        examples.append(Example(f"demo-{index}", text, (int(kind == "praise"),), truth))
+    return examples
+
+
+def read(
+    path: Path, options: dict[str, Any]
+) -> tuple[list[Example], list[BadItem], list[str], bool]:
+    """CSV or JSONL (by suffix) with a text column and a label column.
+
+    Options: ``text_column`` (``text``), ``label_column`` (``label``; several labels per text
+    separated by ``|`` make the data multi-label), ``classes`` (comma-separated; labels outside it
+    are bad items; default: every label seen), ``positive_spans`` / ``negative_spans`` columns of
+    ground-truth character spans (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in
+    JSONL), used for evaluation only.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    text_column = options.get("text_column", "text")
+    label_column = options.get("label_column", "label")
+    rows, bad = [], []
+    raw_lines = path.read_bytes().split(b"\n")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        for number, raw in enumerate(raw_lines, start=1):
+            if not raw.strip():
+                continue
+            name = f"{path.name}:{number}"
+            try:
+                rows.append((name, json.loads(raw.decode("utf-8"))))
+            except UnicodeDecodeError as exc:
+                bad.append(BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+            except json.JSONDecodeError as exc:
+                bad.append(BadItem(name, f"not JSON: {exc.msg}"))
+    else:
+        decoded = []
+        for number, raw in enumerate(raw_lines, start=1):
+            try:
+                decoded.append((number, raw.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                bad.append(BadItem(f"{path.name}:{number}", f"not UTF-8 ({exc.reason})"))
+        lines = [line for _, line in decoded]
+        numbers = [n for n, _ in decoded]
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
+        for row in reader:
+            rows.append((f"{path.name}:{numbers[reader.line_num - 1]}", row))
+    known = options.get("classes")
+    found = sorted(
+        {label for _, row in rows for label in _labels(row.get(label_column))} if not known else
+        [c for c in str(known).split(",") if c]
+    )  # fmt: skip
+    multilabel = any(len(_labels(row.get(label_column))) > 1 for _, row in rows)
+    examples = []
+    for name, row in rows:
+        text = row.get(text_column)
+        labels = _labels(row.get(label_column))
+        try:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"empty text (column {text_column!r})")
+            if not labels:
+                raise ValueError(f"no label (column {label_column!r})")
+            unknown = [label for label in labels if label not in found]
+            if unknown:
+                raise ValueError(f"unknown label {unknown[0]!r}; classes are {', '.join(found)}")
+            truth = {
+                key: _spans(row.get(key), len(text)) for key in ("positive_spans", "negative_spans")
+            }
+        except ValueError as exc:
+            bad.append(BadItem(name, str(exc)))
+            continue
+        examples.append(Example(name, text, tuple(found.index(label) for label in labels), truth))
+    return examples, bad, found, multilabel
+
+
+def _labels(cell: Any) -> list[str]:
+    if isinstance(cell, list):
+        return [str(c) for c in cell]
+    return [part.strip() for part in str(cell or "").split("|") if part.strip()]
+
+
+def _spans(cell: Any, length: int) -> list[tuple[int, int]]:
+    if cell in (None, ""):
+        return []
+    pairs = cell if isinstance(cell, list) else [p.split(":") for p in str(cell).split(";") if p]
+    spans = []
+    for pair in pairs:
+        try:
+            start, end = int(pair[0]), int(pair[1])
+        except (ValueError, IndexError, TypeError):
+            raise ValueError(f"span {pair!r} is not start:end") from None
+        if not 0 <= start < end <= length:
+            raise ValueError(f"span {start}:{end} is outside the text (length {length})")
+        spans.append((start, end))
+    return spans
+
+
+def split(examples: list[Example], bad, classes, multilabel, seed: int) -> DataSplits:
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    shuffled = [examples[i] for i in order]
+    n = len(shuffled)
+    cut1, cut2 = int(0.7 * n), int(0.85 * n)
+    return DataSplits(
+        shuffled[:cut1], shuffled[cut1:cut2], shuffled[cut2:], classes, multilabel, bad
+    )

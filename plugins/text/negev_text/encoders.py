@@ -1,0 +1,64 @@
+"""Region encoders over token windows: regions are n-grams of the given widths.
+
+Layout of the regions: width by width, windows starting at token 0..L-1, so the region axis has
+``len(widths) * L`` entries; window (w, s) is valid when ``s + widths[w] <= length``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from negev.plugins import RegionEncoder
+
+
+def window_mask(lengths: Tensor, longest: int, widths: tuple[int, ...]) -> Tensor:
+    """(B, len(widths) * L) bool: window (w, s) fits inside the text."""
+    starts = torch.arange(longest, device=lengths.device)
+    return torch.cat([starts + w <= lengths.unsqueeze(1) for w in widths], dim=1)
+
+
+class ConvWindowEncoder(RegionEncoder):
+    """Word embeddings and one 1-D convolution per window width: the feature of window (w, s) is
+    the convolution of width w at position s."""
+
+    def __init__(self, vocabulary: int, widths: tuple[int, ...], dim: int = 64, hidden: int = 128):
+        super().__init__()
+        self.widths = tuple(widths)
+        self.embed = nn.Embedding(vocabulary, dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, hidden, w) for w in self.widths)
+        self.out_channels = hidden
+
+    def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ids, lengths = inputs["ids"], inputs["lengths"]
+        longest = ids.shape[1]
+        embedded = self.embed(ids).transpose(1, 2)  # (B, dim, L)
+        features = []
+        for width, conv in zip(self.widths, self.convs, strict=True):
+            out = torch.relu(conv(F.pad(embedded, (0, width - 1))))  # (B, hidden, L)
+            features.append(out)
+        return torch.cat(features, dim=2), window_mask(lengths, longest, self.widths)
+
+
+class TransformerWindowEncoder(RegionEncoder):
+    """A ``transformers`` encoder loaded from a local directory (never from a hub, never remote
+    code); the feature of window (w, s) is the mean contextual state of its w sub-word tokens."""
+
+    def __init__(self, path: str, widths: tuple[int, ...]):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        self.widths = tuple(widths)
+        self.out_channels = self.model.config.hidden_size
+
+    def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ids, lengths = inputs["ids"], inputs["lengths"]
+        attention = (torch.arange(ids.shape[1], device=ids.device) < lengths.unsqueeze(1)).long()
+        states = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
+        states = (states * attention.unsqueeze(2)).transpose(1, 2)  # (B, H, L)
+        features = [
+            F.avg_pool1d(F.pad(states, (0, w - 1)), kernel_size=w, stride=1) for w in self.widths
+        ]
+        return torch.cat(features, dim=2), window_mask(lengths, ids.shape[1], self.widths)

@@ -1,0 +1,133 @@
+"""The text plugin: tokens and spans, readers, the demo's ground truth, both encoders, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from negev.plugins import get_plugin
+from negev_cli.app import app
+from negev_text import data
+from negev_text.encoders import ConvWindowEncoder, TransformerWindowEncoder
+from negev_text.tokens import Tokens, build_vocabulary
+
+
+def test_tokens_keep_character_offsets():
+    tokens = Tokens.of("Not good, but cheap!")
+    assert tokens.words == ["not", "good", ",", "but", "cheap", "!"]
+    assert [tokens.text[s:e] for s, e in zip(tokens.starts, tokens.ends, strict=True)] == [
+        "Not", "good", ",", "but", "cheap", "!",
+    ]  # fmt: skip
+    assert tokens.covering(4, 13) == {1, 2, 3}
+    assert build_vocabulary([["b", "a", "b"]])[:4] == ["<pad>", "<unk>", "b", "a"]
+
+
+def test_demo_spans_point_at_the_deciding_words():
+    for example in data.demo(300, seed=0):
+        text = example.inputs
+        negative = [text[s:e] for s, e in example.truth["negative_spans"]]
+        if example.labels == (1,):
+            assert not negative and example.truth["positive_spans"]
+        for word in negative:
+            assert word in ("not", "never") or word in data._COMPLAINT
+
+
+def test_reader_reports_bad_lines(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(
+        b"text,label,negative_spans\n"
+        b"great food,pos,\n"
+        b",neg,\n"
+        b"not good,neg,0:3\n"
+        b"bad \xff bytes,neg,\n"
+        b"fine,maybe,\n"
+        b"ok,pos,5:9\n"
+    )
+    examples, bad, classes, multilabel = data.read(path, {"classes": "neg,pos"})
+    reasons = {item.name: item.reason for item in bad}
+    assert "empty text" in reasons["reviews.csv:3"]
+    assert "not UTF-8" in reasons["reviews.csv:5"]
+    assert "unknown label 'maybe'" in reasons["reviews.csv:6"]
+    assert "outside the text" in reasons["reviews.csv:7"]
+    assert [e.name for e in examples] == ["reviews.csv:2", "reviews.csv:4"]
+    assert examples[1].truth["negative_spans"] == [(0, 3)] and not multilabel
+
+    jsonl = tmp_path / "tags.jsonl"
+    jsonl.write_text('{"text": "a b", "label": ["x", "y"]}\n{"text": "c", "label": "y"}\n{oops\n')
+    examples, bad, classes, multilabel = data.read(jsonl, {})
+    assert multilabel and classes == ["x", "y"] and examples[0].labels == (0, 1)
+    assert bad[0].name == "tags.jsonl:3" and "not JSON" in bad[0].reason
+
+
+def test_conv_windows_mask_what_does_not_fit():
+    encoder = ConvWindowEncoder(vocabulary=10, widths=(1, 3), dim=4, hidden=5)
+    features, mask = encoder({"ids": torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]]),
+                              "lengths": torch.tensor([4, 2])})  # fmt: skip
+    assert features.shape == (2, 5, 8)
+    assert mask.tolist() == [
+        [True, True, True, True, True, True, False, False],
+        [True, True, False, False, False, False, False, False],
+    ]
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    """A randomly initialised BERT and its tokenizer, saved locally: no network."""
+    transformers = pytest.importorskip("transformers")
+    words = ["the", "food", "was", "good", "not", "but", "rude", "staff", "."]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab))
+    config = transformers.BertConfig(
+        vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    model_dir = tmp_path / "bert"
+    transformers.BertModel(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return model_dir
+
+
+def test_transformer_encoder_from_a_local_directory(tiny_bert):
+    encoder = TransformerWindowEncoder(str(tiny_bert), widths=(1, 2))
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0]])
+    features, mask = encoder({"ids": ids, "lengths": torch.tensor([4, 2])})
+    assert features.shape == (2, 16, 8) and mask[1].sum() == 3
+
+
+def test_cli_with_both_encoders(tmp_path, tiny_bert):
+    runner = CliRunner()
+    out = tmp_path / "conv"
+    small = ["--epochs", "2", "--set", "demo_size=200", "-q"]
+    result = runner.invoke(app, ["train", "-m", "text", "--out", str(out), *small])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "evaluation_test.json").read_text())
+    assert {"accuracy", "macro_f1", "negative_token_auprc"} <= set(metrics)
+    result = runner.invoke(
+        app,
+        ["explain", "--checkpoint", str(out), "-i", "the food was good", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "positive: score" in result.output
+    assert "<span" in (tmp_path / "the_food_was_good.html").read_text()
+
+    out = tmp_path / "bert-run"
+    args = ["--set", "encoder=transformer", "--set", f"transformer_path={tiny_bert}"]
+    result = runner.invoke(app, ["train", "-m", "text", "--out", str(out), *small, *args])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["explain", "--checkpoint", str(out), "-i", "the staff was rude"])
+    assert result.exit_code == 0, result.output
+
+
+def test_plugin_errors():
+    plugin = get_plugin("text")
+    with pytest.raises(ValueError, match="empty text"):
+        plugin.read_input("   ")
+    plugin.load_data(None, {"seed": 0, "plugin": {"encoder": "transformer", "demo_size": 10}})
+    with pytest.raises(ValueError, match="needs transformer_path"):
+        plugin.build_encoder({"plugin": {"encoder": "transformer"}})
