@@ -71,13 +71,14 @@ def main() -> None:
     lines = [
         "# Text plugin: negation and contrast as negative evidence",
         "",
-        "Demo: 1,500 generated reviews (70/15/15), positive when they praise without a negation "
-        "of the praise or a contrast clause; a fifth of them neutral. Convolutional window "
-        "encoder (widths 1-3, plugin defaults), 8 epochs, seeds "
-        f"{list(SEEDS)} (mean ± spread), CPU, 2 threads. Token metrics score each token by the "
-        "highest (positive) or lowest (negative) window covering it, for the class 'positive', "
-        "against the praise spans and the negation / contrast spans; token F1 keeps as many top "
-        "tokens as there are true ones. Command: `python -m benchmarks.text_demo`.",
+        "Demo: 1,500 generated reviews (70/15/15) with 1-4 sentences of rare made-up words as "
+        "noise; positive when they praise without a negation of the praise and without a "
+        "complaint in another sentence; a fifth are neutral. Convolutional window encoder "
+        f"(widths 1-3, plugin defaults), 8 epochs, seeds {list(SEEDS)} (mean ± spread), CPU, "
+        "2 threads. Token metrics: each window's score for the class 'positive' is spread evenly "
+        "over its tokens; tokens are ranked by that evidence (negative evidence: most negative "
+        "first) against the negation / complaint spans and the praise spans; token F1 keeps as "
+        "many top tokens as there are true ones. Command: `python -m benchmarks.text_demo`.",
         "",
         "| pooling | test accuracy | negative evidence token AUPRC | negative token F1 | "
         "positive evidence token AUPRC | train s |",

@@ -53,8 +53,8 @@ def demo(size: int, seed: int) -> list[Example]:
             sentences += [filler, complaint] if rng.random() < 0.5 else []
             if len(sentences) == 1:
                 sentences = [complaint, filler, *sentences]
-        for _ in range(rng.randint(0, 2)):
-            sentences.insert(rng.randint(0, len(sentences)), (rng.choice(_FILLER), None, None, ""))
+        for _ in range(rng.randint(1, 4)):
+            sentences.insert(rng.randint(0, len(sentences)), (_chatter(rng), None, None, ""))
         text, spans = "", {"positive": [], "negative": []}
         for before, word, sign, after in sentences:
             text += (". " if text else "") + before
@@ -68,6 +68,17 @@ def demo(size: int, seed: int) -> list[Example]:
         truth = {"positive_spans": spans["positive"], "negative_spans": spans["negative"]}
         examples.append(Example(f"demo-{index}", text, (int(kind == "praise"),), truth))
     return examples
+
+
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "do", "fu", "gi", "ha", "ju"]
+
+
+def _chatter(rng: random.Random) -> str:
+    """A filler sentence of 3-7 rare made-up words (a vocabulary of 14^3 = 2,744 words, each
+    seen a few times): noise that every window-averaging pooling has to learn to ignore."""
+    return " ".join(
+        "".join(rng.choice(_SYLLABLES) for _ in range(3)) for _ in range(rng.randint(3, 7))
+    )
 
 
 def read(

@@ -34,6 +34,7 @@ class TextPlugin(ModalityPlugin):
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
         self.vocabulary: dict[str, int] = {}
+        self.multilabel = False
         self._tokenizer = None
 
     def default_config(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class TextPlugin(ModalityPlugin):
             if not examples:
                 raise ValueError(f"no usable text in {spec}")
             splits = data.split(examples, bad, classes, multilabel, seed)
+        self.multilabel = splits.multilabel
         limit = int(self.options.get("max_tokens", 64))
         longer = sum(len(Tokens.of(e.inputs).words) > limit for e in examples)
         if longer:
@@ -112,23 +114,25 @@ class TextPlugin(ModalityPlugin):
             for s in range(n)
         ]
 
-    def token_evidence(self, text: str, region_map: Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Per token, the highest and the lowest score of the valid windows that cover it.
+    def token_evidence(self, text: str, region_map: Tensor) -> np.ndarray:
+        """Signed evidence per token: every valid window's score spread evenly over its tokens
+        and summed (> 0 speaks for the class, < 0 against it).
 
         Args:
             region_map: (len(widths) * L,) one class's window scores, L >= the text's tokens.
+
+        Returns:
+            (n_tokens,) float.
         """
         n = len(self._tokens(text).words)
         widths = self._widths()
         longest = region_map.numel() // len(widths)
         scores = region_map.reshape(len(widths), longest).numpy()
-        high, low = np.full(n, -np.inf), np.full(n, np.inf)
+        evidence = np.zeros(n)
         for w_index, width in enumerate(widths):
             for start in range(0, n - width + 1):
-                value = scores[w_index, start]
-                high[start : start + width] = np.maximum(high[start : start + width], value)
-                low[start : start + width] = np.minimum(low[start : start + width], value)
-        return high, low
+                evidence[start : start + width] += scores[w_index, start] / width
+        return evidence
 
     def render_evidence(
         self, example: Example, maps: Tensor, scores: Tensor, classes: list[str], out_dir: Path
@@ -137,8 +141,7 @@ class TextPlugin(ModalityPlugin):
         tokens = self._tokens(example.inputs)
         rows = []
         for c, name in enumerate(classes):
-            high, low = self.token_evidence(example.inputs, maps[c])
-            weight = np.where(np.abs(low) > np.abs(high), low, high)
+            weight = self.token_evidence(example.inputs, maps[c])
             scale = float(np.abs(weight).max()) if len(weight) else 1.0
             cells = "".join(
                 f'<span title="{w:+.2f}" style="background:{_colour(w / (scale or 1.0))};'
@@ -160,19 +163,27 @@ class TextPlugin(ModalityPlugin):
         self, examples: list[Example], maps: list[Tensor], classes: list[str]
     ) -> dict[str, float]:
         """Token-level AUPRC and token F1 (top-k tokens, k = the true ones) of the positive and
-        the negative evidence of ``evidence_class`` against the ground-truth spans."""
+        the negative evidence of ``evidence_class`` against the ground-truth spans.
+
+        With single-label data the classes compete in a softmax, so a model may hold the evidence
+        against a class in the other classes' maps: the map scored is then the class's map minus
+        the mean of the others (the logit margin, region by region)."""
         target = self.options.get("evidence_class", classes[-1])
         if target not in classes:
             return {}
         c = classes.index(target)
+        if not self.multilabel and len(classes) > 1:
+            others = [k for k in range(len(classes)) if k != c]
+            maps = [torch.cat([m, m[c : c + 1] - m[others].mean(0, keepdim=True)]) for m in maps]
+            c = len(classes)
         found: dict[str, tuple[list, list, list]] = {
             "positive": ([], [], []),
             "negative": ([], [], []),
         }
         for example, item in zip(examples, maps, strict=True):
             tokens = self._tokens(example.inputs)
-            high, low = self.token_evidence(example.inputs, item[c])
-            for sign, values in (("positive", high), ("negative", -low)):
+            evidence = self.token_evidence(example.inputs, item[c])
+            for sign, values in (("positive", evidence), ("negative", -evidence)):
                 spans = example.truth.get(f"{sign}_spans") or []
                 truth = set().union(*(tokens.covering(s, e) for s, e in spans)) if spans else set()
                 if not truth:
