@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,8 @@ from rdkit.Chem import rdFingerprintGenerator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from negev.engine import load_model, predict, resolve_config, train
+from benchmarks._runs import train_and_measure
+from negev.engine import resolve_config
 from negev.engine.trainer import prepare_data
 
 POOLINGS = {
@@ -43,18 +43,8 @@ CHEMBL_EPOCHS = 40
 
 
 def run(name: str, options: dict, data: str, epochs: int, workdir: Path) -> dict:
-    out = workdir / name.replace(" ", "_").replace("=", "")
-    plugin, config = resolve_config(
-        {}, {"modality": "molecule", "data": data, "out": str(out), "epochs": epochs, **options}
-    )
-    start = time.perf_counter()
-    result = train(plugin, config, quiet=True)
-    seconds = time.perf_counter() - start
-    _, config, model, meta = load_model(out)
-    splits = prepare_data(plugin, config, None)
-    _, maps = predict(model, plugin, splits.test, 64, torch.device("cpu"), keep_maps=True)
-    evidence = plugin.evidence_metrics(splits.test, maps, meta["classes"])
-    return {**result.metrics, **evidence, "seconds": seconds}
+    options = {"modality": "molecule", "data": data, "epochs": epochs, **options}
+    return train_and_measure(options, workdir / name.replace(" ", "_").replace("=", ""))
 
 
 def fingerprint_baseline(seed: int) -> float:

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from negev.engine import load_model, predict, resolve_config, train
-from negev.engine.trainer import prepare_data
+from benchmarks._runs import train_and_measure
 
 POOLINGS = {
     "max": {"pooling": "max"},
@@ -34,18 +32,7 @@ KEYS = ("accuracy", "negative_token_auprc", "negative_token_f1", "positive_token
 
 
 def run(options: dict, seed: int, workdir: Path) -> dict:
-    out = workdir / f"run-{seed}"
-    plugin, config = resolve_config(
-        {}, {"modality": "text", "out": str(out), "seed": seed, **options}
-    )
-    start = time.perf_counter()
-    result = train(plugin, config, quiet=True)
-    seconds = time.perf_counter() - start
-    plugin, config, model, meta = load_model(out)
-    splits = prepare_data(plugin, config, None)
-    _, maps = predict(model, plugin, splits.test, 64, torch.device("cpu"), keep_maps=True)
-    return {**result.metrics, **plugin.evidence_metrics(splits.test, maps, meta["classes"]),
-            "seconds": seconds}  # fmt: skip
+    return train_and_measure({"modality": "text", "seed": seed, **options}, workdir / f"run-{seed}")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ Plugins are found through the entry-point group ``negev.modalities``; each entry
 from __future__ import annotations
 
 import abc
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,6 +70,25 @@ class DataSplits:
     multilabel: bool
     bad: list[BadItem] = field(default_factory=list)
     builtin: bool = False
+
+    @classmethod
+    def shuffled(
+        cls,
+        examples: list[Example],
+        classes: list[str],
+        multilabel: bool,
+        bad: list[BadItem] | None = None,
+        seed: int = 0,
+        fractions: tuple[float, float] = (0.7, 0.15),
+    ) -> DataSplits:
+        """Shuffle ``examples`` with ``seed`` and cut them into train / val / test by
+        ``fractions`` (train, val; the rest is test)."""
+        order = list(range(len(examples)))
+        random.Random(seed).shuffle(order)
+        mixed = [examples[i] for i in order]
+        cut1 = int(fractions[0] * len(mixed))
+        cut2 = int((fractions[0] + fractions[1]) * len(mixed))
+        return cls(mixed[:cut1], mixed[cut1:cut2], mixed[cut2:], classes, multilabel, bad or [])
 
 
 class RegionEncoder(nn.Module):

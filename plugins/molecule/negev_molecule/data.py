@@ -7,7 +7,6 @@ line (or record) and RDKit's reason; nothing is dropped silently.
 from __future__ import annotations
 
 import csv
-import random
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
         examples, bad, classes = reader(path, options, radius, brics)
     if not examples:
         raise ValueError(f"no readable molecule in {spec or 'the demo data'}")
-    splits = _split(examples, bad, classes, int(config.get("seed", 0)))
+    splits = DataSplits.shuffled(examples, classes, True, bad, int(config.get("seed", 0)))
     splits.builtin = builtin
     return splits
 
@@ -168,15 +167,6 @@ def _examples(records, column, tasks, radius, brics, smiles_of):
         graph = MolGraph.from_mol(mol, radius, brics)
         examples.append(Example(name, graph, tuple(labels), unknown=tuple(unknown)))
     return examples, bad, tasks
-
-
-def _split(examples, bad, classes, seed: int) -> DataSplits:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    shuffled = [examples[i] for i in order]
-    n = len(shuffled)
-    cut1, cut2 = int(0.7 * n), int(0.85 * n)
-    return DataSplits(shuffled[:cut1], shuffled[cut1:cut2], shuffled[cut2:], classes, True, bad)
 
 
 def atom_evidence(graph: MolGraph, region_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

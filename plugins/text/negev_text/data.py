@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from negev.plugins import BadItem, DataSplits, Example
+from negev.plugins import BadItem, Example
 
 DEMO_CLASSES = ["negative", "positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
@@ -169,14 +169,3 @@ def _spans(cell: Any, length: int) -> list[tuple[int, int]]:
             raise ValueError(f"span {start}:{end} is outside the text (length {length})")
         spans.append((start, end))
     return spans
-
-
-def split(examples: list[Example], bad, classes, multilabel, seed: int) -> DataSplits:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    shuffled = [examples[i] for i in order]
-    n = len(shuffled)
-    cut1, cut2 = int(0.7 * n), int(0.85 * n)
-    return DataSplits(
-        shuffled[:cut1], shuffled[cut1:cut2], shuffled[cut2:], classes, multilabel, bad
-    )

@@ -53,13 +53,13 @@ class TextPlugin(ModalityPlugin):
         seed = int(config.get("seed", 0))
         if spec is None:
             examples, bad = data.demo(int(self.options.get("demo_size", 1500)), seed), []
-            splits = data.split(examples, bad, data.DEMO_CLASSES, False, seed)
+            splits = DataSplits.shuffled(examples, data.DEMO_CLASSES, False, bad, seed)
             splits.builtin = True
         else:
             examples, bad, classes, multilabel = data.read(Path(spec), self.options)
             if not examples:
                 raise ValueError(f"no usable text in {spec}")
-            splits = data.split(examples, bad, classes, multilabel, seed)
+            splits = DataSplits.shuffled(examples, classes, multilabel, bad, seed)
         self.multilabel = splits.multilabel
         limit = int(self.options.get("max_tokens", 64))
         longer = sum(len(Tokens.of(e.inputs).words) > limit for e in examples)
