@@ -37,7 +37,7 @@ def training_loss(
     so that DDP's gradient averaging gives exactly the gradient of the global-batch mean. The AP
     loss ranks the whole global batch: scores are gathered from every rank with their gradient.
     """
-    if known is not None and name in ("ap", "ce") or (known is not None and not multilabel):
+    if known is not None and (name in ("ap", "ce") or not multilabel):
         raise ValueError(f"loss {name!r} does not support missing labels; use 'bce' or 'mantra'")
     if name == "ap":
         every_score = gather_with_grad(scores, world)
