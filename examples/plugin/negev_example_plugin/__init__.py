@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from negev.plugins import BadItem, DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.render import evidence_css, file_stem
 
 __all__ = ["TokenEncoder", "TokensPlugin"]
 
@@ -95,12 +96,12 @@ class TokensPlugin(ModalityPlugin):
             values = maps[c, : len(example.inputs)]
             scale = float(values.abs().max()) or 1.0
             cells = "".join(
-                f'<span style="background:{_colour(float(v) / scale)};padding:2px">{t}</span> '
+                f'<span style="background:{evidence_css(float(v) / scale)};padding:2px">{t}</span> '
                 for t, v in zip(example.inputs, values, strict=True)
             )
             rows.append(f"<p><b>{html.escape(name)}</b> ({float(scores[c]):+.2f}): {cells}</p>")
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{_slug(example.name)}.html"
+        path = out_dir / f"{file_stem(example.name)}.html"
         path.write_text("<html><body>" + "\n".join(rows) + "</body></html>\n")
         return [path]
 
@@ -180,13 +181,3 @@ def _parse_tokens(text: str) -> list[int]:
             raise ValueError(f"token {part!r} is not an integer in [0, {VOCAB})")
         tokens.append(int(part))
     return tokens
-
-
-def _colour(value: float) -> str:
-    """Green for positive evidence, red for negative, white for none."""
-    strength = int(255 * (1 - min(abs(value), 1.0)))
-    return f"rgb({strength},255,{strength})" if value >= 0 else f"rgb(255,{strength},{strength})"
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60] or "item"

@@ -12,6 +12,7 @@ from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.render import evidence_rgb, file_stem
 from negev_molecule import data
 from negev_molecule.chem import parse_smiles
 from negev_molecule.encoders import FingerprintEncoder, MessagePassingEncoder
@@ -76,14 +77,16 @@ class MoleculePlugin(ModalityPlugin):
         graph: MolGraph = example.inputs
         mol = Chem.MolFromSmiles(graph.smiles)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = "".join(ch if ch.isalnum() else "_" for ch in example.name)[:50] or "molecule"
+        stem = file_stem(example.name, "molecule")
         written = []
         for c, name in enumerate(classes):
             high, low = data.atom_evidence(graph, maps[c, : len(graph.regions)].numpy())
             weight = np.where(np.abs(low) > np.abs(high), low, high)
             scale = float(np.abs(weight).max()) or 1.0
             colours = {
-                i: _colour(float(w) / scale) for i, w in enumerate(weight) if abs(w) > 0.05 * scale
+                i: evidence_rgb(float(w) / scale)
+                for i, w in enumerate(weight)
+                if abs(w) > 0.05 * scale
             }
             legend = f"{name}: {float(scores[c]):+.2f}"
             for drawer, suffix in (
@@ -129,9 +132,3 @@ class MoleculePlugin(ModalityPlugin):
         if neg_truth:
             metrics["negative_atom_auprc"] = float(average_precision_score(neg_truth, neg_score))
         return metrics
-
-
-def _colour(value: float) -> tuple[float, float, float]:
-    """Green for positive evidence, red for negative, paler when weaker."""
-    strength = min(abs(value), 1.0)
-    return (1 - strength, 1.0, 1 - strength) if value >= 0 else (1.0, 1 - strength, 1 - strength)

@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.render import evidence_css, file_stem
 from negev_text import data
 from negev_text.encoders import ConvWindowEncoder, TransformerWindowEncoder
 from negev_text.tokens import UNK, Tokens, build_vocabulary
@@ -144,14 +145,13 @@ class TextPlugin(ModalityPlugin):
             weight = self.token_evidence(example.inputs, maps[c])
             scale = float(np.abs(weight).max()) if len(weight) else 1.0
             cells = "".join(
-                f'<span title="{w:+.2f}" style="background:{_colour(w / (scale or 1.0))};'
+                f'<span title="{w:+.2f}" style="background:{evidence_css(w / (scale or 1.0))};'
                 f'padding:1px 2px;margin:1px">{html.escape(tokens.text[s:e])}</span>'
                 for s, e, w in zip(tokens.starts, tokens.ends, weight, strict=True)
             )
             rows.append(f"<p><b>{html.escape(name)}</b> {float(scores[c]):+.2f}<br>{cells}</p>")
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = "".join(ch if ch.isalnum() else "_" for ch in example.name)[:50] or "text"
-        path = out_dir / f"{stem}.html"
+        path = out_dir / f"{file_stem(example.name, 'text')}.html"
         path.write_text(
             '<html><head><meta charset="utf-8"></head><body style="font-family:sans-serif">'
             + "\n".join(rows)
@@ -248,8 +248,3 @@ class TextPlugin(ModalityPlugin):
                 self._transformer_path(), local_files_only=True, trust_remote_code=False
             )
         return self._tokenizer
-
-
-def _colour(value: float) -> str:
-    strength = int(255 * (1 - min(abs(value), 1.0)))
-    return f"rgb({strength},255,{strength})" if value >= 0 else f"rgb(255,{strength},{strength})"
