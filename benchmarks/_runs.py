@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from negev.engine import load_model, predict, resolve_config, train
@@ -21,6 +24,38 @@ def train_and_measure(options: dict[str, Any], out: Path) -> dict[str, float]:
     seconds = time.perf_counter() - start
     plugin, config, model, meta = load_model(out)
     splits = prepare_data(plugin, config, None)
-    _, maps = predict(model, plugin, splits.test, 64, torch.device("cpu"), keep_maps=True)
-    evidence = plugin.evidence_metrics(splits.test, maps, meta["classes"])
+    scores, maps = predict(model, plugin, splits.test, 64, torch.device("cpu"), keep_maps=True)
+    evidence = plugin.evidence_metrics(splits.test, maps, meta["classes"], scores)
     return {**result.metrics, **evidence, "seconds": seconds}
+
+
+def train_rows(
+    modality: str, rows: dict[str, dict[str, Any]], epochs: int, seeds: list[int]
+) -> dict[str, list[dict[str, float]]]:
+    """Train every row's options for every seed (same epochs); returns each row's measurements,
+    printed as they come."""
+    results: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (name, options) in enumerate(rows.items()):
+            for seed in seeds:
+                run = {"modality": modality, "epochs": epochs, "seed": seed, **options}
+                metrics = train_and_measure(run, Path(tmp) / f"{index}-{seed}")
+                results.setdefault(name, []).append(metrics)
+                shown = {k: round(v, 3) for k, v in metrics.items()}
+                print(name, "seed", seed, json.dumps(shown), flush=True)
+    return results
+
+
+def seed_table(results: dict[str, list[dict[str, float]]], columns: dict[str, str]) -> list[str]:
+    """A Markdown table, one row per entry of ``results``: for each column key, the mean and half
+    the spread over the seeds (seconds without decimals)."""
+
+    def cell(runs: list[dict[str, float]], key: str) -> str:
+        values = np.array([r[key] for r in runs])
+        digits = 0 if key == "seconds" else 3
+        return f"{values.mean():.{digits}f} ± {(values.max() - values.min()) / 2:.{digits}f}"
+
+    lines = ["| pooling | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+    for name, runs in results.items():
+        lines.append(f"| {name} | " + " | ".join(cell(runs, k) for k in columns) + " |")
+    return lines

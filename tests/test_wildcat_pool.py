@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from negev.nn import WildcatPool, create_pool
-from negev.nn.functional import wildcat_pool
+from negev.nn.functional import wildcat_pool, wildcat_selection
 from negev.testing import naive_wildcat_pool, sort_wildcat_pool
 from tests.strategies import counts, region_scores
 
@@ -30,6 +30,35 @@ def test_matches_naive_reference(data, kmax, kmin, alpha):
 def test_matches_full_sort_reference(data, kmax, kmin, alpha):
     scores, _ = data
     close(wildcat_pool(scores, kmax, kmin, alpha), sort_wildcat_pool(scores, kmax, kmin, alpha))
+
+
+@given(region_scores(ties=False), counts, st.one_of(st.just(0), counts), st.floats(-2, 2))
+def test_selection_is_what_the_pooling_averages(data, kmax, kmin, alpha):
+    scores, mask = data
+    high, low = wildcat_selection(scores, kmax, kmin, mask=mask)
+    keep = torch.ones_like(high) if mask is None else mask.unsqueeze(1).expand_as(high)
+    assert not (high & ~keep).any() and not (low & ~keep).any()
+    top = (scores * high).flatten(2).sum(2) / high.flatten(2).sum(2)
+    expected = (
+        top if kmin == 0 else top + alpha * (scores * low).flatten(2).sum(2) / low.flatten(2).sum(2)
+    )
+    close(expected, wildcat_pool(scores, kmax, kmin, alpha, mask=mask))
+    # every kept high value is >= every valid value left out (and the mirror for low)
+    flat, valid = scores.flatten(2), keep.flatten(2)
+    for b, c in torch.cartesian_prod(
+        torch.arange(scores.shape[0]), torch.arange(scores.shape[1])
+    ).tolist():
+        chosen, rest = high.flatten(2)[b, c], valid[b, c] & ~high.flatten(2)[b, c]
+        if rest.any():
+            assert flat[b, c][chosen].min() >= flat[b, c][rest].max()
+
+
+def test_module_selection_drops_the_low_end_without_alpha():
+    scores = torch.randn(2, 3, 4, 5)
+    high, low = WildcatPool(kmax=2, kmin=3, alpha=0.0).selection(scores)
+    assert high.flatten(2).sum(2).eq(2).all() and not low.any()
+    high, low = create_pool("wildcat", kmax=0.25, kmin=0.1, alpha=0.7).selection(scores)
+    assert high.flatten(2).sum(2).eq(5).all() and low.flatten(2).sum(2).eq(2).all()
 
 
 @given(region_scores())

@@ -25,7 +25,8 @@ OPTIMIZERS = ("adamw", "sgd")
 class RunConfig:
     """Everything that defines a training run (saved with every checkpoint).
 
-    ``loss=None`` picks ``bce`` for multi-label data and ``ce`` for multi-class data. ``plugin``
+    ``loss=None`` picks ``bce`` for multi-label data and ``ce`` for multi-class data. ``weights``
+    is a local file of pretrained encoder weights, for plugins whose encoders take them. ``plugin``
     holds the modality's own options (``[plugin]`` table in TOML, ``--set key=value``).
     """
 
@@ -48,6 +49,7 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     skip_bad: bool = False
+    weights: str | None = None
     plugin: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -142,12 +142,16 @@ class ModalityPlugin(abc.ABC):
         scores: Tensor,
         classes: list[str],
         out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
     ) -> list[Path]:
         """Write files a person opens (images, HTML) showing the evidence of one item.
 
         Args:
             maps: (C, *regions) class maps of the item (positive = evidence for the class,
                 negative = evidence against). scores: (C,) class scores.
+            selected: (high, low), two (C, *regions) bool masks of the regions the pooling kept
+                (its k+ top and k- bottom regions), or None for a pooling without a hard
+                selection (LSE).
 
         Returns:
             The files written.
@@ -170,7 +174,15 @@ class ModalityPlugin(abc.ABC):
         return None
 
     def evidence_metrics(
-        self, examples: list[Example], maps: list[Tensor], classes: list[str]
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
     ) -> dict[str, float]:
-        """Localization / evidence metrics against the examples' ``truth`` (none by default)."""
+        """Localization / evidence metrics against the examples' ``truth`` (none by default).
+
+        Args:
+            maps: one (C, *regions) tensor per example. scores: (N, C) class scores when known.
+        """
         return {}

@@ -39,7 +39,7 @@ def evaluate_command(
     examples = getattr(splits, split)
     scores, maps = predict(model, plugin, examples, config.batch_size, torch.device(device), True)
     metrics = classification_metrics(scores, examples, len(meta["classes"]), meta["multilabel"])
-    metrics.update(plugin.evidence_metrics(examples, maps, meta["classes"]))
+    metrics.update(plugin.evidence_metrics(examples, maps, meta["classes"], scores))
     table = Table(title=f"{meta['modality']} · {split} · {len(examples)} items")
     table.add_column("metric")
     table.add_column("value", justify="right")

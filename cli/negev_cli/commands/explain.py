@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import typer
 from rich.console import Console
+from torch import Tensor
 
 from negev.engine import load_model
 from negev.engine.evaluation import to_device
@@ -28,10 +29,13 @@ def explain_command(
     console = Console()
     for text in input_:
         example = plugin.read_input(text)
+        inputs = to_device(plugin.collate([example]), torch.device(device))
         with torch.no_grad():
-            result = model(to_device(plugin.collate([example]), torch.device(device)))
+            result = model(inputs)
         scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
-        files = plugin.render_evidence(example, maps, scores, classes, out_dir)
+        files = plugin.render_evidence(
+            example, maps, scores, classes, out_dir, selected=_selection(model, result, inputs)
+        )
         names = plugin.region_names(example)
         console.print(f"[bold]{example.name}[/bold]")
         for c, name in enumerate(classes):
@@ -52,3 +56,15 @@ def explain_command(
             console.print(f"  {name}: score {score}  [green]+ {high}[/green]  [red]- {low}[/red]")
         for path in files:
             console.print(f"  wrote {path}")
+
+
+@torch.no_grad()
+def _selection(model, result, inputs) -> tuple[Tensor, Tensor] | None:
+    """The (high, low) regions the model's pooling keeps for the one item of ``result``, as
+    (C, *regions) bool masks on the CPU; None for a pooling without a hard selection."""
+    pool = model.head.pool
+    if not hasattr(pool, "selection"):
+        return None
+    _, mask = model.encoder(inputs)
+    high, low = pool.selection(result.maps, mask)
+    return high[0].cpu(), low[0].cpu()

@@ -56,7 +56,9 @@ def train_command(
     batch_size: int = typer.Option(None, help="Global batch size."),
     lr: float = typer.Option(None, help="Learning rate."),
     optimizer: str = typer.Option(None, help="adamw or sgd (momentum 0.9)."),
-    pooling: str = typer.Option(None, help="max, gap, maxmin, weldon, wildcat or lse."),
+    pooling: str = typer.Option(
+        None, help="max, gap, maxmin, weldon, wildcat, lse, linsoft or attention."
+    ),
     kmax: str = typer.Option(None, help="k+: a count of regions or a fraction in (0, 1)."),
     kmin: str = typer.Option(None, help="k-: a count or a fraction (default: k+)."),
     alpha: float = typer.Option(None, help="Weight of the negative evidence."),
@@ -68,6 +70,9 @@ def train_command(
     device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
     skip_bad: bool = typer.Option(
         None, "--skip-bad/--no-skip-bad", help="Go on without unreadable items (reported)."
+    ),
+    weights: str = typer.Option(
+        None, help="Local file of pretrained encoder weights (plugins that take them)."
     ),
     set_: list[str] = typer.Option(None, "--set", help="Plugin option key=value (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
@@ -93,6 +98,7 @@ def train_command(
         "seed": seed,
         "device": device,
         "skip_bad": skip_bad,
+        "weights": weights,
         "plugin": parse_sets(set_),
     }
     cli = {k: v for k, v in cli.items() if v is not None}

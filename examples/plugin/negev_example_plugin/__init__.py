@@ -89,7 +89,13 @@ class TokensPlugin(ModalityPlugin):
         return [f"#{i}:{t}" for i, t in enumerate(example.inputs)]
 
     def render_evidence(
-        self, example: Example, maps: Tensor, scores: Tensor, classes: list[str], out_dir: Path
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
     ) -> list[Path]:
         rows = []
         for c, name in enumerate(classes):
@@ -106,7 +112,11 @@ class TokensPlugin(ModalityPlugin):
         return [path]
 
     def evidence_metrics(
-        self, examples: list[Example], maps: list[Tensor], classes: list[str]
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
     ) -> dict[str, float]:
         """Pointing: the top region of a present class lies on its ground-truth evidence."""
         hits, total = 0, 0

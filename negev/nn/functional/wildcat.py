@@ -23,7 +23,7 @@ from negev.nn.functional._checks import (
     resolve_count,
 )
 
-__all__ = ["wildcat_pool"]
+__all__ = ["wildcat_pool", "wildcat_selection"]
 
 
 def wildcat_pool(
@@ -185,3 +185,43 @@ def _masked_extreme_mean(flat: Tensor, flat_mask: Tensor, k: Tensor, *, largest:
     keep = torch.arange(kmax, device=flat.device) < k.unsqueeze(1)  # (B, kmax)
     kept = torch.where(keep.unsqueeze(1), values, values.new_zeros(()))
     return kept.sum(dim=2) / k.unsqueeze(1).to(flat.dtype)
+
+
+def wildcat_selection(
+    scores: Tensor,
+    kmax: float | int = 1,
+    kmin: float | int | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Which regions :func:`wildcat_pool` keeps: the k+ highest and the k- lowest valid ones.
+
+    Args:
+        scores: (B, C, *regions) float. kmax, kmin, mask: as in :func:`wildcat_pool`.
+
+    Returns:
+        ``(high, low)``, two (B, C, *regions) bool tensors marking the kept top and bottom regions
+        (``low`` is all False when ``kmin`` is 0). Ties are broken as ``torch.topk`` breaks them.
+    """
+    check_count("kmax", kmax, allow_zero=False)
+    kmin = kmax if kmin is None else kmin
+    check_count("kmin", kmin, allow_zero=True)
+    flat, flat_mask = flatten_regions(scores, mask)
+    batch, _, regions = flat.shape
+    valid = count_valid(flat_mask, batch, regions, flat.device)
+
+    def ends(k: float | int, largest: bool) -> Tensor:
+        chosen = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
+        if k == 0:
+            return chosen.view(scores.shape)
+        counts = resolve_count(k, valid)  # (B,)
+        filled = flat.detach()
+        if flat_mask is not None:
+            fill = float("-inf") if largest else float("inf")
+            filled = filled.masked_fill(~flat_mask.unsqueeze(1), fill)
+        top = int(counts.max())
+        indices = filled.topk(top, dim=2, largest=largest, sorted=True).indices
+        keep = torch.arange(top, device=flat.device) < counts.view(batch, 1, 1)
+        chosen.scatter_(2, indices, keep.expand_as(indices))
+        return chosen.view(scores.shape)
+
+    return ends(kmax, True), ends(kmin, False)

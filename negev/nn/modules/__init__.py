@@ -2,7 +2,13 @@
 
 from negev.nn.modules.head import EvidenceHead, EvidenceOutput
 from negev.nn.modules.losses import APSVMLoss, MantraHingeLoss, MantraMultiLabelHingeLoss
-from negev.nn.modules.pooling import ClassWisePool, LSEPool, WildcatPool
+from negev.nn.modules.pooling import (
+    AttentionPool,
+    ClassWisePool,
+    LinearSoftmaxPool,
+    LSEPool,
+    WildcatPool,
+)
 from negev.nn.modules.presets import POOLINGS, create_pool
 
 __all__ = [
@@ -10,9 +16,11 @@ __all__ = [
     "APSVMLoss",
     "MantraHingeLoss",
     "MantraMultiLabelHingeLoss",
+    "AttentionPool",
     "ClassWisePool",
     "EvidenceHead",
     "EvidenceOutput",
+    "LinearSoftmaxPool",
     "LSEPool",
     "WildcatPool",
     "create_pool",

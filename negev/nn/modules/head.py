@@ -33,7 +33,9 @@ class EvidenceHead(nn.Module):
         num_classes: C.
         num_maps: M maps per class (WILDCAT's modalities); 1 for WELDON-style heads.
         pool: a pooling module ``(scores (B, C, *regions), mask) -> (B, C)``; default max+min
-            (``WildcatPool(1, 1, 1.0)``).
+            (``WildcatPool(1, 1, 1.0)``). A pool with ``needs_attention = True``
+            (:class:`~negev.nn.AttentionPool`) also gets attention logits (B, C, *regions) from a
+            second 1x1 projection of the features.
 
     ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
     scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
@@ -50,6 +52,11 @@ class EvidenceHead(nn.Module):
         self.proj = nn.Linear(in_channels, num_classes * num_maps)
         self.class_wise = ClassWisePool(num_maps)
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
+        self.attend = (
+            nn.Linear(in_channels, num_classes)
+            if getattr(self.pool, "needs_attention", False)
+            else None
+        )
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> EvidenceOutput:
         if features.dim() < 3 or features.shape[1] != self.proj.in_features:
@@ -59,4 +66,7 @@ class EvidenceHead(nn.Module):
             )
         maps = F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
         maps = self.class_wise(maps)
-        return EvidenceOutput(self.pool(maps, mask), maps)
+        if self.attend is None:
+            return EvidenceOutput(self.pool(maps, mask), maps)
+        attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
+        return EvidenceOutput(self.pool(maps, mask, attention=attention), maps)

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from negev.nn.functional import class_wise_pool, lse_pool, wildcat_pool
+from negev.nn.functional import (
+    attention_pool,
+    class_wise_pool,
+    linear_softmax_pool,
+    lse_pool,
+    wildcat_pool,
+    wildcat_selection,
+)
 from negev.nn.functional._checks import check_count, check_finite_number
 
-__all__ = ["ClassWisePool", "LSEPool", "WildcatPool"]
+__all__ = ["AttentionPool", "ClassWisePool", "LSEPool", "LinearSoftmaxPool", "WildcatPool"]
 
 
 class WildcatPool(nn.Module):
@@ -28,6 +35,12 @@ class WildcatPool(nn.Module):
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
         return wildcat_pool(scores, self.kmax, self.kmin, self.alpha, mask=mask)
+
+    def selection(self, scores: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(high, low) bool masks (B, C, *regions) of the regions this pooling keeps; the low
+        end is empty when alpha is 0. See :func:`negev.nn.functional.wildcat_selection`."""
+        kmin = 0 if self.alpha == 0 else self.kmin
+        return wildcat_selection(scores, self.kmax, kmin, mask=mask)
 
     def extra_repr(self) -> str:
         return f"kmax={self.kmax}, kmin={self.kmin}, alpha={self.alpha}"
@@ -69,3 +82,31 @@ class ClassWisePool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_maps={self.num_maps}"
+
+
+class LinearSoftmaxPool(nn.Module):
+    """Linear-softmax pooling, see :func:`negev.nn.functional.linear_softmax_pool`.
+
+    ``forward(scores (B, C, *regions), mask (B, *regions) bool | None) -> (B, C)`` logits.
+    """
+
+    def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
+        return linear_softmax_pool(scores, mask=mask)
+
+
+class AttentionPool(nn.Module):
+    """Attention pooling, see :func:`negev.nn.functional.attention_pool`.
+
+    ``forward(scores, mask, attention) -> (B, C)`` logits, ``attention`` of the shape of
+    ``scores``. :class:`~negev.nn.EvidenceHead` sees ``needs_attention`` and adds the projection
+    that produces the attention logits from the region features.
+    """
+
+    needs_attention = True
+
+    def forward(
+        self, scores: Tensor, mask: Tensor | None = None, attention: Tensor | None = None
+    ) -> Tensor:
+        if attention is None:
+            raise ValueError("AttentionPool needs attention logits (use it in an EvidenceHead)")
+        return attention_pool(scores, attention, mask=mask)

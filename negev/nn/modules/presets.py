@@ -9,6 +9,8 @@ maxmin   max + min                      alpha
 weldon   mean top-k + mean bottom-k     kmax (= kmin), alpha
 wildcat  mean top-k+ + alpha bottom-k-  kmax, kmin, alpha (M maps: EvidenceHead)
 lse      unified log-sum-exp            beta_pos, beta_neg, alpha
+linsoft  linear softmax (audio tagging) (none)
+attention attention (audio tagging)     (none; the head adds the attention map)
 ======== ============================== =====================================
 """
 
@@ -16,11 +18,20 @@ from __future__ import annotations
 
 from torch import nn
 
-from negev.nn.modules.pooling import LSEPool, WildcatPool
+from negev.nn.modules.pooling import AttentionPool, LinearSoftmaxPool, LSEPool, WildcatPool
 
 __all__ = ["POOLINGS", "create_pool"]
 
-POOLINGS: tuple[str, ...] = ("max", "gap", "maxmin", "weldon", "wildcat", "lse")
+POOLINGS: tuple[str, ...] = (
+    "max",
+    "gap",
+    "maxmin",
+    "weldon",
+    "wildcat",
+    "lse",
+    "linsoft",
+    "attention",
+)
 
 
 def create_pool(
@@ -52,4 +63,8 @@ def create_pool(
         return WildcatPool(kmax=kmax, kmin=kmin, alpha=alpha)
     if name == "lse":
         return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha)
+    if name == "linsoft":
+        return LinearSoftmaxPool()
+    if name == "attention":
+        return AttentionPool()
     raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")

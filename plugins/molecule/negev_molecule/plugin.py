@@ -70,7 +70,13 @@ class MoleculePlugin(ModalityPlugin):
         return [f"{r.kind}:{r.smiles}" for r in example.inputs.regions]
 
     def render_evidence(
-        self, example: Example, maps: Tensor, scores: Tensor, classes: list[str], out_dir: Path
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
     ) -> list[Path]:
         """Per class, the molecule with atoms coloured by evidence (green for, red against),
         as PNG and SVG."""
@@ -108,7 +114,11 @@ class MoleculePlugin(ModalityPlugin):
         return written
 
     def evidence_metrics(
-        self, examples: list[Example], maps: list[Tensor], classes: list[str]
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
     ) -> dict[str, float]:
         """Atom-level AUPRC of the positive evidence (atoms of group A, in molecules that hold it)
         and of the negative evidence (atoms of group B), class 0."""

@@ -136,7 +136,13 @@ class TextPlugin(ModalityPlugin):
         return evidence
 
     def render_evidence(
-        self, example: Example, maps: Tensor, scores: Tensor, classes: list[str], out_dir: Path
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
     ) -> list[Path]:
         """An HTML page: per class, each token shaded by its evidence (green for, red against)."""
         tokens = self._tokens(example.inputs)
@@ -160,7 +166,11 @@ class TextPlugin(ModalityPlugin):
         return [path]
 
     def evidence_metrics(
-        self, examples: list[Example], maps: list[Tensor], classes: list[str]
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
     ) -> dict[str, float]:
         """Token-level AUPRC and token F1 (top-k tokens, k = the true ones) of the positive and
         the negative evidence of ``evidence_class`` against the ground-truth spans.

@@ -1,0 +1,92 @@
+"""File manifests: a CSV that lists files with their weak labels, for file-based modalities.
+
+Columns: ``path`` (relative to the CSV's folder, or absolute), ``labels`` (``|``-separated class
+names; empty = no class present) and optionally ``split`` (train / val / test) and any column a
+plugin reads itself (``events`` for audio, ...). Rows with a label outside the class list or an
+unknown split are :class:`~negev.plugins.BadItem` s named ``<csv>:<line> (<path>)``; checking the
+files themselves is the plugin's part.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from negev.plugins.base import BadItem, DataSplits, Example
+
+__all__ = ["Manifest", "ManifestRow", "read_manifest"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ManifestRow:
+    """One usable row: ``name`` for messages, the resolved ``file``, class indices, its split
+    (``"all"`` when the manifest has no split column) and the raw ``fields``."""
+
+    name: str
+    file: Path
+    labels: tuple[int, ...]
+    split: str
+    fields: dict[str, str]
+
+
+@dataclass
+class Manifest:
+    """The rows of a manifest that passed the label and split checks, the bad ones, the class
+    list and whether the CSV fixes the splits."""
+
+    rows: list[ManifestRow]
+    classes: list[str]
+    has_split: bool
+    bad: list[BadItem] = field(default_factory=list)
+
+    def splits(self, examples: list[tuple[ManifestRow, Example]], seed: int = 0) -> DataSplits:
+        """The plugin's examples (with the row each came from) as splits: the CSV's own, or cut
+        70/15/15 by ``seed`` when it has no split column. ``bad`` goes along."""
+        if not self.has_split:
+            return DataSplits.shuffled([e for _, e in examples], self.classes, True, self.bad, seed)
+        groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
+        for row, example in examples:
+            groups[row.split].append(example)
+        return DataSplits(*(groups[s] for s in SPLITS), self.classes, True, self.bad)
+
+
+def _names(cell: str | None) -> list[str]:
+    return [name.strip() for name in (cell or "").split("|") if name.strip()]
+
+
+def read_manifest(path: str | Path, classes: list[str] | None = None) -> Manifest:
+    """Read a manifest CSV. ``classes`` fixes the class list (a label outside it makes a bad
+    row); by default it is the sorted set of labels found.
+
+    Raises:
+        ValueError: the file has no rows or lacks the ``path`` or ``labels`` column.
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    for column in ("path", "labels"):
+        if column not in rows[0]:
+            raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(rows[0])})")
+    classes = list(classes) if classes else sorted({n for r in rows for n in _names(r["labels"])})
+    manifest = Manifest([], classes, "split" in rows[0])
+    for line, row in enumerate(rows, start=2):
+        name = f"{path.name}:{line} ({row['path']})"
+        names = _names(row["labels"])
+        outside = [n for n in names if n not in classes]
+        split = (row.get("split") or "").strip() if manifest.has_split else "all"
+        if outside:
+            reason = f"unknown label {outside[0]!r} (classes: {', '.join(classes)})"
+            manifest.bad.append(BadItem(name, reason))
+        elif manifest.has_split and split not in SPLITS:
+            manifest.bad.append(BadItem(name, f"split must be train, val or test, got {split!r}"))
+        else:
+            file = Path(row["path"] or "")
+            file = file if file.is_absolute() else path.parent / file
+            labels = tuple(sorted({classes.index(n) for n in names}))
+            manifest.rows.append(ManifestRow(name, file, labels, split, row))
+    return manifest

@@ -1,0 +1,227 @@
+"""The ``audio`` modality: time frames of a log-mel spectrogram are the regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.render import file_stem
+from negev_audio.clips import Waveform, read_clip
+from negev_audio.data import read_csv
+from negev_audio.detection import segment_f1
+from negev_audio.encoders import LogMel, MelCNNEncoder
+from negev_audio.synth import RATE, synth_demo
+
+FOR, AGAINST, EVENT = (0, 170, 0), (210, 0, 0), (225, 225, 240)
+
+
+class AudioPlugin(ModalityPlugin):
+    """Clips from a CSV of ``path,labels[,events]`` (WAV/FLAC/OGG); the built-in demo (no
+    ``--data``, or ``demo``) is synthetic tones, chirps, clicks and noise bursts.
+
+    Plugin options (``--set key=value``): ``sample_rate`` (Hz, default 8000; clips at other rates
+    are resampled), ``n_mels``, ``hop`` (samples per frame), ``width`` and ``blocks`` (CNN),
+    ``classes`` (CSV, ``|``-separated), ``segment`` (seconds, segment F1),
+    ``detection_threshold`` (share of a map's maximum that marks a frame active), ``demo_train`` /
+    ``demo_val`` / ``demo_test``.
+    """
+
+    name = "audio"
+    description = "Audio clips: log-mel time frames as regions, weak sound event tags"
+
+    def __init__(self) -> None:
+        self.load_state({})
+        self._options: dict[str, Any] = {}  # plugin options of the data last loaded
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "epochs": 10,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "pooling": "wildcat",
+            "kmax": 0.1,
+            "kmin": 0.1,
+            "alpha": 0.7,
+            "num_maps": 1,
+            "plugin": {"sample_rate": RATE, "n_mels": 32, "hop": 256, "width": 16, "blocks": 4},
+        }
+
+    def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
+        options = self._options = dict(config.get("plugin", {}))
+        if spec is None or spec == "demo":
+            sizes = tuple(
+                int(options.get(f"demo_{s}", d))
+                for s, d in (("train", 1200), ("val", 200), ("test", 400))
+            )
+            return synth_demo(sizes)
+        path = Path(spec)
+        if path.suffix != ".csv" or not path.is_file():
+            raise ValueError(f"--data {spec}: expected a .csv file of path,labels[,events]")
+        classes = options.get("classes")
+        rate = int(options.get("sample_rate", RATE))
+        seed = int(config.get("seed", 0))
+        return read_csv(
+            path, rate, classes.split("|") if classes else None, seed, self.frontend.n_fft
+        )
+
+    def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
+        options = config.get("plugin", {})
+        return {
+            "sample_rate": int(options.get("sample_rate", RATE)),
+            "hop": int(options.get("hop", 256)),
+            "n_mels": int(options.get("n_mels", 32)),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.sample_rate = int(state.get("sample_rate", RATE))
+        self.hop = int(state.get("hop", 256))
+        self.n_mels = int(state.get("n_mels", 32))
+        self.frontend = LogMel(self.sample_rate, self.n_mels, self.hop)
+
+    def _frames(self, samples: int) -> int:
+        return int(self.frontend.frames(torch.tensor(samples)))
+
+    def _frame_seconds(self, frame: float) -> float:
+        """Time of the centre of ``frame`` in seconds."""
+        return (frame * self.hop + self.frontend.n_fft / 2) / self.sample_rate
+
+    def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
+        if config.get("weights"):
+            raise ValueError("the audio plugin has no pretrained weights to load (--weights)")
+        options = config.get("plugin", {})
+        return MelCNNEncoder(
+            self.sample_rate,
+            self.n_mels,
+            self.hop,
+            int(options.get("width", 16)),
+            int(options.get("blocks", 4)),
+        )
+
+    def _wave(self, example: Example) -> Tensor:
+        inputs = example.inputs
+        if isinstance(inputs, Waveform):
+            if inputs.rate == self.sample_rate:
+                return inputs.samples
+            return AF.resample(inputs.samples, inputs.rate, self.sample_rate)
+        return read_clip(inputs, self.sample_rate, self.frontend.n_fft)
+
+    def collate(self, examples: list[Example]) -> dict[str, Tensor]:
+        """``{"waves": (B, S) float32 zero-padded, "lengths": (B,) int64 samples}``."""
+        waves = [self._wave(e) for e in examples]
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        batch = torch.zeros(len(waves), int(lengths.max()))
+        for i, wave in enumerate(waves):
+            batch[i, : len(wave)] = wave
+        return {"waves": batch, "lengths": lengths}
+
+    def read_input(self, text: str) -> Example:
+        read_clip(text, self.sample_rate, self.frontend.n_fft)  # fail now, naming the file
+        return Example(text, text, ())
+
+    def region_names(self, example: Example) -> list[str]:
+        frames = self._frames(len(self._wave(example)))
+        return [f"{self._frame_seconds(f):.2f}s" for f in range(frames)]
+
+    def render_evidence(
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
+    ) -> list[Path]:
+        """One PNG: the log-mel spectrogram, and under it per class the evidence over time (green
+        bars up for, red down against), the frames the pooling kept ticked, reference events (when
+        known) shaded."""
+        wave = self._wave(example)
+        spec, _ = self.frontend(wave[None], torch.tensor([len(wave)]))
+        frames = self._frames(len(wave))
+        px = max(2, 900 // frames)
+        width, strip = frames * px, 60
+        rows = spec[0, :, :frames].flip(0).numpy()
+        gray = np.clip((rows + 2.5) / 5 * 255, 0, 255).astype(np.uint8)
+        top = Image.fromarray(gray).resize((width, 4 * self.n_mels), Image.NEAREST).convert("RGB")
+        sheet = Image.new("RGB", (width, top.height + 16 + len(classes) * strip), (255, 255, 255))
+        sheet.paste(top, (0, 16))
+        draw = ImageDraw.Draw(sheet)
+        draw.text((4, 2), f"{Path(example.name).name}: log-mel spectrogram", fill=(0, 0, 0))
+        for c, name in enumerate(classes):
+            y0 = top.height + 16 + c * strip
+            middle = y0 + strip // 2
+            for k, onset, offset in example.truth.get("events", []):
+                if k == c:
+                    x0 = (onset - self._frame_seconds(0)) * self.sample_rate / self.hop * px
+                    x1 = (offset - self._frame_seconds(0)) * self.sample_rate / self.hop * px
+                    draw.rectangle((x0, y0 + 12, x1, y0 + strip - 2), fill=EVENT)
+            values = maps[c, :frames]
+            scale = float(values.abs().max()) or 1.0
+            for f, v in enumerate(values.tolist()):
+                height = v / scale * (strip // 2 - 8)
+                box = (
+                    f * px,
+                    min(middle, middle - height),
+                    f * px + px - 1,
+                    max(middle, middle - height),
+                )
+                draw.rectangle(box, fill=FOR if v >= 0 else AGAINST)
+            if selected is not None:
+                for mark, colour, y in (
+                    (selected[0], FOR, y0 + 12),
+                    (selected[1], AGAINST, y0 + strip - 4),
+                ):
+                    for f in mark[c, :frames].nonzero().flatten().tolist():
+                        draw.rectangle((f * px, y, f * px + px - 1, y + 2), fill=colour)
+            draw.line((0, middle, width, middle), fill=(160, 160, 160))
+            draw.text((4, y0 + 1), f"{name} {float(scores[c]):+.2f}", fill=(0, 0, 0))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = file_stem(Path(example.name).stem if Path(example.name).suffix else example.name)
+        path = out_dir / f"{stem}_evidence.png"
+        sheet.save(path)
+        return [path]
+
+    def evidence_metrics(
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
+    ) -> dict[str, float]:
+        """Segment-based F1 (``segment`` s, default 1) of the frames a class's map marks as
+        active, in clips tagged with the class (probability >= 0.5). A frame is active where its
+        map reaches ``detection_threshold`` (default 0.5) times the map's maximum over the clip,
+        the rule the image plugin uses for segmentation, whatever the pooling's scale of maps;
+        ``segment_f1_sign`` uses ``map > 0`` instead (a frame probability above 0.5 for the
+        linear-softmax and attention maps, which are frame logits)."""
+        if scores is None:
+            scores = torch.stack([m.amax(1) for m in maps])
+        known = [i for i, e in enumerate(examples) if "events" in e.truth]
+        if not known:
+            return {}
+        threshold = float(self._options.get("detection_threshold", 0.5))
+        relative, sign, events, durations = [], [], [], []
+        for i in known:
+            truth = examples[i].truth
+            frames = self._frames(round(truth["duration"] * self.sample_rate))
+            tagged = (torch.sigmoid(scores[i]) >= 0.5).unsqueeze(1)
+            clip = maps[i][:, :frames]
+            peak = clip.amax(1, keepdim=True)
+            relative.append(((clip >= threshold * peak) & (peak > 0) & tagged).numpy())
+            sign.append(((clip > 0) & tagged).numpy())
+            events.append(truth["events"])
+            durations.append(truth["duration"])
+        timing = {
+            "frame_seconds": self.hop / self.sample_rate,
+            "segment": float(self._options.get("segment", 1.0)),
+            "first_frame": self._frame_seconds(0),
+        }
+        metrics = segment_f1(relative, events, durations, **timing)
+        metrics["segment_f1_sign"] = segment_f1(sign, events, durations, **timing)["segment_f1"]
+        return metrics
