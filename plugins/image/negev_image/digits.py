@@ -98,7 +98,8 @@ def digit_canvas(
         ys, xs = np.nonzero(on)
         mask[y : y + side, x : x + side][on] = targets[k] + 1
         placed.append((x, y, x + side, y + side))
-        boxes.append((int(targets[k]), x + xs.min(), y + ys.min(), x + xs.max(), y + ys.max()))
+        box = (x + xs.min(), y + ys.min(), x + xs.max(), y + ys.max())
+        boxes.append((int(targets[k]), *(int(v) for v in box)))
 
     for _ in range(int(rng.integers(config.fragments[0], config.fragments[1] + 1))):
         digit = images[int(rng.integers(len(images)))]

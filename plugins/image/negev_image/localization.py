@@ -28,6 +28,7 @@ from torch import Tensor
 __all__ = [
     "SegmentationIoU",
     "corloc",
+    "corloc_counts",
     "fit_box",
     "map_peaks",
     "pointing_ap",
@@ -144,18 +145,24 @@ def _iou(a: Sequence[int], b: Sequence[int]) -> float:
     return inter / (area - inter)
 
 
+def corloc_counts(maps: Tensor, boxes: list[Box], threshold: float = 0.5) -> tuple[int, int]:
+    """(correct, total) over the present classes of one image; maps: (C, H, W) upsampled."""
+    hits = total = 0
+    for c in sorted({b[0] for b in boxes}):
+        fitted = fit_box(maps[c].numpy(), threshold)
+        hits += any(b[0] == c and _iou(fitted, b[1:]) >= 0.5 for b in boxes)
+        total += 1
+    return hits, total
+
+
 def corloc(maps: Sequence[Tensor], boxes: Sequence[list[Box]], threshold: float = 0.5) -> float:
     """CorLoc over the (image, present class) pairs (NaN if none).
 
     Args:
         maps: N upsampled class maps (C, H, W). boxes: N lists of true boxes.
     """
-    hits = total = 0
-    for item_maps, item_boxes in zip(maps, boxes, strict=True):
-        for c in sorted({b[0] for b in item_boxes}):
-            fitted = fit_box(item_maps[c].numpy(), threshold)
-            hits += any(b[0] == c and _iou(fitted, b[1:]) >= 0.5 for b in item_boxes)
-            total += 1
+    counts = [corloc_counts(m, b, threshold) for m, b in zip(maps, boxes, strict=True)]
+    hits, total = sum(h for h, _ in counts), sum(t for _, t in counts)
     return hits / total if total else float("nan")
 
 

@@ -18,7 +18,7 @@ from negev_image.drawing import evidence_overlay, grid
 from negev_image.images import read_image, to_model_input
 from negev_image.localization import (
     SegmentationIoU,
-    corloc,
+    corloc_counts,
     map_peaks,
     pointing_ap,
     pointing_game,
@@ -178,7 +178,9 @@ class ImagePlugin(ModalityPlugin):
         if scores is None:
             scores = torch.stack([m.flatten(1).amax(1) for m in maps])
         options = self._options
-        peaks, boxes, upsampled = [], [], []
+        peaks, boxes = [], []
+        located = [0, 0]  # CorLoc (correct, total), counted image by image: full-size maps of a
+        # whole test set would not fit in memory
         segmentation = SegmentationIoU(len(classes), float(options.get("seg_threshold", 0.5)))
         has_mask = False
         with_boxes = [i for i, e in enumerate(examples) if "boxes" in e.truth]
@@ -187,7 +189,9 @@ class ImagePlugin(ModalityPlugin):
             full = upsample_maps(maps[i], tuple(truth["size"]))
             peaks.append(map_peaks(full))
             boxes.append(truth["boxes"])
-            upsampled.append(full)
+            hits, total = corloc_counts(full, truth["boxes"])
+            located[0] += hits
+            located[1] += total
             mask = readers.truth_mask(truth)
             if mask is not None:
                 has_mask = True
@@ -201,7 +205,7 @@ class ImagePlugin(ModalityPlugin):
         metrics = {
             "pointing_ap": pointing_ap(scores[with_boxes].numpy(), peaks, boxes, tol_ap)[0],
             "pointing_game": pointing_game(peaks, boxes, tol_game),
-            "corloc": corloc(upsampled, boxes),
+            "corloc": located[0] / located[1] if located[1] else float("nan"),
         }
         if has_mask:
             metrics["miou"] = segmentation.compute()
