@@ -28,43 +28,39 @@ _FILLER = [
 def demo(size: int, seed: int) -> list[Example]:
     """Reviews whose label depends on presence and absence: positive when they praise something
     and hold no complaint anywhere ("... the room was noisy") and no negation of the praise
-    ("not good"). The praise is recorded as positive evidence; the complaint or the negation as
-    negative evidence. A complaint sits in its own sentence, away from the praise, so that no
-    single window sees both: only a pooling that also reads the lowest windows can tell."""
+    ("not good"). The praise is recorded as positive evidence; the complaint or the negated
+    praise ("not good") as negative evidence. A complaint sits in its own sentence, away from the
+    praise, so that no single window sees both: for the class "positive" alone, only a pooling
+    that also reads the lowest windows can tell (with two softmax classes the maximum of the
+    class "negative" can find the complaint too). Filler sentences and made-up chatter appear in
+    every kind of review alike, so that they carry no evidence either way."""
     rng = random.Random(seed)
     examples = []
     for index in range(size):
         kind = rng.choice(["praise", "praise", "complaint", "negated", "neutral"])
         subject, praise = rng.choice(_SUBJECTS), rng.choice(_PRAISE)
-        # each sentence: (words before, evidence word or None, its sign, words after)
+        # each sentence: (words before, evidence words or None, their sign)
         if kind == "neutral":
-            sentences = [
-                (f"{subject} was {rng.choice(['ok', 'average', 'there'])}", None, None, "")
-            ]
+            sentences = [(f"{subject} was {rng.choice(['ok', 'average', 'there'])}", None, None)]
         elif kind == "negated":
             negation = rng.choice(["not", "never"])
-            sentences = [(f"{subject} was ", negation, "negative", f" {praise}")]
+            sentences = [(f"{subject} was ", f"{negation} {praise}", "negative")]
         else:
-            sentences = [(f"{subject} was ", praise, "positive", "")]
+            sentences = [(f"{subject} was ", praise, "positive")]
         if kind == "complaint":
             other = rng.choice([s for s in _SUBJECTS if s != subject])
-            filler = (rng.choice(_FILLER), None, None, "")
-            complaint = (f"{other} was ", rng.choice(_COMPLAINT), "negative", "")
-            sentences += [filler, complaint] if rng.random() < 0.5 else []
-            if len(sentences) == 1:
-                sentences = [complaint, filler, *sentences]
+            complaint = (f"{other} was ", rng.choice(_COMPLAINT), "negative")
+            sentences.insert(rng.choice([0, 1]), complaint)
+        if rng.random() < 0.6:
+            sentences.insert(rng.randint(0, len(sentences)), (rng.choice(_FILLER), None, None))
         for _ in range(rng.randint(1, 4)):
-            sentences.insert(rng.randint(0, len(sentences)), (_chatter(rng), None, None, ""))
+            sentences.insert(rng.randint(0, len(sentences)), (_chatter(rng), None, None))
         text, spans = "", {"positive": [], "negative": []}
-        for before, word, sign, after in sentences:
+        for before, words, sign in sentences:
             text += (". " if text else "") + before
-            if word:
-                spans[sign].append((len(text), len(text) + len(word)))
-                text += word
-            text += after
-        if kind == "negated":
-            start = text.rindex(praise)
-            spans["positive"].append((start, start + len(praise)))
+            if words:
+                spans[sign].append((len(text), len(text) + len(words)))
+                text += words
         truth = {"positive_spans": spans["positive"], "negative_spans": spans["negative"]}
         examples.append(Example(f"demo-{index}", text, (int(kind == "praise"),), truth))
     return examples
