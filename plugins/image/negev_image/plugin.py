@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from negev.metrics import average_precision
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import file_stem
 from negev_image import readers
@@ -173,10 +174,18 @@ class ImagePlugin(ModalityPlugin):
         classes: list[str],
         scores: Tensor | None = None,
     ) -> dict[str, float]:
-        """Pointing AP (Oquab), pointing game (Zhang), CorLoc and segmentation mIoU against the
+        """VOC 2007 11-point mAP (missing labels, e.g. VOC's difficult-only classes, left out),
+        then pointing AP (Oquab), pointing game (Zhang), CorLoc and segmentation mIoU against the
         items' boxes and masks; the class scores default to the maps' maxima."""
         if scores is None:
             scores = torch.stack([m.flatten(1).amax(1) for m in maps])
+        voc07 = []
+        for c in range(len(classes)):
+            keep = [i for i, e in enumerate(examples) if c not in e.unknown]
+            truth = torch.tensor([float(c in examples[i].labels) for i in keep])
+            if truth.sum() > 0:
+                voc07.append(float(average_precision(scores[keep, c], truth, "voc07")))
+        base = {"mAP_voc07": float(np.mean(voc07))} if voc07 else {}
         options = self._options
         peaks, boxes = [], []
         located = [0, 0]  # CorLoc (correct, total), counted image by image: full-size maps of a
@@ -197,7 +206,7 @@ class ImagePlugin(ModalityPlugin):
                 has_mask = True
                 segmentation.update(full, torch.sigmoid(scores[i]), mask)
         if not with_boxes:
-            return {}
+            return base
         side = max(examples[with_boxes[0]].truth["size"])
         scale = side / 448 if side < 448 else 1.0
         tol_ap = float(options.get("pointing_tolerance", round(OQUAB_TOLERANCE * scale)))
@@ -209,4 +218,4 @@ class ImagePlugin(ModalityPlugin):
         }
         if has_mask:
             metrics["miou"] = segmentation.compute()
-        return {k: float(v) for k, v in metrics.items() if not np.isnan(v)}
+        return {**base, **{k: float(v) for k, v in metrics.items() if not np.isnan(v)}}
