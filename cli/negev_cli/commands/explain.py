@@ -30,11 +30,12 @@ def explain_command(
     for text in input_:
         example = plugin.read_input(text)
         inputs = to_device(plugin.collate([example]), torch.device(device))
-        with torch.no_grad():
-            result = model(inputs)
+        with torch.no_grad():  # encoder and head apart: the mask also gives the kept regions
+            features, mask = model.encoder(inputs)
+            result = model.head(features, mask)
         scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
         files = plugin.render_evidence(
-            example, maps, scores, classes, out_dir, selected=_selection(model, result, inputs)
+            example, maps, scores, classes, out_dir, selected=_selection(model, result.maps, mask)
         )
         names = plugin.region_names(example)
         console.print(f"[bold]{example.name}[/bold]")
@@ -58,13 +59,12 @@ def explain_command(
             console.print(f"  wrote {path}")
 
 
-@torch.no_grad()
-def _selection(model, result, inputs) -> tuple[Tensor, Tensor] | None:
-    """The (high, low) regions the model's pooling keeps for the one item of ``result``, as
-    (C, *regions) bool masks on the CPU; None for a pooling without a hard selection."""
+def _selection(model, maps: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor] | None:
+    """The (high, low) regions the model's pooling keeps for the one item of ``maps``
+    (1, C, *regions), as (C, *regions) bool masks on the CPU; None for a pooling without a hard
+    selection."""
     pool = model.head.pool
     if not hasattr(pool, "selection"):
         return None
-    _, mask = model.encoder(inputs)
-    high, low = pool.selection(result.maps, mask)
+    high, low = pool.selection(maps, mask)
     return high[0].cpu(), low[0].cpu()

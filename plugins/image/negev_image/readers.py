@@ -96,10 +96,12 @@ def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
             )
             parsed[image_id] = None
             continue
+        image_path = root / "JPEGImages" / f"{image_id}.jpg"
         try:
-            size = check_image(root / "JPEGImages" / f"{image_id}.jpg")
+            size = check_image(image_path)
         except ValueError as exc:
-            bad.append(BadItem(f"JPEGImages/{image_id}.jpg", str(exc).split(": ", 1)[-1]))
+            reason = str(exc).removeprefix(f"{image_path}: ")
+            bad.append(BadItem(f"JPEGImages/{image_id}.jpg", reason))
             parsed[image_id] = None
             continue
         parsed[image_id] = (objects, size)
@@ -176,7 +178,7 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
         try:
             size = check_image(file)
         except ValueError as exc:
-            bad.append(BadItem(image["file_name"], str(exc).split(": ", 1)[-1]))
+            bad.append(BadItem(image["file_name"], str(exc).removeprefix(f"{file}: ")))
             continue
         boxes, polygons = [], []
         for ann in anns:
