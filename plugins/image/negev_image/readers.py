@@ -31,6 +31,10 @@ VOC_CLASSES = [
 ]  # fmt: skip
 
 
+class _AnnotationError(ValueError):
+    """An annotation that parses but is not usable (the message says why)."""
+
+
 def _split_ids(root: Path, seed: int) -> dict[str, list[str]]:
     """Image ids of train / val / test from ImageSets/Main: train.txt and val.txt, or trainval.txt
     cut 85/15 when those are missing; test.txt, else val."""
@@ -81,13 +85,20 @@ def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
                     int(float(box.find(k).text)) - 1 for k in ("xmin", "ymin", "xmax", "ymax")
                 )
                 difficult = int(obj.findtext("difficult", "0").strip() or 0)
-                objects.append((obj.findtext("name", "").strip(), difficult, coords))
+                label = obj.findtext("name", "").strip()
+                if not label:
+                    raise _AnnotationError("an <object> has no <name>")
+                objects.append((label, difficult, coords))
         except FileNotFoundError:
             bad.append(BadItem(name, "annotation file is missing"))
             parsed[image_id] = None
             continue
         except ET.ParseError as exc:
             bad.append(BadItem(name, f"broken XML: {exc}"))
+            parsed[image_id] = None
+            continue
+        except _AnnotationError as exc:
+            bad.append(BadItem(name, str(exc)))
             parsed[image_id] = None
             continue
         except (AttributeError, TypeError, ValueError):
@@ -141,6 +152,15 @@ def _coco_root(path: Path, image_root: str | None) -> Path:
     return path.parent
 
 
+def _is_box(value: Any) -> bool:
+    """A COCO ``bbox``: four numbers [x, y, width, height]."""
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+
+
 def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) -> DataSplits:
     """A COCO instances JSON (``images``, ``annotations``, ``categories``), cut 70/15/15 by seed.
 
@@ -166,6 +186,15 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
         file = root / image["file_name"]
         anns = by_image.get(image["id"], [])
         unknown = [a for a in anns if a.get("category_id") not in index]
+        no_box = [a for a in anns if not a.get("iscrowd") and not _is_box(a.get("bbox"))]
+        if no_box:
+            bad.append(
+                BadItem(
+                    image["file_name"],
+                    f"annotation {no_box[0].get('id')} has no bbox [x, y, width, height]",
+                )
+            )
+            continue
         if unknown:
             bad.append(
                 BadItem(

@@ -48,6 +48,7 @@ def make_voc(root):
         "000003": [("car", 0, (1, 1, 40, 30))],
         "000004": [("bus", 0, (1, 1, 5, 5))],
         "000005": [("bird", 0, (1, 1, 5, 5))],
+        "000006": [(" ", 0, (1, 1, 5, 5))],
     }
     for image_id, objs in objects.items():
         body = "".join(
@@ -71,7 +72,7 @@ def make_voc(root):
     palette.save(root / "SegmentationClass" / "000001.png")  # VOC's layout: a palette PNG
     main = root / "ImageSets" / "Main"
     main.mkdir(parents=True)
-    (main / "train.txt").write_text("000001\n000002\n000004\n000005\n")
+    (main / "train.txt").write_text("000001\n000002\n000004\n000005\n000006\n")
     (main / "val.txt").write_text("000003\n")
     (main / "test.txt").write_text("000001\n000003\n")
 
@@ -92,9 +93,14 @@ def test_voc_reader(tmp_path):
     second = train["000002.jpg"]
     assert second.labels == (data.classes.index("cat"),)
     assert second.unknown == (data.classes.index("dog"),)
-    assert [b.name for b in data.bad] == ["Annotations/000004.xml", "JPEGImages/000005.jpg"]
+    assert [b.name for b in data.bad] == [
+        "Annotations/000004.xml",
+        "JPEGImages/000005.jpg",
+        "Annotations/000006.xml",
+    ]
     assert "broken XML: mismatched tag: line" in data.bad[0].reason
     assert "cannot read image" in data.bad[1].reason
+    assert data.bad[2].reason == "an <object> has no <name>"
     assert len(data.val) == 1 and len(data.test) == 2
 
 
@@ -105,13 +111,13 @@ def test_voc_reader_needs_the_layout(tmp_path):
 
 def test_coco_reader(tmp_path):
     images = tmp_path / "val2017"
-    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"):
         write_image(images / name)
     write_corrupt(images / "c.jpg")
     coco = {
         "images": [
             {"id": i, "file_name": n, "width": 40, "height": 30}
-            for i, n in enumerate(["a.jpg", "b.jpg", "c.jpg", "missing.jpg", "d.jpg"])
+            for i, n in enumerate(["a.jpg", "b.jpg", "c.jpg", "missing.jpg", "d.jpg", "e.jpg"])
         ],
         "categories": [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"}],
         "annotations": [
@@ -121,6 +127,7 @@ def test_coco_reader(tmp_path):
              "segmentation": {"counts": [0], "size": [30, 40]}},
             {"id": 3, "image_id": 1, "category_id": 99, "bbox": [0, 0, 1, 1], "iscrowd": 0},
             {"id": 4, "image_id": 4, "category_id": 1, "bbox": [0, 0, 4, 4], "iscrowd": 0},
+            {"id": 5, "image_id": 5, "category_id": 1, "iscrowd": 0},
         ],
     }  # fmt: skip
     (tmp_path / "annotations").mkdir()
@@ -136,6 +143,7 @@ def test_coco_reader(tmp_path):
     assert mask[5, 5] == 2 and mask[20, 30] == 0
     reasons = {b.name: b.reason for b in data.bad}
     assert reasons["b.jpg"] == "annotation 3 has unknown category_id 99"
+    assert reasons["e.jpg"] == "annotation 5 has no bbox [x, y, width, height]"
     assert (
         "cannot read image" in reasons["c.jpg"] and "no such image file" in reasons["missing.jpg"]
     )
@@ -293,11 +301,15 @@ def test_cli_trains_a_resnet_from_local_weights_on_a_voc_directory(tmp_path):
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code != 0
-    assert "2 bad item(s): Annotations/000004.xml: broken XML" in result.output
+    assert "3 bad item(s): Annotations/000004.xml: broken XML" in result.output
     result = runner.invoke(app, [*args, "--skip-bad"])
     assert result.exit_code == 0, result.output
     bad = json.loads((tmp_path / "run" / "bad_items.json").read_text())
-    assert [b["item"] for b in bad] == ["Annotations/000004.xml", "JPEGImages/000005.jpg"]
+    assert [b["item"] for b in bad] == [
+        "Annotations/000004.xml",
+        "JPEGImages/000005.jpg",
+        "Annotations/000006.xml",
+    ]
     small = [*args[1:5], "--out", str(tmp_path / "r2"), "--weights", str(tmp_path / "r18.pth")]
     result = runner.invoke(app, ["train", *small, "--skip-bad"])
     assert result.exit_code != 0 and "use a resnet trunk" in result.output
