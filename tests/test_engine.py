@@ -139,3 +139,33 @@ def test_bad_items_of_builtin_demo_data_are_reported_and_skipped(tmp_path, monke
     train(plugin, config, quiet=True)
     report = json.loads((tmp_path / "r" / "bad_items.json").read_text())
     assert report == [{"item": "demo-x", "reason": "broken on purpose"}]
+
+
+def test_classification_metrics_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+    from negev.engine import classification_metrics
+    from negev.plugins import Example
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(40, 3, generator=generator)
+    truth = (torch.rand(40, 3, generator=generator) < 0.4).int()
+    examples = [Example(str(i), None, tuple(torch.nonzero(row).flatten().tolist()))
+                for i, row in enumerate(truth)]  # fmt: skip
+    metrics = classification_metrics(scores, examples, 3, multilabel=True)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(truth, (scores > 0).int()))
+    assert metrics["mAP"] == pytest.approx(
+        sum(average_precision_score(truth[:, c], scores[:, c]) for c in range(3)) / 3
+    )
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, scores, average="macro"))
+    # a missing label is left out of the decisions that accuracy checks
+    wrong = next(i for i in range(40) if ((scores[i] > 0).int() != truth[i]).sum() == 1)
+    c = int(torch.nonzero((scores[wrong] > 0).int() != truth[wrong])[0])
+    examples[wrong] = Example(str(wrong), None, examples[wrong].labels, unknown=(c,))
+    expected = accuracy_score(truth, (scores > 0).int()) + 1 / 40
+    assert classification_metrics(scores, examples, 3, True)["accuracy"] == pytest.approx(expected)
+
+    single = classification_metrics(scores, examples, 3, multilabel=False)
+    guess, target = scores.argmax(1), truth.argmax(1)
+    assert single["accuracy"] == pytest.approx(accuracy_score(target, guess))
+    assert single["macro_f1"] == pytest.approx(f1_score(target, guess, average="macro"))

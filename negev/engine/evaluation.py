@@ -40,23 +40,29 @@ def predict(
 def classification_metrics(
     scores: Tensor, examples: list[Example], num_classes: int, multilabel: bool
 ) -> dict[str, float]:
-    """mAP and ROC-AUC (means over the classes that have both labels) for multi-label data,
-    accuracy and macro-F1 for multi-class data. Missing labels (``Example.unknown``) are left
-    out of their class's metrics."""
+    """Classification metrics of class scores ``scores`` (N, C) float.
+
+    Multi-label data: mAP and ROC-AUC (means over the classes that have both labels) and
+    ``accuracy``, the share of examples whose every class decision ``score > 0`` (probability
+    > 0.5 under the BCE loss) matches its label (subset accuracy). Multi-class data: accuracy and
+    macro-F1 of the argmax. Missing labels (``Example.unknown``) are left out of their class's
+    metrics and of the decisions that accuracy checks.
+    """
     targets = multi_hot([e.labels for e in examples], num_classes, torch.device("cpu"))
     if multilabel:
-        unknown = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu"))
+        known = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu")) == 0
         aps, aucs = [], []
         for c in range(num_classes):
-            known = unknown[:, c] == 0
-            truth = targets[known, c]
+            truth = targets[known[:, c], c]
             if truth.numel() and 0 < truth.sum() < truth.numel():
-                aps.append(float(average_precision(scores[known, c], truth)))
-                aucs.append(float(roc_auc_score(truth.numpy(), scores[known, c].numpy())))
+                aps.append(float(average_precision(scores[known[:, c], c], truth)))
+                aucs.append(float(roc_auc_score(truth.numpy(), scores[known[:, c], c].numpy())))
+        right = ((scores > 0) == (targets > 0)) | ~known
         nan = float("nan")
         return {
             "mAP": float(np.mean(aps)) if aps else nan,
             "roc_auc": float(np.mean(aucs)) if aucs else nan,
+            "accuracy": float(right.all(1).float().mean()) if len(examples) else nan,
         }
     truth = targets.argmax(1).numpy()
     guess = scores.argmax(1).numpy()

@@ -15,54 +15,85 @@ from typing import Any
 
 from negev.plugins import BadItem, Example
 
-DEMO_CLASSES = ["negative", "positive"]
+DEMO_CLASSES = ["positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
 _PRAISE = ["good", "great", "excellent", "lovely", "superb", "wonderful"]
 _COMPLAINT = ["overpriced", "rude", "broken", "too slow", "noisy", "dirty"]
+_PLAIN = ["ok", "average", "there", "new", "small", "as expected"]
+_FRAMES = ["{} was ", "{} is ", "we found {} ", "{} felt ", "honestly {} was ", "to be fair {} is "]
+# an opinion said outright, and the same words with a negation ({} marks the negation)
+_OPINIONS = ["i would say ", "i can say ", "everyone would say ", "they all say "]
+_DENIALS = ["i would {} say ", "i can {} say ", "{} would say ", "they {} say "]
+_NEGATIONS = [("not", "never"), ("not", "never"), ("nobody", "no one"), ("never", "hardly")]
 _FILLER = [
     "we went there on a sunday", "it was busy", "i came back last week", "my sister joined me",
     "the place is near the station", "we stayed two nights", "it opened in may",
 ]  # fmt: skip
+_KINDS = ["praise"] * 3 + ["complaint", "contrast", "negated", "plain", "none"]
 
 
 def demo(size: int, seed: int) -> list[Example]:
-    """Reviews whose label depends on presence and absence: positive when they praise something
-    and hold no complaint anywhere ("... the room was noisy") and no negation of the praise
-    ("not good"). The praise is recorded as positive evidence; the complaint or the negated
-    praise ("not good") as negative evidence. A complaint sits in its own sentence, away from the
-    praise, so that no single window sees both: for the class "positive" alone, only a pooling
-    that also reads the lowest windows can tell (with two softmax classes the maximum of the
-    class "negative" can find the complaint too). Filler sentences and made-up chatter appear in
-    every kind of review alike, so that they carry no evidence either way."""
+    """Reviews of one class, ``positive`` (present or absent): a review is positive when it
+    praises something and holds no complaint ("we found the room noisy" in another sentence,
+    "good but overpriced" in the same one) and no denial of the praise ("i would not say the food
+    was good"). Kinds, in proportions 3:1:1:1:1:1: praise, complaint, contrast, denial, a plain
+    judgement ("the room was ok"), nothing but filler.
+
+    Every review that is negative for a reason holds the very praise a positive one holds, so its
+    best window is as high as a positive review's: max pooling cannot tell them apart, only a
+    pooling that also reads the lowest windows can. A negation inside the praise ("was not good")
+    is left out on purpose: there the praise window itself is missing, and max pooling reads
+    that absence. No word but the evidence tells the kinds apart: "but", "would", "say" and the
+    frames occur in positive reviews too ("small but lovely", "i would say ..."), and filler
+    sentences and made-up chatter (1-4 sentences of rare words) appear in every kind alike.
+    Ground truth, for evaluation only: the praise is positive evidence; the complaint, or the
+    negation word of a denial ("not", "never", "nobody", ...), negative evidence.
+
+    Returns:
+        ``size`` examples named ``demo-<index>``; labels ``(0,)`` (positive) or ``()``; truth
+        ``{"positive_spans": [(start, end), ...], "negative_spans": [...]}`` in characters.
+    """
     rng = random.Random(seed)
     examples = []
     for index in range(size):
-        kind = rng.choice(["praise", "praise", "complaint", "negated", "neutral"])
-        subject, praise = rng.choice(_SUBJECTS), rng.choice(_PRAISE)
-        # each sentence: (words before, evidence words or None, their sign)
-        if kind == "neutral":
-            sentences = [(f"{subject} was {rng.choice(['ok', 'average', 'there'])}", None, None)]
-        elif kind == "negated":
-            negation = rng.choice(["not", "never"])
-            sentences = [(f"{subject} was ", f"{negation} {praise}", "negative")]
+        kind = rng.choice(_KINDS)
+        first, second = (rng.choice(_FRAMES).format(s) for s in rng.sample(_SUBJECTS, 2))
+        praise = rng.choice(_PRAISE)
+        # a sentence is a list of (words, sign): sign is None or the evidence the words carry
+        if kind == "plain":
+            sentences = [[(first + rng.choice(_PLAIN), None)]]
+        elif kind == "none":
+            sentences = []
+        elif rng.random() < 0.3:  # "but" on its own is no cue: "the room was small but lovely"
+            sentences = [[(first + rng.choice(_PLAIN) + " but ", None), (praise, "positive")]]
         else:
-            sentences = [(f"{subject} was ", praise, "positive")]
+            sentences = [[(first, None), (praise, "positive")]]
+        if kind in ("praise", "complaint", "contrast") and rng.random() < 0.5:
+            sentences[0].insert(0, (rng.choice(_OPINIONS), None))
+        if kind == "negated":
+            which = rng.randrange(len(_DENIALS))
+            before, after = _DENIALS[which].split("{}")
+            negation = rng.choice(_NEGATIONS[which])
+            sentences[0][:0] = [(before, None), (negation, "negative"), (after, None)]
+        if kind == "contrast":
+            sentences[0] += [(" but ", None), (rng.choice(_COMPLAINT), "negative")]
         if kind == "complaint":
-            other = rng.choice([s for s in _SUBJECTS if s != subject])
-            complaint = (f"{other} was ", rng.choice(_COMPLAINT), "negative")
+            complaint = [(second, None), (rng.choice(_COMPLAINT), "negative")]
             sentences.insert(rng.choice([0, 1]), complaint)
-        if rng.random() < 0.6:
-            sentences.insert(rng.randint(0, len(sentences)), (rng.choice(_FILLER), None, None))
+        if rng.random() < 0.6 or kind == "none":
+            sentences.insert(rng.randint(0, len(sentences)), [(rng.choice(_FILLER), None)])
         for _ in range(rng.randint(1, 4)):
-            sentences.insert(rng.randint(0, len(sentences)), (_chatter(rng), None, None))
+            sentences.insert(rng.randint(0, len(sentences)), [(_chatter(rng), None)])
         text, spans = "", {"positive": [], "negative": []}
-        for before, words, sign in sentences:
-            text += (". " if text else "") + before
-            if words:
-                spans[sign].append((len(text), len(text) + len(words)))
+        for sentence in sentences:
+            text += ". " if text else ""
+            for words, sign in sentence:
+                if sign:
+                    spans[sign].append((len(text), len(text) + len(words)))
                 text += words
         truth = {"positive_spans": spans["positive"], "negative_spans": spans["negative"]}
-        examples.append(Example(f"demo-{index}", text, (int(kind == "praise"),), truth))
+        labels = (0,) if kind == "praise" else ()
+        examples.append(Example(f"demo-{index}", text, labels, truth))
     return examples
 
 

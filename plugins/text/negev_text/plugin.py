@@ -43,9 +43,10 @@ class TextPlugin(ModalityPlugin):
             "epochs": 8,
             "batch_size": 32,
             "lr": 3e-3,
-            "pooling": "maxmin",
+            "pooling": "weldon",
+            "kmax": 0.1,
             "alpha": 1.0,
-            "plugin": {"encoder": "conv", "widths": "1,2,3", "max_tokens": 64, "demo_size": 1500},
+            "plugin": {"encoder": "conv", "widths": "1,2,3", "max_tokens": 64, "demo_size": 6000},
         }
 
     # -- data ------------------------------------------------------------------------------
@@ -53,8 +54,8 @@ class TextPlugin(ModalityPlugin):
         self._configure(config.get("plugin", {}))
         seed = int(config.get("seed", 0))
         if spec is None:
-            examples, bad = data.demo(int(self.options.get("demo_size", 1500)), seed), []
-            splits = DataSplits.shuffled(examples, data.DEMO_CLASSES, False, bad, seed)
+            examples, bad = data.demo(int(self.options.get("demo_size", 6000)), seed), []
+            splits = DataSplits.shuffled(examples, data.DEMO_CLASSES, True, bad, seed)
             splits.builtin = True
         else:
             examples, bad, classes, multilabel = data.read(Path(spec), self.options)
@@ -172,8 +173,17 @@ class TextPlugin(ModalityPlugin):
         classes: list[str],
         scores: Tensor | None = None,
     ) -> dict[str, float]:
-        """Token-level AUPRC and token F1 (top-k tokens, k = the true ones) of the positive and
-        the negative evidence of ``evidence_class`` against the ground-truth spans.
+        """The rationale metrics of ERASER (DeYoung et al., 2020) for the positive and the
+        negative evidence of ``evidence_class``, on the texts that have such ground-truth spans.
+        Tokens are ranked by :meth:`token_evidence` (negative evidence: most negative first).
+
+        - ``{sign}_token_auprc``: per text, the average precision of that ranking against the
+          tokens the spans cover, averaged over the texts (ERASER's soft-score AUPRC; sklearn's
+          step-wise average precision where ERASER integrates the curve by trapezoids);
+        - ``{sign}_token_auprc_pooled``: one ranking of all those texts' tokens at once (one
+          threshold for every text, so the evidence must also be on one scale across texts);
+        - ``{sign}_token_f1``: per text, the share of true tokens among its top-k tokens with k
+          the number of true tokens (precision = recall = F1), averaged.
 
         With single-label data the classes compete in a softmax, so a model may hold the evidence
         against a class in the other classes' maps: the map scored is then the class's map minus
@@ -186,28 +196,29 @@ class TextPlugin(ModalityPlugin):
             others = [k for k in range(len(classes)) if k != c]
             maps = [torch.cat([m, m[c : c + 1] - m[others].mean(0, keepdim=True)]) for m in maps]
             c = len(classes)
-        found: dict[str, tuple[list, list, list]] = {
-            "positive": ([], [], []),
-            "negative": ([], [], []),
-        }
+        found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"positive": [], "negative": []}
         for example, item in zip(examples, maps, strict=True):
             tokens = self._tokens(example.inputs)
             evidence = self.token_evidence(example.inputs, item[c])
             for sign, values in (("positive", evidence), ("negative", -evidence)):
                 spans = example.truth.get(f"{sign}_spans") or []
                 truth = set().union(*(tokens.covering(s, e) for s, e in spans)) if spans else set()
-                if not truth:
-                    continue
-                labels, scores, f1s = found[sign]
-                labels += [i in truth for i in range(len(values))]
-                scores += list(values)
-                top = set(np.argsort(-values)[: len(truth)].tolist())
-                f1s.append(len(top & truth) / len(truth))  # precision = recall with k = |truth|
+                if truth:
+                    found[sign].append((np.isin(np.arange(len(values)), list(truth)), values))
         metrics = {}
-        for sign, (labels, scores, f1s) in found.items():
-            if labels:
-                metrics[f"{sign}_token_auprc"] = float(average_precision_score(labels, scores))
-                metrics[f"{sign}_token_f1"] = float(np.mean(f1s))
+        for sign, texts in found.items():
+            if not texts:
+                continue
+            metrics[f"{sign}_token_auprc"] = float(
+                np.mean([average_precision_score(truth, values) for truth, values in texts])
+            )
+            truths, values = zip(*texts, strict=True)
+            metrics[f"{sign}_token_auprc_pooled"] = float(
+                average_precision_score(np.concatenate(truths), np.concatenate(values))
+            )
+            metrics[f"{sign}_token_f1"] = float(  # precision = recall at k = the true tokens
+                np.mean([t[np.argsort(-v)[: t.sum()]].mean() for t, v in texts])
+            )
         return metrics
 
     # -- helpers -----------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from negev.plugins import get_plugin
+from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 from negev_text import data
 from negev_text.encoders import ConvWindowEncoder, TransformerWindowEncoder
@@ -26,22 +27,51 @@ def test_tokens_keep_character_offsets():
 
 
 def test_demo_spans_point_at_the_deciding_words():
-    for example in data.demo(300, seed=0):
+    negations = {word for pair in data._NEGATIONS for word in pair}
+    for example in data.demo(400, seed=0):
         text = example.inputs
+        positive = [text[s:e] for s, e in example.truth["positive_spans"]]
         negative = [text[s:e] for s, e in example.truth["negative_spans"]]
-        if example.labels == (1,):
-            assert not negative and example.truth["positive_spans"]
-        for words in negative:
-            negation, _, praise = words.partition(" ")
-            assert words in data._COMPLAINT or (
-                negation in ("not", "never") and praise in data._PRAISE
-            )
-    # the filler sentences carry no label: they are as frequent in positive reviews as in others
-    examples = data.demo(2000, seed=1)
-    for label in (0, 1):
-        group = [e for e in examples if e.labels == (label,)]
-        with_filler = sum(any(f in e.inputs for f in data._FILLER) for e in group) / len(group)
-        assert abs(with_filler - 0.6) < 0.05
+        assert all(words in data._PRAISE for words in positive)
+        assert all(words in data._COMPLAINT or words in negations for words in negative)
+        # positive exactly when there is praise and no negative evidence
+        assert example.labels == ((0,) if positive and not negative else ())
+
+
+def test_demo_holds_no_cue_but_the_evidence():
+    examples = data.demo(4000, seed=1)
+    positive = [e for e in examples if e.labels]
+    assert 0.3 < len(positive) / len(examples) < 0.45
+    negative_with_praise = [e for e in examples if not e.labels and e.truth["positive_spans"]]
+    # the words around the evidence occur in positive reviews as well
+    for cue in ("but", "would", "say", "found", "felt", *data._FILLER):
+
+        def rate(group, cue=cue):
+            return sum(bool(re.search(rf"\b{cue}\b", e.inputs)) for e in group) / len(group)
+
+        assert rate(positive) > 0.03, cue
+        assert rate(positive) > 0.3 * rate(negative_with_praise), cue
+
+
+def test_evidence_metrics_against_hand_computed_values():
+    plugin = get_plugin("text")
+    plugin._configure({"widths": "1,2"})
+    plugin.multilabel = True
+    text = "a b c d"  # windows: a b c d | ab bc cd
+    maps = torch.tensor([[0.0, -4.0, 2.0, 0.0, 0.0, -2.0, 0.0, 0.0]])
+    # token evidence: each window's score spread over its tokens
+    assert plugin.token_evidence(text, maps[0]).tolist() == [0.0, -5.0, 1.0, 0.0]
+    first = Example("x", text, (), {"negative_spans": [(4, 5)], "positive_spans": [(2, 3)]})
+    # negative ranking: b (-5) first, then a = d (0), c last; truth c -> precision 1/4 at recall 1
+    second = Example("y", "a b c d", (), {"negative_spans": [(2, 3)]})
+    metrics = plugin.evidence_metrics([first, second], [maps, maps], ["positive"])
+    assert metrics["negative_token_auprc"] == pytest.approx((0.25 + 1.0) / 2)
+    assert metrics["negative_token_f1"] == pytest.approx((0.0 + 1.0) / 2)
+    # pooled: b, b (one true) then a, a, d, d then c, c (one true)
+    pooled = (1 / 2 + 2 / 8) / 2
+    assert metrics["negative_token_auprc_pooled"] == pytest.approx(pooled)
+    # positive: c (+1) is ranked first but the truth is b, ranked last: precision 1/4
+    assert metrics["positive_token_auprc"] == pytest.approx(0.25)
 
 
 def test_reader_reports_bad_lines(tmp_path):
@@ -116,7 +146,9 @@ def test_cli_with_both_encoders(tmp_path, tiny_bert):
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "evaluation_test.json").read_text())
-    assert {"accuracy", "macro_f1", "negative_token_auprc"} <= set(metrics)
+    assert {"accuracy", "mAP", "negative_token_auprc", "positive_token_auprc_pooled"} <= set(
+        metrics
+    )
     result = runner.invoke(
         app,
         ["explain", "--checkpoint", str(out), "-i", "the food was good", "--out", str(tmp_path)],
