@@ -12,7 +12,7 @@ def test_rows_labels_splits_and_bad_rows(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(
         "path,labels,split,note\na.x,cat|dog,train,hi\nsub/b.x,,test,\nc.x,horse,val,\n"
-        "d.x,cat,dev,\n/abs/e.x, dog ,val,\n"
+        "d.x,cat,dev,\n/abs/e.x, dog ,val,\n./a.x,cat,test,\n"
     )
     manifest = read_manifest(path, ["cat", "dog"])
     assert [(r.name, r.labels, r.split) for r in manifest.rows] == [
@@ -25,6 +25,7 @@ def test_rows_labels_splits_and_bad_rows(tmp_path):
     assert [(b.name, b.reason) for b in manifest.bad] == [
         ("m.csv:4 (c.x)", "unknown label 'horse' (classes: cat, dog)"),
         ("m.csv:5 (d.x)", "split must be train, val or test, got 'dev'"),
+        ("m.csv:7 (./a.x)", "listed again (first at line 2)"),
     ]
     splits = manifest.splits([(r, Example(r.name, None, r.labels)) for r in manifest.rows])
     assert [len(splits.train), len(splits.val), len(splits.test)] == [1, 1, 1]

@@ -2,9 +2,9 @@
 
 Columns: ``path`` (relative to the CSV's folder, or absolute), ``labels`` (``|``-separated class
 names; empty = no class present) and optionally ``split`` (train / val / test) and any column a
-plugin reads itself (``events`` for audio, ...). Rows with a label outside the class list or an
-unknown split are :class:`~negev.plugins.BadItem` s named ``<csv>:<line> (<path>)``; checking the
-files themselves is the plugin's part.
+plugin reads itself (``events`` for audio, ...). Rows with a label outside the class list, an
+unknown split, or a file listed by an earlier row are :class:`~negev.plugins.BadItem` s named
+``<csv>:<line> (<path>)``; checking the files themselves is the plugin's part.
 """
 
 from __future__ import annotations
@@ -74,19 +74,24 @@ def read_manifest(path: str | Path, classes: list[str] | None = None) -> Manifes
             raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(rows[0])})")
     classes = list(classes) if classes else sorted({n for r in rows for n in _names(r["labels"])})
     manifest = Manifest([], classes, "split" in rows[0])
+    first_line: dict[Path, int] = {}
     for line, row in enumerate(rows, start=2):
         name = f"{path.name}:{line} ({row['path']})"
         names = _names(row["labels"])
         outside = [n for n in names if n not in classes]
         split = (row.get("split") or "").strip() if manifest.has_split else "all"
+        file = Path(row["path"] or "")
+        file = file if file.is_absolute() else path.parent / file
         if outside:
             reason = f"unknown label {outside[0]!r} (classes: {', '.join(classes)})"
             manifest.bad.append(BadItem(name, reason))
         elif manifest.has_split and split not in SPLITS:
             manifest.bad.append(BadItem(name, f"split must be train, val or test, got {split!r}"))
+        elif file in first_line:
+            reason = f"listed again (first at line {first_line[file]})"
+            manifest.bad.append(BadItem(name, reason))
         else:
-            file = Path(row["path"] or "")
-            file = file if file.is_absolute() else path.parent / file
+            first_line[file] = line
             labels = tuple(sorted({classes.index(n) for n in names}))
             manifest.rows.append(ManifestRow(name, file, labels, split, row))
     return manifest

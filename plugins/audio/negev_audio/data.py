@@ -14,7 +14,9 @@ from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import read_manifest
 from negev_audio.clips import check_clip
 
-__all__ = ["parse_events", "read_csv"]
+__all__ = ["check_events", "parse_events", "read_csv"]
+
+END_TOLERANCE = 0.05  # s: an offset this far past the clip's end is rounding, cut to the end
 
 
 def parse_events(text: str, classes: list[str]) -> list[tuple[int, float, float]]:
@@ -37,6 +39,26 @@ def parse_events(text: str, classes: list[str]) -> list[tuple[int, float, float]
     return events
 
 
+def check_events(
+    events: list[tuple[int, float, float]],
+    labels: tuple[int, ...],
+    duration: float,
+    classes: list[str],
+) -> list[tuple[int, float, float]]:
+    """Check a clip's events against its ``labels`` and its ``duration`` (s): every event's
+    class must be among the labels, and every event must lie in the clip (an offset at most
+    ``END_TOLERANCE`` past the end is cut to the end). Returns the events; raises ValueError."""
+    checked = []
+    for c, start, end in events:
+        event = f"{classes[c]}@{start:g}-{end:g}"
+        if c not in labels:
+            raise ValueError(f"event {event!r} is of a class the labels do not list")
+        if start >= duration or end > duration + END_TOLERANCE:
+            raise ValueError(f"event {event!r} ends after the clip ({duration:.3f} s)")
+        checked.append((c, start, min(end, duration)))
+    return checked
+
+
 def read_csv(
     path: str | Path,
     sample_rate: int,
@@ -45,14 +67,16 @@ def read_csv(
     min_samples: int = 1,
 ) -> DataSplits:
     """Read the manifest CSV at ``path`` (:mod:`negev.plugins.manifest`); every clip is decoded
-    once to check it (unreadable, empty, too short or silent clips, unknown labels and malformed
-    events become :class:`BadItem` s named by line and file)."""
+    once to check it (unreadable, empty, too short or silent clips, unknown labels, malformed
+    events, events past the clip's end or of a class the labels omit become :class:`BadItem` s
+    named by line and file)."""
     manifest = read_manifest(path, classes)
     examples = []
     for row in manifest.rows:
         try:
             events = parse_events(row.fields.get("events") or "", manifest.classes)
             duration = check_clip(row.file, sample_rate, min_samples)
+            events = check_events(events, row.labels, duration, manifest.classes)
         except ValueError as exc:  # the row names the file: drop the reader's path prefix
             manifest.bad.append(BadItem(row.name, str(exc).removeprefix(f"{row.file}: ")))
             continue

@@ -66,13 +66,17 @@ def test_parse_events():
 
 
 def test_csv_reader_reports_every_bad_row(tmp_path):
-    soundfile.write(tmp_path / "a.wav", tone(2.0), 8000)
-    soundfile.write(tmp_path / "b.wav", tone(1.0, freq=300), 8000)
+    for name in ("a", "a2", "a3", "a4"):
+        soundfile.write(tmp_path / f"{name}.wav", tone(2.0), 8000)
+    for name in ("b", "b2"):
+        soundfile.write(tmp_path / f"{name}.wav", tone(1.0, freq=300), 8000)
     soundfile.write(tmp_path / "quiet.wav", np.zeros(800, np.float32), 8000)
     (tmp_path / "clips.csv").write_text(
         "path,labels,events,split\n"
         "a.wav,beep,beep@0.2-0.9,train\nb.wav,,,test\nquiet.wav,beep,,train\n"
-        "a.wav,dog,,val\nmissing.wav,beep,,val\na.wav,beep,beep@3-1,val\n"
+        "a2.wav,dog,,val\nmissing.wav,beep,,val\na2.wav,beep,beep@3-1,val\n"
+        "a3.wav,beep,beep@1.5-2.6,val\na4.wav,beep,hum@0-1,val\nb2.wav,beep,beep@0.5-1.04,val\n"
+        "a.wav,beep,,test\n"
     )
     data = read_csv(tmp_path / "clips.csv", 8000, classes=["beep", "hum"])
     assert [e.labels for e in data.train] == [(0,)] and [e.labels for e in data.test] == [()]
@@ -80,10 +84,15 @@ def test_csv_reader_reports_every_bad_row(tmp_path):
     assert data.test[0].truth == {}
     reasons = {b.name: b.reason for b in data.bad}
     assert reasons["clips.csv:4 (quiet.wav)"].startswith("silent clip")
-    assert reasons["clips.csv:5 (a.wav)"] == "unknown label 'dog' (classes: beep, hum)"
+    assert reasons["clips.csv:5 (a2.wav)"] == "unknown label 'dog' (classes: beep, hum)"
     assert reasons["clips.csv:6 (missing.wav)"] == "no such audio file"
-    assert "needs 0 <= onset < offset" in reasons["clips.csv:7 (a.wav)"]
-    assert len(reasons) == 4
+    assert "needs 0 <= onset < offset" in reasons["clips.csv:7 (a2.wav)"]
+    assert reasons["clips.csv:8 (a3.wav)"] == "event 'beep@1.5-2.6' ends after the clip (2.000 s)"
+    assert "'hum@0-1' is of a class the labels do not list" in reasons["clips.csv:9 (a4.wav)"]
+    assert reasons["clips.csv:11 (a.wav)"] == "listed again (first at line 2)"
+    assert len(reasons) == 7
+    # an offset within rounding of the end is cut to the end
+    assert data.val[0].truth == {"events": [(0, 0.5, 1.0)], "duration": 1.0}
 
 
 def test_front_end_masks_the_padding_of_shorter_clips():

@@ -35,27 +35,56 @@ class _AnnotationError(ValueError):
     """An annotation that parses but is not usable (the message says why)."""
 
 
-def _split_ids(root: Path, seed: int) -> dict[str, list[str]]:
+def _split_ids(root: Path, seed: int) -> tuple[dict[str, list[str]], list[BadItem]]:
     """Image ids of train / val / test from ImageSets/Main: train.txt and val.txt, or trainval.txt
-    cut 85/15 when those are missing; test.txt, else val."""
+    cut 85/15 when those are missing; test.txt, else val. An id listed twice in a file, or in
+    the test / val file as well as in an earlier split's, is a bad item (kept where first seen).
+    """
     main = root / "ImageSets" / "Main"
+    bad: list[BadItem] = []
 
-    def ids(name: str) -> list[str] | None:
+    def ids(name: str) -> dict[str, int] | None:
+        """Each id of ``name``.txt with the line that lists it."""
         path = main / f"{name}.txt"
         if not path.is_file():
             return None
-        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        lines: dict[str, int] = {}
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            image_id = line.split()[0]
+            if image_id in lines:
+                reason = f"image {image_id} is listed again (first at line {lines[image_id]})"
+                bad.append(BadItem(f"ImageSets/Main/{name}.txt:{number}", reason))
+            else:
+                lines[image_id] = number
+        return lines
 
-    train, val = ids("train"), ids("val")
-    if train is None or val is None:
+    files = {"train": ids("train"), "val": ids("val"), "test": ids("test")}
+    if files["train"] is None or files["val"] is None:
         trainval = ids("trainval")
         if trainval is None:
             raise ValueError(f"{main}: needs train.txt and val.txt, or trainval.txt")
         shuffled = list(trainval)
         random.Random(seed).shuffle(shuffled)
         cut = int(0.85 * len(shuffled))
-        train, val = shuffled[:cut], shuffled[cut:]
-    return {"train": train, "val": val, "test": ids("test") or val}
+        files["train"] = {i: trainval[i] for i in shuffled[:cut]}
+        files["val"] = {i: trainval[i] for i in shuffled[cut:]}
+    owner: dict[str, str] = {}
+    splits: dict[str, list[str]] = {}
+    for split, lines in files.items():
+        if lines is None:  # no test.txt: the test split is val
+            continue
+        splits[split] = []
+        for image_id, number in lines.items():
+            if image_id in owner:
+                reason = f"image {image_id} is in {owner[image_id]} as well (splits must not share)"
+                bad.append(BadItem(f"ImageSets/Main/{split}.txt:{number}", reason))
+            else:
+                owner[image_id] = split
+                splits[split].append(image_id)
+    splits.setdefault("test", splits["val"])
+    return splits, bad
 
 
 def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
@@ -70,9 +99,8 @@ def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
     for folder in ("Annotations", "JPEGImages"):
         if not (root / folder).is_dir():
             raise ValueError(f"{root} is not a VOC directory: {folder}/ is missing")
-    ids = _split_ids(root, seed)
+    ids, bad = _split_ids(root, seed)
     parsed: dict[str, tuple[list[tuple[str, int, tuple[int, ...]]], tuple[int, int]] | None] = {}
-    bad: list[BadItem] = []
     for image_id in dict.fromkeys(i for split in ids.values() for i in split):
         xml_path = root / "Annotations" / f"{image_id}.xml"
         name = f"Annotations/{image_id}.xml"
@@ -182,8 +210,20 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
     for ann in coco["annotations"]:
         by_image.setdefault(ann.get("image_id"), []).append(ann)
     examples, bad = [], []
+    seen_ids: dict[Any, str] = {}  # image id -> file name
+    seen_files: dict[str, Any] = {}  # file name -> image id
     for image in coco["images"]:
         file = root / image["file_name"]
+        if image["id"] in seen_ids or image["file_name"] in seen_files:
+            reason = (
+                f"image id {image['id']!r} is given twice (first for {seen_ids[image['id']]})"
+                if image["id"] in seen_ids
+                else f"listed twice (image ids {seen_files[image['file_name']]!r}, {image['id']!r})"
+            )
+            bad.append(BadItem(image["file_name"], reason))
+            continue
+        seen_ids[image["id"]] = image["file_name"]
+        seen_files[image["file_name"]] = image["id"]
         anns = by_image.get(image["id"], [])
         unknown = [a for a in anns if a.get("category_id") not in index]
         no_box = [a for a in anns if not a.get("iscrowd") and not _is_box(a.get("bbox"))]

@@ -49,6 +49,7 @@ def make_voc(root):
         "000004": [("bus", 0, (1, 1, 5, 5))],
         "000005": [("bird", 0, (1, 1, 5, 5))],
         "000006": [(" ", 0, (1, 1, 5, 5))],
+        "000007": [("cat", 0, (1, 1, 5, 5))],
     }
     for image_id, objs in objects.items():
         body = "".join(
@@ -74,7 +75,7 @@ def make_voc(root):
     main.mkdir(parents=True)
     (main / "train.txt").write_text("000001\n000002\n000004\n000005\n000006\n")
     (main / "val.txt").write_text("000003\n")
-    (main / "test.txt").write_text("000001\n000003\n")
+    (main / "test.txt").write_text("000007\n")
 
 
 def test_voc_reader(tmp_path):
@@ -101,7 +102,25 @@ def test_voc_reader(tmp_path):
     assert "broken XML: mismatched tag: line" in data.bad[0].reason
     assert "cannot read image" in data.bad[1].reason
     assert data.bad[2].reason == "an <object> has no <name>"
-    assert len(data.val) == 1 and len(data.test) == 2
+    assert len(data.val) == 1 and len(data.test) == 1
+
+
+def test_voc_reader_reports_ids_listed_twice(tmp_path):
+    make_voc(tmp_path)
+    main = tmp_path / "ImageSets" / "Main"
+    (main / "train.txt").write_text("000001\n000002\n000001\n")
+    (main / "test.txt").write_text("000007\n000002\n")
+    data = read_voc(tmp_path)
+    reasons = {b.name: b.reason for b in data.bad}
+    assert reasons["ImageSets/Main/train.txt:3"] == "image 000001 is listed again (first at line 1)"
+    assert reasons["ImageSets/Main/test.txt:2"] == (
+        "image 000002 is in train as well (splits must not share)"
+    )
+    assert len(data.bad) == 2
+    assert [len(data.train), len(data.val), len(data.test)] == [2, 1, 1]
+    # without test.txt the test split is val, as before: no overlap reported
+    (main / "test.txt").unlink()
+    assert [b.name for b in read_voc(tmp_path).bad] == ["ImageSets/Main/train.txt:3"]
 
 
 def test_voc_reader_needs_the_layout(tmp_path):
