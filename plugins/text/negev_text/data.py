@@ -29,7 +29,7 @@ _FILLER = [
     "we went there on a sunday", "it was busy", "i came back last week", "my sister joined me",
     "the place is near the station", "we stayed two nights", "it opened in may",
 ]  # fmt: skip
-_KINDS = ["praise"] * 3 + ["complaint", "contrast", "negated", "plain", "none"]
+_KINDS = ["praise"] * 3 + ["complaint", "contrast", "denial", "plain", "none"]
 
 
 def demo(size: int, seed: int) -> list[Example]:
@@ -70,7 +70,7 @@ def demo(size: int, seed: int) -> list[Example]:
             sentences = [[(first, None), (praise, "positive")]]
         if kind in ("praise", "complaint", "contrast") and rng.random() < 0.5:
             sentences[0].insert(0, (rng.choice(_OPINIONS), None))
-        if kind == "negated":
+        if kind == "denial":
             which = rng.randrange(len(_DENIALS))
             before, after = _DENIALS[which].split("{}")
             negation = rng.choice(_NEGATIONS[which])
