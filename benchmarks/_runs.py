@@ -1,7 +1,9 @@
-"""Train a model of a modality through the engine and measure it, for the plugin benchmarks."""
+"""What the benchmark scripts share: training a modality through the engine and measuring it
+over seeds, the demo benchmarks' arguments, and writing a results table."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -13,6 +15,8 @@ import torch
 
 from negev.engine import load_model, predict, resolve_config, train
 from negev.engine.trainer import prepare_data
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def train_and_measure(options: dict[str, Any], out: Path) -> dict[str, float]:
@@ -59,3 +63,21 @@ def seed_table(results: dict[str, list[dict[str, float]]], columns: dict[str, st
     for name, runs in results.items():
         lines.append(f"| {name} | " + " | ".join(cell(runs, k) for k in columns) + " |")
     return lines
+
+
+def demo_arguments(doc: str, name: str, epochs: int, seeds: list[int]) -> argparse.Namespace:
+    """``--epochs``, ``--seeds`` and ``--out`` (default ``benchmarks/results/<name>.md``) of a
+    plugin demo benchmark; the runs use 2 CPU threads, as the tables say."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--out", type=Path, default=RESULTS / f"{name}.md")
+    torch.set_num_threads(2)
+    return parser.parse_args()
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    """Write a results file (folders made as needed) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")

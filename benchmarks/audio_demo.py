@@ -13,12 +13,7 @@ Writes benchmarks/results/audio.md.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import torch
-
-from benchmarks._runs import seed_table, train_rows
+from benchmarks._runs import demo_arguments, seed_table, train_rows, write_lines
 
 ROWS = {
     "max": {"pooling": "max"},
@@ -40,12 +35,7 @@ COLUMNS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "audio.md")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = demo_arguments(__doc__, "audio", epochs=10, seeds=[0, 1])
     results = train_rows("audio", ROWS, args.epochs, args.seeds)
     lines = [
         "# Audio plugin: poolings on the synthetic sound-event demo",
@@ -64,9 +54,7 @@ def main() -> None:
         "",
         *seed_table(results, COLUMNS),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write_lines(args.out, lines)
 
 
 if __name__ == "__main__":

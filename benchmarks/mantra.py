@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 
+from benchmarks._runs import write_lines
 from negev.datasets import make_presence_absence_bags
 from negev.estimators import MantraClassifier, MantraRanker
 
@@ -82,9 +83,7 @@ def main() -> None:
         "much, since a bag with p and q looks like a bag with p only at the top of its region "
         "scores. Max+min reads q at the bottom (negative evidence).",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write_lines(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from benchmarks._runs import train_and_measure
+from benchmarks._runs import train_and_measure, write_lines
 from negev.engine import resolve_config
 from negev.engine.trainer import prepare_data
 
@@ -126,9 +126,7 @@ def main() -> None:
         "linear model on 2048 Morgan bits is the strong classical baseline for such a series; "
         "the message-passing network, trained from scratch, stays below it.",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write_lines(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,7 @@ Writes benchmarks/results/text.md.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import torch
-
-from benchmarks._runs import seed_table, train_rows
+from benchmarks._runs import demo_arguments, seed_table, train_rows, write_lines
 
 ROWS = {
     "max": {"pooling": "max"},
@@ -40,12 +35,7 @@ COLUMNS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "text.md")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = demo_arguments(__doc__, "text", epochs=8, seeds=[0, 1, 2, 3])
     results = train_rows("text", ROWS, args.epochs, args.seeds)
     lines = [
         "# Text plugin: complaints, contrasts and denials as negative evidence",
@@ -67,9 +57,7 @@ def main() -> None:
         "",
         *seed_table(results, COLUMNS),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write_lines(args.out, lines)
 
 
 if __name__ == "__main__":
