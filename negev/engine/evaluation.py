@@ -53,10 +53,10 @@ def classification_metrics(
         known = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu")) == 0
         aps, aucs = [], []
         for c in range(num_classes):
-            truth = targets[known[:, c], c]
+            truth, kept = targets[known[:, c], c], scores[known[:, c], c]
             if truth.numel() and 0 < truth.sum() < truth.numel():
-                aps.append(float(average_precision(scores[known[:, c], c], truth)))
-                aucs.append(float(roc_auc_score(truth.numpy(), scores[known[:, c], c].numpy())))
+                aps.append(float(average_precision(kept, truth)))
+                aucs.append(float(roc_auc_score(truth.numpy(), kept.numpy())))
         right = ((scores > 0) == (targets > 0)) | ~known
         nan = float("nan")
         return {

@@ -116,17 +116,16 @@ class TextPlugin(ModalityPlugin):
             for s in range(n)
         ]
 
-    def token_evidence(self, text: str, region_map: Tensor) -> np.ndarray:
-        """Signed evidence per token: every valid window's score spread evenly over its tokens
-        and summed (> 0 speaks for the class, < 0 against it).
+    def token_evidence(self, n: int, region_map: Tensor) -> np.ndarray:
+        """Signed evidence per token of a text of ``n`` tokens: every valid window's score spread
+        evenly over its tokens and summed (> 0 speaks for the class, < 0 against it).
 
         Args:
-            region_map: (len(widths) * L,) one class's window scores, L >= the text's tokens.
+            region_map: (len(widths) * L,) one class's window scores, L >= n.
 
         Returns:
-            (n_tokens,) float.
+            (n,) float.
         """
-        n = len(self._tokens(text).words)
         widths = self._widths()
         longest = region_map.numel() // len(widths)
         scores = region_map.reshape(len(widths), longest).numpy()
@@ -149,7 +148,7 @@ class TextPlugin(ModalityPlugin):
         tokens = self._tokens(example.inputs)
         rows = []
         for c, name in enumerate(classes):
-            weight = self.token_evidence(example.inputs, maps[c])
+            weight = self.token_evidence(len(tokens.words), maps[c])
             scale = float(np.abs(weight).max()) if len(weight) else 1.0
             cells = "".join(
                 f'<span title="{w:+.2f}" style="background:{evidence_css(w / (scale or 1.0))};'
@@ -199,7 +198,7 @@ class TextPlugin(ModalityPlugin):
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"positive": [], "negative": []}
         for example, item in zip(examples, maps, strict=True):
             tokens = self._tokens(example.inputs)
-            evidence = self.token_evidence(example.inputs, item[c])
+            evidence = self.token_evidence(len(tokens.words), item[c])
             for sign, values in (("positive", evidence), ("negative", -evidence)):
                 spans = example.truth.get(f"{sign}_spans") or []
                 truth = set().union(*(tokens.covering(s, e) for s, e in spans)) if spans else set()

@@ -60,7 +60,7 @@ def test_evidence_metrics_against_hand_computed_values():
     text = "a b c d"  # windows: a b c d | ab bc cd
     maps = torch.tensor([[0.0, -4.0, 2.0, 0.0, 0.0, -2.0, 0.0, 0.0]])
     # token evidence: each window's score spread over its tokens
-    assert plugin.token_evidence(text, maps[0]).tolist() == [0.0, -5.0, 1.0, 0.0]
+    assert plugin.token_evidence(4, maps[0]).tolist() == [0.0, -5.0, 1.0, 0.0]
     first = Example("x", text, (), {"negative_spans": [(4, 5)], "positive_spans": [(2, 3)]})
     # negative ranking: b (-5) first, then a = d (0), c last; truth c -> precision 1/4 at recall 1
     second = Example("y", "a b c d", (), {"negative_spans": [(2, 3)]})
