@@ -9,8 +9,18 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    """Write a results table (folders made as needed) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
 
 
 def sync(device: torch.device) -> None:
@@ -60,3 +70,52 @@ def peak_cuda_bytes(fn: Callable[[], object], device: torch.device) -> int | Non
     fn()
     sync(device)
     return torch.cuda.max_memory_allocated(device) - base
+
+
+# Operators that only make views or metadata: counted only when they run another operator (a
+# copy), as `to` and `contiguous` do when the layout or dtype changes.
+_VIEWS = frozenset(
+    "aten::" + name
+    for name in (
+        "alias as_strided chunk contiguous detach detach_ expand expand_as flatten lift_fresh "
+        "narrow permute reshape resolve_conj resolve_neg select slice split squeeze t to "
+        "transpose unbind unflatten unsqueeze view view_as _unsafe_view"
+    ).split()
+)
+
+
+def _works(event) -> bool:
+    """Whether a profiled operator does work: not a view, or a view that copies."""
+    if not event.name.startswith("aten::"):
+        return False
+    return event.name not in _VIEWS or any(_works(c) for c in event.cpu_children)
+
+
+def launches(fn: Callable[[], object], device: torch.device) -> tuple[int, int | None]:
+    """Operators and CUDA kernels one call of ``fn()`` runs, counted by ``torch.profiler``.
+
+    Returns:
+        (aten ops, kernels): the outermost ``aten::`` operators (those not called by another
+        one; pure views left out) and, on CUDA, the device kernels and copies (None elsewhere).
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    fn()
+    sync(device)
+    with profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    events = prof.events()
+
+    def outermost(event) -> bool:
+        parent = event.cpu_parent
+        return parent is None or not parent.name.startswith("aten::")
+
+    ops = sum(1 for e in events if outermost(e) and _works(e))
+    if device.type != "cuda":
+        return ops, None
+    return ops, sum(1 for e in events if e.device_type == DeviceType.CUDA)

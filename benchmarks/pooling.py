@@ -1,9 +1,16 @@
 """Forward + backward speed and memory of ``wildcat_pool`` against the full-sort reference.
 
 The reference is the approach of the original 2017 WILDCAT code: sort every region, average both
-ends. Ours selects the ends with ``topk`` (a selection, no full sort).
+ends. Ours selects the ends with ``topk`` (a selection, no full sort) on the CPU, and on a GPU with
+Triton runs one fused kernel per pass (``negev.nn.functional._wildcat_triton``), or one
+``torch.sort`` for many long rows with k > 2; the path column names the one
+``negev.nn.functional.wildcat.choose_path`` picked. ops / kernels:
+the operators (``aten::``, views left out) and, on CUDA, the kernels one call runs, counted by
+``torch.profiler``. On CUDA a second table times larger inputs against the memory-traffic floor
+(reading the scores once and writing their gradient once at the bandwidth of a copy measured in
+the same run).
 
-Run:  python benchmarks/pooling.py [--device cpu|cuda] [--threads 2] [--repeats 15]
+Run:  python -m benchmarks.pooling [--device cpu|cuda] [--threads 2] [--repeats 15]
 Writes benchmarks/results/pooling.md (or pooling_<device>.md for a non-CPU device).
 """
 
@@ -17,8 +24,16 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._timing import median_times, peak_cuda_bytes, saved_for_backward_bytes
-from negev.nn.functional import wildcat_pool
+from benchmarks._timing import (
+    launches,
+    median_times,
+    peak_cuda_bytes,
+    saved_for_backward_bytes,
+    sync,
+    write_lines,
+)
+from negev.nn.functional import _wildcat_triton, wildcat_pool
+from negev.nn.functional.wildcat import choose_path
 from negev.testing import sort_wildcat_pool
 
 BATCHES = (8, 64)
@@ -26,12 +41,23 @@ CLASSES = (20, 80)
 GRIDS = (7, 14, 28)
 KS = (1, 0.1, 0.5)
 ALPHA = 0.7
+# (B, C, grid), k = LARGE_K: the GPU sizes of issue 20
+LARGE = ((32, 80, 14), (64, 80, 28), (256, 80, 28), (64, 1000, 14))
+LARGE_K = 0.2
 
 
 def step(pool, scores: torch.Tensor, k: float | int) -> torch.Tensor:
     out = pool(scores, k, k, ALPHA)
     out.sum().backward()
     return out
+
+
+def path_of(scores: torch.Tensor, k: float | int) -> str:
+    """The path wildcat_pool takes for these (B, C, *regions) scores with kmin = kmax = k."""
+    flat = scores.flatten(2)
+    rows, regions = flat.shape[0] * flat.shape[1], flat.shape[2]
+    count = max(1, round(k * regions)) if k < 1 else min(int(k), regions)
+    return choose_path(rows, regions, count, fused=_wildcat_triton.supports(flat))
 
 
 def run(device: torch.device, repeats: int) -> list[dict]:
@@ -54,6 +80,7 @@ def run(device: torch.device, repeats: int) -> list[dict]:
             for name, p in (("ours", wildcat_pool), ("reference", sort_wildcat_pool))
         }
         peak = {name: peak_cuda_bytes(fn, device) for name, fn in fns.items()}
+        counts = {name: launches(fn, device) for name, fn in fns.items()}
         regions = grid * grid
         k_regions = max(1, round(k * regions)) if k < 1 else k
         rows.append(
@@ -62,6 +89,7 @@ def run(device: torch.device, repeats: int) -> list[dict]:
                 "C": classes,
                 "regions": f"{grid}x{grid}",
                 "k": k,
+                "path": path_of(scores, k),
                 "k_frac": k_regions / regions,
                 "ours_ms": times["ours"] * 1e3,
                 "ref_ms": times["reference"] * 1e3,
@@ -70,6 +98,8 @@ def run(device: torch.device, repeats: int) -> list[dict]:
                 "mem_ref": mem["reference"],
                 "peak_ours": peak["ours"],
                 "peak_ref": peak["reference"],
+                "launch_ours": counts["ours"][1 if device.type == "cuda" else 0],
+                "launch_ref": counts["reference"][1 if device.type == "cuda" else 0],
             }
         )
         print(
@@ -81,37 +111,120 @@ def run(device: torch.device, repeats: int) -> list[dict]:
     return rows
 
 
-def to_markdown(rows: list[dict], device: torch.device, threads: int) -> str:
+def run_large(device: torch.device, repeats: int) -> tuple[list[dict], float]:
+    """The larger inputs at k = LARGE_K; also returns the copy bandwidth (bytes / s)."""
+    buffer = torch.empty(2**28, dtype=torch.uint8, device=device)
+    copy_s = median_times({"copy": buffer.clone}, device, repeats=repeats)["copy"]
+    bandwidth = 2 * buffer.numel() / copy_s  # read + write
+    del buffer
+    rows = []
+    for batch, classes, grid in LARGE:
+        gen = torch.Generator().manual_seed(0)
+        scores = torch.randn(batch, classes, grid, grid, generator=gen).to(device)
+        scores.requires_grad_(True)
+        fns = {
+            "ours": partial(step, wildcat_pool, scores, LARGE_K),
+            "reference": partial(step, sort_wildcat_pool, scores, LARGE_K),
+        }
+        torch.testing.assert_close(
+            wildcat_pool(scores, LARGE_K, LARGE_K, ALPHA),
+            sort_wildcat_pool(scores, LARGE_K, LARGE_K, ALPHA),
+        )
+        times = median_times(fns, device, repeats=repeats)
+        counts = {name: launches(fn, device) for name, fn in fns.items()}
+        floor = 2 * scores.numel() * scores.element_size() / bandwidth
+        rows.append(
+            {
+                "size": f"{batch} x {classes} x {grid}x{grid}",
+                "path": path_of(scores, LARGE_K),
+                "ours_ms": times["ours"] * 1e3,
+                "ref_ms": times["reference"] * 1e3,
+                "floor_ms": floor * 1e3,
+                "launch_ours": counts["ours"][1] if device.type == "cuda" else counts["ours"][0],
+                "launch_ref": counts["reference"][1]
+                if device.type == "cuda"
+                else counts["reference"][0],
+            }
+        )
+        print(
+            f"{rows[-1]['size']}: ours {rows[-1]['ours_ms']:.3f} ms, full sort "
+            f"{rows[-1]['ref_ms']:.3f} ms, floor {rows[-1]['floor_ms']:.4f} ms",
+            flush=True,
+        )
+        del scores
+    return rows, bandwidth
+
+
+def to_markdown(
+    rows: list[dict], large: list[dict], bandwidth: float, device: torch.device, threads: int
+) -> list[str]:
     small = [r for r in rows if r["k_frac"] <= 0.05]
+    cuda = device.type == "cuda"
+    what = "kernels" if cuda else "ops"
+    if cuda:
+        if _wildcat_triton.supports(torch.zeros(1, 1, 1, device=device)):
+            path = f"Triton {_wildcat_triton.triton.__version__} kernels or torch.sort by size"
+        else:
+            path = f"the torch path ({_wildcat_triton.disabled})"
+        where = f"{torch.cuda.get_device_name(device)}, ours: {path}"
+    else:
+        where = f"{platform.processor() or platform.machine()}, {threads} threads"
     lines = [
         "# wildcat_pool vs full-sort reference: forward + backward",
         "",
-        f"Device: {device} ({platform.processor() or platform.machine()}), "
-        f"torch {torch.__version__}, {threads} threads; alpha={ALPHA}, kmin=kmax=k. "
-        "Command: `python -m benchmarks.pooling`.",
+        f"Device: {device} ({where}), torch {torch.__version__}; alpha={ALPHA}, kmin=kmax=k. "
+        f"Command: `python -m benchmarks.pooling{' --device cuda' if cuda else ''}"
+        f"{f' --threads {threads}' if not cuda and threads != 2 else ''}`.",
         "",
         "speedup = reference time / our time, both measured in this run (median of interleaved "
         "repeats). memory = bytes autograd keeps for backward (distinct storages)"
-        + ("; peak = extra CUDA memory at peak." if device.type == "cuda" else "."),
+        + ("; peak = extra CUDA memory at peak" if cuda else "")
+        + f". {what} = "
+        + (
+            "CUDA kernels and copies one call runs"
+            if cuda
+            else "operators one call runs (outermost `aten::` operators, views left out)"
+        )
+        + ", counted by torch.profiler.",
         "",
         f"- slowest cell: {min(r['speedup'] for r in rows):.2f}x (goal: never slower, >= 1)",
         f"- cells with k <= 5% of the regions: min {min(r['speedup'] for r in small):.2f}x "
         f"(goal: >= 2x)",
         "",
-        "| B | C | regions | k | speedup | ours ms | reference ms | memory ours "
-        "| memory reference |" + (" peak ours | peak reference |" if device.type == "cuda" else ""),
-        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if device.type == "cuda" else ""),
+        f"| B | C | regions | k | path | speedup | ours ms | reference ms | {what} ours "
+        f"| {what} reference | memory ours | memory reference |"
+        + (" peak ours | peak reference |" if cuda else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if cuda else ""),
     ]
     for r in rows:
         line = (
-            f"| {r['B']} | {r['C']} | {r['regions']} | {r['k']} | **{r['speedup']:.2f}x** | "
-            f"{r['ours_ms']:.3f} | {r['ref_ms']:.3f} | {_size(r['mem_ours'])} | "
-            f"{_size(r['mem_ref'])} |"
+            f"| {r['B']} | {r['C']} | {r['regions']} | {r['k']} | {r['path']} | "
+            f"**{r['speedup']:.2f}x** | "
+            f"{r['ours_ms']:.3f} | {r['ref_ms']:.3f} | {r['launch_ours']} | {r['launch_ref']} | "
+            f"{_size(r['mem_ours'])} | {_size(r['mem_ref'])} |"
         )
-        if device.type == "cuda":
+        if cuda:
             line += f" {_size(r['peak_ours'])} | {_size(r['peak_ref'])} |"
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    if large:
+        lines += [
+            "",
+            f"## Larger inputs, k = {LARGE_K}, alpha = {ALPHA}",
+            "",
+            f"Memory-traffic floor: read the scores once and write their gradient once at "
+            f"{bandwidth / 1e9:.0f} GB/s (a copy measured in this run).",
+            "",
+            f"| B x C x regions | path | ours ms | full sort ms | speedup | floor ms "
+            f"| ours / floor | {what} ours | {what} full sort |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in large:
+            lines.append(
+                f"| {r['size']} | {r['path']} | {r['ours_ms']:.3f} | {r['ref_ms']:.3f} | "
+                f"**{r['ref_ms'] / r['ours_ms']:.2f}x** | {r['floor_ms']:.4f} | "
+                f"{r['ours_ms'] / r['floor_ms']:.1f}x | {r['launch_ours']} | {r['launch_ref']} |"
+            )
+    return lines
 
 
 def _size(n: int) -> str:
@@ -128,11 +241,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rows = run(device, args.repeats)
+    large, bandwidth = run_large(device, args.repeats) if device.type == "cuda" else ([], 0.0)
+    sync(device)
     name = "pooling.md" if device.type == "cpu" else f"pooling_{device.type}.md"
     out = args.out or Path(__file__).parent / "results" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(rows, device, args.threads))
-    print(f"wrote {out}")
+    write_lines(out, to_markdown(rows, large, bandwidth, device, args.threads))
 
 
 if __name__ == "__main__":

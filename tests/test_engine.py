@@ -50,7 +50,9 @@ def test_checkpoint_is_safetensors_and_reloads(tmp_path):
     out = run(tmp_path, "ckpt")
     target = latest_checkpoint(out)
     assert target.name == "checkpoint-0002"
-    assert not list(out.glob("checkpoint-0001"))  # older checkpoints are removed
+    best = json.loads((out / "best.json").read_text())["checkpoint"]
+    # checkpoints other than the latest and the best are removed
+    assert {p.name for p in out.glob("checkpoint-*")} == {"checkpoint-0002", best}
     meta = json.loads((target / "config.json").read_text())
     assert meta["modality"] == "tokens" and meta["plugin_version"] == "0.1.0"
     plugin, config, model, _ = load_model(out)
@@ -60,21 +62,24 @@ def test_checkpoint_is_safetensors_and_reloads(tmp_path):
     assert state["epoch"] == 1
 
 
-def _train_command(out: Path, epochs: int, resume: bool = False) -> list[str]:
+def _train_command(out: Path, epochs: int, workers: int, resume: bool = False) -> list[str]:
     command = [
         sys.executable, "-m", "negev_cli", "train", "--modality", "tokens", "--out", str(out),
         "--epochs", str(epochs), "--batch-size", "8", "--set", "demo_size=600", "--quiet",
+        "--workers", str(workers),
     ]  # fmt: skip
     return command + (["--resume"] if resume else [])
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
+    # the reference loads in-process, the killed and resumed run in 2 worker processes: the
+    # batches cannot depend on the workers
     epochs = 6
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(reference, epochs), check=True, capture_output=True)
+    subprocess.run(_train_command(reference, epochs, 0), check=True, capture_output=True)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_train_command(killed, epochs), stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(_train_command(killed, epochs, 2), stdout=subprocess.DEVNULL)
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -85,7 +90,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     process.wait()
     lines = metrics.read_text().splitlines()
     assert 2 <= len(lines) < epochs, "the run must be killed in the middle"
-    subprocess.run(_train_command(killed, epochs, resume=True), check=True, capture_output=True)
+    resumed = _train_command(killed, epochs, 2, resume=True)
+    subprocess.run(resumed, check=True, capture_output=True)
 
     assert metrics.read_text() == (reference / "metrics.jsonl").read_text()
     assert (killed / "final_metrics.json").read_text() == (
@@ -114,9 +120,12 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, loss):
     # SGD: Adam would blow rounding noise in a zero gradient (the AP loss does not move the
     # bias) up to full-size steps, in one process as in two
     options = {**SMALL, "epochs": 1, "loss": loss, "lr": 0.05, "optimizer": "sgd"}
-    single = run(tmp_path, "single", **{k: v for k, v in options.items() if k != "modality"})
+    single = run(
+        tmp_path, "single", **{k: v for k, v in options.items() if k != "modality"}, workers=0
+    )
     double = tmp_path / "double"
-    mp.spawn(_ddp_rank, args=(2, _free_port(), {**options, "out": str(double)}), nprocs=2)
+    ranks = {**options, "out": str(double), "workers": 1 if loss == "bce" else 0}
+    mp.spawn(_ddp_rank, args=(2, _free_port(), ranks), nprocs=2)
     one = load_file(latest_checkpoint(single) / "model.safetensors")
     two = load_file(latest_checkpoint(double) / "model.safetensors")
     for name in one:
@@ -169,3 +178,73 @@ def test_classification_metrics_match_scikit_learn():
     guess, target = scores.argmax(1), truth.argmax(1)
     assert single["accuracy"] == pytest.approx(accuracy_score(target, guess))
     assert single["macro_f1"] == pytest.approx(f1_score(target, guess, average="macro"))
+
+
+def test_best_checkpoint_is_the_epoch_with_the_best_monitored_value(tmp_path):
+    # a large learning rate makes validation mAP go up and down over the epochs
+    options = {"epochs": 6, "lr": 0.3, "optimizer": "sgd", "monitor": "roc_auc"}
+    plugin, config = resolve_config({}, {**SMALL, **options, "out": str(tmp_path / "r")})
+    result = train(plugin, config, quiet=True)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
+    values = [r["val_roc_auc"] for r in records]
+    expected = max(range(len(values)), key=lambda i: (values[i], -i)) + 1  # first of the best
+    assert values.index(max(values)) + 1 != len(values), "the last epoch must not be the best"
+    assert result.best_epoch == expected and result.best_value == max(values)
+    assert result.monitor == "roc_auc" and result.val_metrics["roc_auc"] == max(values)
+    assert json.loads((tmp_path / "r" / "best.json").read_text())["epoch"] == expected
+    # the kept weights are those of that epoch: they reproduce its validation value
+    from negev.engine import classification_metrics, predict
+    from negev.engine.trainer import prepare_data
+
+    plugin, config, model, meta = load_model(tmp_path / "r")
+    splits = prepare_data(plugin, config, None)
+    scores, _ = predict(model, plugin, splits.val, 64, torch.device("cpu"))
+    again = classification_metrics(scores, splits.val, 2, True)["roc_auc"]
+    assert again == pytest.approx(max(values), abs=1e-6)
+    _, _, latest, _ = load_model(tmp_path / "r", which="latest")
+    assert not torch.equal(latest.head.proj.weight, model.head.proj.weight)
+    # the test metrics are the best model's
+    test_scores, _ = predict(model, plugin, splits.test, 64, torch.device("cpu"))
+    test = classification_metrics(test_scores, splits.test, 2, True)
+    assert result.metrics["mAP"] == pytest.approx(test["mAP"], abs=1e-6)
+
+
+def test_patience_stops_training_and_evaluate_test_false_never_reads_test(tmp_path, monkeypatch):
+    options = {"epochs": 8, "lr": 0.3, "optimizer": "sgd", "patience": 1}
+    plugin, config = resolve_config({}, {**SMALL, **options, "out": str(tmp_path / "r")})
+    original = plugin.load_data
+
+    def poisoned(spec, config):
+        splits = original(spec, config)
+        splits.test = [_Poison(e) for e in splits.test]
+        return splits
+
+    monkeypatch.setattr(plugin, "load_data", poisoned)
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
+    assert result.metrics == {} and not (tmp_path / "r" / "final_metrics.json").exists()
+    assert len(records) == result.best_epoch + 1 < 8  # stopped one epoch after the best
+
+
+class _Poison:
+    """An example whose every attribute access fails: proof that it was never used."""
+
+    def __init__(self, example):
+        object.__setattr__(self, "_example", example)
+
+    def __getattr__(self, name):
+        raise AssertionError("the test split was read")
+
+
+def test_a_run_is_not_clobbered_without_overwrite(tmp_path):
+    out = run(tmp_path, "r", epochs=1)
+    before = (out / "metrics.jsonl").read_text()
+    plugin, config = resolve_config({}, {**SMALL, "out": str(out), "seed": 5})
+    with pytest.raises(ValueError, match="already holds a run.*--resume.*--overwrite"):
+        train(plugin, config, quiet=True)
+    assert (out / "metrics.jsonl").read_text() == before
+    (out / "notes.txt").write_text("mine")
+    train(plugin, config, quiet=True, overwrite=True)
+    assert (out / "metrics.jsonl").read_text() != before
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "notes.txt").read_text() == "mine"  # only the run's own files are cleared

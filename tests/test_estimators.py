@@ -1,11 +1,15 @@
-"""MANTRA estimators: scikit-learn compatibility, negative evidence, bad input."""
+"""MANTRA estimators: the bag-mean special case against scikit-learn's logistic regression,
+model choice on inner validation, scikit-learn compatibility, negative evidence, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from negev.datasets import make_presence_absence_bags
 from negev.estimators import MantraClassifier, MantraRanker
@@ -17,13 +21,86 @@ def task():
     return data, slice(0, 300), slice(300, None)
 
 
+def ragged_bags(n=80, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    bags = [rng.normal(size=(int(rng.integers(1, 9)), d)) + 0.3 * y[i] for i in range(n)]
+    return bags, y
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_mix_one_is_logistic_regression_on_bag_means(n_classes):
+    bags, y = ragged_bags()
+    keep = y < n_classes
+    bags, y = [b for b, k in zip(bags, keep, strict=True) if k], y[keep]
+    means = np.stack([b.mean(0) for b in bags])
+    for c in (0.05, 20.0):
+        clf = MantraClassifier(C=c, mix=1.0, scale=False, max_iter=1000).fit(bags, y)
+        reference = LogisticRegression(C=c, tol=1e-12, max_iter=10_000).fit(means, y)
+        # a multinomial model is defined up to a shift of all classes' scores
+        coef = clf.coef_ - clf.coef_.mean(0) if n_classes > 2 else clf.coef_
+        intercept = clf.intercept_ - clf.intercept_.mean() if n_classes > 2 else clf.intercept_
+        ref_intercept = reference.intercept_ - reference.intercept_.mean() * (n_classes > 2)
+        assert np.allclose(coef, reference.coef_, atol=1e-5)
+        assert np.allclose(intercept, ref_intercept, atol=1e-5)
+        assert (clf.predict(bags) == reference.predict(means)).all()
+
+
+def test_scaling_keeps_the_bag_mean_model_and_applies_to_raw_features():
+    bags, y = ragged_bags(seed=1)
+    y = (y > 0).astype(int)
+    bags = [b * [1, 100, 0.01, 1, 1] + [0, 50, 0, 0, 0] for b in bags]
+    clf = MantraClassifier(C=1.0, mix=1.0, max_iter=1000).fit(bags, y)
+    means = np.stack([b.mean(0) for b in bags])
+    scaled = (means - means.mean(0)) / means.std(0)  # StandardScaler on the bag means
+    reference = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(scaled, y)
+    assert np.allclose(clf.decision_function(bags), reference.decision_function(scaled), atol=1e-5)
+
+
+def test_choice_of_c_is_the_scikit_learn_pipeline_grid_search():
+    """With mix=1 the inner validation is GridSearchCV over StandardScaler + LogisticRegression on
+    bag means, same folds: same validation log losses, same C."""
+    bags, y = ragged_bags(n=90, seed=2)
+    y = (y > 0).astype(int)
+    bags = [b * [1, 100, 0.01, 1, 1] for b in bags]
+    clf = MantraClassifier(mix=1.0, cv=4, random_state=3, max_iter=1000).fit(bags, y)
+    means = np.stack([b.mean(0) for b in bags])
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
+        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        cv=StratifiedKFold(4, shuffle=True, random_state=3),
+        scoring="neg_log_loss",
+    ).fit(means, y)
+    ours = [clf.cv_results_[(c, 1.0)] for c in (0.01, 0.1, 1.0, 10.0, 100.0)]
+    assert np.allclose(ours, -search.cv_results_["mean_test_score"], atol=1e-5)
+    assert clf.C_ == search.best_params_["logisticregression__C"]
+
+
+def test_defaults_choose_on_inner_validation_only(task):
+    data, _, test = task
+    clf = MantraClassifier(cv=3, random_state=0).fit(data.bags[:150], data.y[:150])
+    assert clf.C_ in (0.01, 0.1, 1.0, 10.0, 100.0) and clf.mix_ in (1.0, 0.5, 0.0)
+    chosen_c = {c: v for (c, m), v in clf.cv_results_.items() if m == 1.0}
+    assert set(chosen_c) == {0.01, 0.1, 1.0, 10.0, 100.0}
+    assert clf.C_ == min(chosen_c, key=chosen_c.get)
+    mixes = {m: v for (c, m), v in clf.cv_results_.items() if c == clf.C_}
+    assert set(mixes) == {1.0, 0.5, 0.0} and clf.mix_ == min(mixes, key=mixes.get)
+    # "p and NOT q": the validation picks negative evidence, and it is right to
+    assert clf.mix_ < 1.0
+    assert clf.score(data.bags[test], data.y[test]) >= 0.95
+
+
 def test_max_plus_min_learns_absence_where_max_cannot(task):
     data, train, test = task
-    maxmin = MantraClassifier(random_state=0).fit(data.bags[train], data.y[train])
-    max_only = MantraClassifier(kmin=0, alpha=0.0, random_state=0).fit(
+    maxmin = MantraClassifier(C=1.0, mix=0.0, random_state=0).fit(data.bags[train], data.y[train])
+    max_only = MantraClassifier(C=1.0, mix=0.0, kmin=0, alpha=0.0, random_state=0).fit(
+        data.bags[train], data.y[train]
+    )
+    hinge = MantraClassifier(C=1.0, mix=0.0, loss="hinge", max_iter=300, random_state=0).fit(
         data.bags[train], data.y[train]
     )
     assert maxmin.score(data.bags[test], data.y[test]) >= 0.9
+    assert hinge.score(data.bags[test], data.y[test]) >= 0.9
     assert max_only.score(data.bags[test], data.y[test]) <= 0.85
     # the lowest region of a bag holding q is a q region: the negative evidence
     regions = maxmin.region_scores(data.bags[test])
@@ -35,7 +112,7 @@ def test_max_plus_min_learns_absence_where_max_cannot(task):
 def test_scikit_learn_tools(task):
     data, train, _ = task
     bags, y = data.bags[train][:120], data.y[train][:120]
-    model = MantraClassifier(max_iter=60, random_state=0)
+    model = MantraClassifier(C=1.0, mix=0.0, max_iter=60, random_state=0)
     assert clone(model).get_params() == model.get_params()
     scores = cross_val_score(model, bags, y, cv=3)
     assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
@@ -54,7 +131,7 @@ def test_multiclass_labels_and_padded_arrays():
     mask[::2, 4:] = False
     X[~mask] = np.nan  # padding is ignored, whatever it holds
     X[:, 0] += prototypes[np.searchsorted(["cat", "dog", "eel"], labels)]
-    clf = MantraClassifier(random_state=0).fit(X, labels, mask=mask)
+    clf = MantraClassifier(C=1.0, mix=0.0, random_state=0).fit(X, labels, mask=mask)
     assert list(clf.classes_) == ["cat", "dog", "eel"]
     assert clf.decision_function(X, mask=mask).shape == (90, 3)
     assert (clf.predict(X, mask=mask) == labels).mean() >= 0.9
@@ -91,10 +168,16 @@ def test_bad_parameters_and_unfitted():
         MantraClassifier(kmax=-1).fit(X, y)
     with pytest.raises(ValueError, match="C must be a positive"):
         MantraClassifier(C=0).fit(X, y)
+    with pytest.raises(ValueError, match="mix must be a number in"):
+        MantraClassifier(mix=2).fit(X, y)
+    with pytest.raises(ValueError, match="loss must be"):
+        MantraClassifier(loss="svm").fit(X, y)
+    with pytest.raises(ValueError, match="two bags of each class"):
+        MantraClassifier().fit(np.ones((3, 2, 2)), [0, 1, 1])
     with pytest.raises(ValueError, match="exactly two relevance values"):
         MantraRanker().fit(X, [0, 1, 2, 1])
     with pytest.raises(ValueError, match="mask must be a bool array"):
         MantraClassifier(max_iter=2).fit(X, y, mask=np.ones((4, 3), dtype=bool))
-    fitted = MantraClassifier(max_iter=2).fit(X, y)
+    fitted = MantraClassifier(C=1.0, mix=1.0, max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="fit saw 2"):
         fitted.predict(np.ones((1, 2, 5)))

@@ -3,24 +3,46 @@
 - :mod:`negev.engine.config`: the run configuration (defaults, TOML, command line).
 - :mod:`negev.engine.model`: region encoder + evidence head.
 - :mod:`negev.engine.objectives`: losses by name (bce, ce, ap, mantra).
-- :mod:`negev.engine.trainer`: the training loop, resuming, data parallelism.
-- :mod:`negev.engine.checkpoint`: atomic safetensors checkpoints.
+- :mod:`negev.engine.recipe`: parameter groups, optimizer, warm-up + cosine schedule.
+- :mod:`negev.engine.precision`: mixed precision (autocast, gradient scaler).
+- :mod:`negev.engine.data`: the input pipeline (Dataset over examples, DataLoader workers).
+- :mod:`negev.engine.trainer`: the training loop, model selection, resuming, data parallelism.
+- :mod:`negev.engine.checkpoint`: atomic safetensors checkpoints, ``best`` and ``latest``.
 - :mod:`negev.engine.evaluation`: predictions and metrics.
+- :mod:`negev.engine.scoring` / :mod:`negev.engine.explanation`: :func:`evaluate` and
+  :func:`explain` on a trained run, what the CLI and the benchmarks call.
 """
 
-from negev.engine.config import LOSSES, RunConfig, load_toml
+from negev.engine.config import LOSSES, PRECISIONS, RunConfig, load_toml
 from negev.engine.evaluation import classification_metrics, predict
-from negev.engine.trainer import DataError, TrainResult, load_model, resolve_config, train
+from negev.engine.explanation import Explanation, explain
+from negev.engine.scoring import Evaluation, evaluate
+from negev.engine.trainer import (
+    DataError,
+    TrainResult,
+    load_model,
+    monitor_name,
+    prepare_data,
+    resolve_config,
+    train,
+)
 
 __all__ = [
     "LOSSES",
+    "PRECISIONS",
     "DataError",
+    "Evaluation",
+    "Explanation",
     "RunConfig",
     "TrainResult",
     "classification_metrics",
+    "evaluate",
+    "explain",
     "load_model",
     "load_toml",
+    "monitor_name",
     "predict",
+    "prepare_data",
     "resolve_config",
     "train",
 ]

@@ -4,14 +4,18 @@ Layout of a run directory::
 
     run/
       latest.json                  -> {"checkpoint": "checkpoint-0003"}, replaced atomically
+      best.json                    -> {"checkpoint": "checkpoint-0002", "epoch": 2, "monitor":
+                                       "mAP", "value": 0.91, "val": {...}}, replaced atomically
+      checkpoint-0002/             the best checkpoint, kept while it is the best
       checkpoint-0003/
         model.safetensors          weights
         config.json                run config, plugin name and version, classes, epoch
         state.pt                   optimizer, scheduler, RNG (loaded with weights_only=True)
       metrics.jsonl
 
-A checkpoint directory is complete before ``latest.json`` points to it, so a run killed at any
-moment (SIGKILL included) leaves the previous checkpoint intact.
+A checkpoint directory is complete before ``latest.json`` (or ``best.json``) points to it, and
+old checkpoints are removed only afterwards, so a run killed at any moment (SIGKILL included)
+leaves the previous checkpoints intact.
 """
 
 from __future__ import annotations
@@ -27,9 +31,30 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["Checkpoint", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "clear_run",
+    "find_checkpoint",
+    "holds_run",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "read_best",
+    "save_checkpoint",
+    "write_best",
+]
 
 LATEST = "latest.json"
+BEST = "best.json"
+WHICH = ("best", "latest")
+# what a run writes into its directory (cleared by --overwrite; nothing else is touched)
+RUN_FILES = (
+    LATEST,
+    BEST,
+    "metrics.jsonl",
+    "final_metrics.json",
+    "bad_items.json",
+    "evaluation_*.json",
+)
 
 
 class Checkpoint(dict):
@@ -51,9 +76,16 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, epoch: int, model: nn.Module, meta: dict[str, Any], state: dict[str, Any]
+    run_dir: Path,
+    epoch: int,
+    model: nn.Module,
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    best: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``epoch`` and make it the latest; older checkpoints are removed."""
+    """Write checkpoint ``epoch`` and make it the latest, and the best when ``best`` (what
+    ``best.json`` records besides the checkpoint's name) is given; other checkpoints than the
+    latest and the best are removed."""
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{epoch:04d}"
     target = run_dir / name
@@ -67,36 +99,92 @@ def save_checkpoint(
     )
     _atomic_write(target / "state.pt", lambda p: torch.save(state, p))
     _fsync_dir(target)
-    _atomic_write(
-        run_dir / LATEST, lambda p: Path(p).write_text(json.dumps({"checkpoint": name}) + "\n")
-    )
+    _write_json(run_dir / LATEST, {"checkpoint": name})
+    if best is not None:
+        write_best(run_dir, {"checkpoint": name, **best})
     _fsync_dir(run_dir)
+    kept = {name, (read_best(run_dir) or {}).get("checkpoint")}
     for old in run_dir.glob("checkpoint-*"):
-        if old.name != name and old.is_dir():
+        if old.name not in kept and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return target
 
 
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    _atomic_write(path, lambda p: Path(p).write_text(json.dumps(value) + "\n"))
+
+
+def write_best(run_dir: Path, best: dict[str, Any]) -> None:
+    """Point ``best.json`` at ``best["checkpoint"]`` (atomically), with what else it records."""
+    _write_json(Path(run_dir) / BEST, best)
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    """What ``best.json`` records (checkpoint, epoch, monitor, value, val), None without one."""
+    pointer = Path(run_dir) / BEST
+    if not pointer.is_file():
+        return None
+    try:
+        return json.loads(pointer.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{pointer} is not valid JSON: {exc}") from None
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a training run."""
+    run_dir = Path(run_dir)
+    return run_dir.is_dir() and (
+        any((run_dir / name).exists() for name in (LATEST, BEST, "metrics.jsonl"))
+        or any(run_dir.glob("checkpoint-*"))
+    )
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a run's files from ``run_dir`` (its pointers first, so that nothing half-removed
+    can be resumed); other files are left alone."""
+    run_dir = Path(run_dir)
+    for pattern in RUN_FILES:
+        for path in sorted(run_dir.glob(pattern)):
+            path.unlink()
+    _fsync_dir(run_dir)
+    for old in run_dir.glob("checkpoint-*"):
+        if old.is_dir():
+            shutil.rmtree(old)
+
+
 def latest_checkpoint(path: Path) -> Path:
-    """The checkpoint directory of a run directory (or the checkpoint directory itself)."""
+    """The latest checkpoint directory of a run directory (or the checkpoint directory itself)."""
+    return find_checkpoint(path, "latest")
+
+
+def find_checkpoint(path: Path, which: str = "best") -> Path:
+    """The ``best`` or ``latest`` checkpoint directory of a run directory (a run without a best
+    checkpoint, from before model selection, gives its latest), or the checkpoint directory
+    itself."""
+    if which not in WHICH:
+        raise ValueError(f"which checkpoint: 'best' or 'latest', got {which!r}")
     path = Path(path)
     if (path / "model.safetensors").is_file():
         return path
-    pointer = path / LATEST
+    pointer = path / (BEST if which == "best" and (path / BEST).is_file() else LATEST)
     if not pointer.is_file():
         raise FileNotFoundError(f"{path} holds no checkpoint (no {LATEST} nor model.safetensors)")
-    target = path / json.loads(pointer.read_text())["checkpoint"]
+    try:
+        target = path / json.loads(pointer.read_text())["checkpoint"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{pointer} is not a checkpoint pointer: {exc}") from None
     if not (target / "model.safetensors").is_file():
         raise FileNotFoundError(f"{pointer} points to {target.name}, which is missing")
     return target
 
 
-def load_checkpoint(path: Path, *, with_state: bool = False) -> Checkpoint:
-    """Weights (safetensors), metadata (JSON) and, if asked, the training state.
+def load_checkpoint(path: Path, *, with_state: bool = False, which: str = "latest") -> Checkpoint:
+    """Weights (safetensors), metadata (JSON) and, if asked, the training state of the ``latest``
+    or ``best`` checkpoint of a run directory (or of a checkpoint directory).
 
     Nothing is unpickled: the state is read with ``torch.load(weights_only=True)``.
     """
-    target = latest_checkpoint(path)
+    target = find_checkpoint(path, which)
     try:
         meta = json.loads((target / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,11 @@ else:  # pragma: no cover
 
 from negev.nn import POOLINGS
 
-__all__ = ["LOSSES", "OPTIMIZERS", "RunConfig", "load_toml"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "RunConfig", "default_workers", "load_toml"]
 
 LOSSES = ("bce", "ce", "ap", "mantra")
 OPTIMIZERS = ("adamw", "sgd")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -28,6 +30,21 @@ class RunConfig:
     ``loss=None`` picks ``bce`` for multi-label data and ``ce`` for multi-class data. ``weights``
     is a local file of pretrained encoder weights, for plugins whose encoders take them. ``plugin``
     holds the modality's own options (``[plugin]`` table in TOML, ``--set key=value``).
+
+    Model selection: ``monitor`` names the validation metric (higher is better) that picks the
+    ``best`` checkpoint (None: ``mAP`` for multi-label data, ``accuracy`` otherwise);
+    ``patience`` stops after that many epochs without a better value (None: never).
+
+    Speed: ``workers`` DataLoader worker processes (None: from the CPU count, 0: in-process),
+    ``precision`` ``fp32``, ``bf16`` or ``fp16`` (autocast of the encoder; pooling and losses in
+    float32), ``threads`` torch intra-op threads (None: torch's default). None of them changes
+    which examples, augmentations or batches a run sees.
+
+    Recipe: ``backbone_lr_mult`` scales the encoder's learning rate against the head's,
+    ``warmup_epochs`` ramps the learning rate up linearly (per step, fractions allowed) before
+    the cosine decay, ``accumulate`` sums the gradients of that many batches per step,
+    ``clip_grad`` caps the gradient norm, ``decay_norms_biases=False`` exempts normalisation
+    weights and biases from weight decay.
     """
 
     modality: str = ""
@@ -50,6 +67,16 @@ class RunConfig:
     device: str = "cpu"
     skip_bad: bool = False
     weights: str | None = None
+    monitor: str | None = None
+    patience: int | None = None
+    workers: int | None = None
+    precision: str = "fp32"
+    threads: int | None = None
+    backbone_lr_mult: float = 1.0
+    warmup_epochs: float = 0.0
+    accumulate: int = 1
+    clip_grad: float | None = None
+    decay_norms_biases: bool = True
     plugin: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -81,15 +108,43 @@ class RunConfig:
             )
         if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        for name in ("epochs", "batch_size", "num_maps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        for name in ("epochs", "batch_size", "num_maps", "accumulate"):
+            _check_int(name, getattr(self, name), 1)
+        for name, low in (("patience", 1), ("workers", 0), ("threads", 1)):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.backbone_lr_mult >= 0:
+            raise ValueError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs!r}")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise ValueError(f"clip_grad must be > 0, got {self.clip_grad!r}")
+        if self.monitor is not None and not isinstance(self.monitor, str):
+            raise ValueError(f"monitor must be a metric name, got {self.monitor!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def default_workers() -> int:
+    """DataLoader workers when ``workers`` is None: one per CPU this process may use, less one
+    for the training process, at most 12 (0 on a single CPU)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(12, cpus - 1))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

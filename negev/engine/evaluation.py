@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch import Tensor
 
+from negev.engine.data import BatchLoader, eval_plan, to_device
 from negev.engine.model import EvidenceModel
 from negev.engine.objectives import multi_hot
+from negev.engine.precision import autocast
 from negev.metrics import average_precision
 from negev.plugins import Example, ModalityPlugin
 
-__all__ = ["classification_metrics", "predict"]
+__all__ = ["classification_metrics", "evidence_metrics", "predict", "to_device"]
 
 
 @torch.no_grad()
@@ -23,18 +27,46 @@ def predict(
     batch_size: int,
     device: torch.device,
     keep_maps: bool = False,
+    *,
+    loader: BatchLoader | None = None,
+    split: str = "items",
+    views: list[dict] | None = None,
+    all_views: bool = True,
+    precision: str = "fp32",
+    workers: int = 0,
 ) -> tuple[Tensor, list[Tensor]]:
-    """Class scores (N, C) on the CPU, and each example's class maps (C, *regions) if asked."""
+    """Class scores (N, C) on the CPU, and each example's class maps (C, *regions) if asked.
+
+    Args:
+        loader: a :class:`BatchLoader` that holds ``examples`` as ``split`` (a run's pool of
+            workers); by default one is made for this call, with ``workers`` processes.
+        views: the views of the items (:meth:`ModalityPlugin.test_views`) of a loader made for
+            this call (default: the plain item). all_views: average the scores over all the
+            loader's views (else the plain view only); the maps are those of the plain view.
+        precision: autocast of the encoder (``fp32``, ``bf16``, ``fp16``).
+    """
     model.eval()
-    scores, maps = [], []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        inputs = to_device(plugin.collate(chunk), device)
-        out = model(inputs)
-        scores.append(out.scores.float().cpu())
-        if keep_maps:
-            maps.extend(m.float().cpu() for m in out.maps)
-    return torch.cat(scores), maps
+    own = loader is None
+    if own:
+        num_classes = model.head.proj.out_features // model.head.class_wise.num_maps
+        loader = BatchLoader(plugin, {split: examples}, num_classes, workers, device, views)
+    count = len(loader.views) if all_views else 1
+    try:
+        total, maps = None, []
+        for view in range(count):
+            scores = []
+            for batch in loader.batches(eval_plan(split, len(examples), batch_size, view)):
+                with autocast(device, precision):
+                    out = model(batch["inputs"])
+                scores.append(out.scores.float().cpu())
+                if keep_maps and view == 0:
+                    maps.extend(m.float().cpu() for m in out.maps)
+            joined = torch.cat(scores) if scores else torch.zeros(0, 0)
+            total = joined if total is None else total + joined
+    finally:
+        if own:
+            loader.close()
+    return total / count, maps
 
 
 def classification_metrics(
@@ -45,8 +77,9 @@ def classification_metrics(
     Multi-label data: mAP and ROC-AUC (means over the classes that have both labels) and
     ``accuracy``, the share of examples whose every class decision ``score > 0`` (probability
     > 0.5 under the BCE loss) matches its label (subset accuracy). Multi-class data: accuracy and
-    macro-F1 of the argmax. Missing labels (``Example.unknown``) are left out of their class's
-    metrics and of the decisions that accuracy checks.
+    macro-F1 of the argmax, and ROC-AUC (two classes: of the score margin ``s_1 - s_0``; more:
+    the mean one-vs-rest AUC of each class's score). Missing labels (``Example.unknown``) are
+    left out of their class's metrics and of the decisions that accuracy checks.
     """
     targets = multi_hot([e.labels for e in examples], num_classes, torch.device("cpu"))
     if multilabel:
@@ -66,18 +99,32 @@ def classification_metrics(
         }
     truth = targets.argmax(1).numpy()
     guess = scores.argmax(1).numpy()
+    if num_classes == 2:
+        margin = (scores[:, 1] - scores[:, 0]).numpy()
+        aucs = [roc_auc_score(truth, margin)] if 0 < truth.sum() < len(truth) else []
+    else:
+        aucs = [
+            roc_auc_score(truth == c, scores[:, c].numpy())
+            for c in range(num_classes)
+            if 0 < (truth == c).sum() < len(truth)
+        ]
     return {
         "accuracy": float(np.mean(truth == guess)),
         "macro_f1": float(f1_score(truth, guess, average="macro", labels=range(num_classes))),
+        "roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
     }
 
 
-def to_device(inputs, device: torch.device):
-    """Move every tensor of a (possibly nested) dict/list/tuple to ``device``."""
-    if isinstance(inputs, Tensor):
-        return inputs.to(device)
-    if isinstance(inputs, dict):
-        return {k: to_device(v, device) for k, v in inputs.items()}
-    if isinstance(inputs, list | tuple):
-        return type(inputs)(to_device(v, device) for v in inputs)
-    return inputs
+def evidence_metrics(
+    plugin: ModalityPlugin,
+    examples: list[Example],
+    maps: list[Tensor],
+    classes: list[str],
+    scores: Tensor,
+    model: EvidenceModel,
+) -> dict[str, float]:
+    """The plugin's evidence metrics. ``model`` goes to hooks that take it (faithfulness metrics
+    score modified inputs with it); hooks written without it are called as before."""
+    if "model" in inspect.signature(plugin.evidence_metrics).parameters:
+        return plugin.evidence_metrics(examples, maps, classes, scores, model=model)
+    return plugin.evidence_metrics(examples, maps, classes, scores)

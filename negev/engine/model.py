@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from negev.engine.config import RunConfig
@@ -14,7 +15,11 @@ __all__ = ["EvidenceModel", "build_model"]
 
 
 class EvidenceModel(nn.Module):
-    """``forward(inputs) -> EvidenceOutput(scores (B, C), maps (B, C, *regions))``."""
+    """``forward(inputs) -> EvidenceOutput(scores (B, C), maps (B, C, *regions))``, float32.
+
+    The encoder runs under the caller's autocast (mixed precision); the head always runs in
+    float32 on float32 features.
+    """
 
     def __init__(self, encoder: nn.Module, head: EvidenceHead):
         super().__init__()
@@ -23,7 +28,8 @@ class EvidenceModel(nn.Module):
 
     def forward(self, inputs: Any) -> EvidenceOutput:
         features, mask = self.encoder(inputs)
-        return self.head(features, mask)
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features.float(), mask)
 
 
 def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> EvidenceModel:

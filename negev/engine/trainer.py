@@ -1,9 +1,12 @@
-"""One training engine for every modality: seeded, resumable, data parallel, with progress."""
+"""One training engine for every modality: seeded, resumable, data parallel, parallel input
+pipeline, mixed precision, model selection on validation, with progress."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,15 +18,33 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn.parallel import DistributedDataParallel
 
 import negev
-from negev.engine.checkpoint import load_checkpoint, save_checkpoint
-from negev.engine.config import RunConfig
+from negev.engine.checkpoint import (
+    clear_run,
+    holds_run,
+    load_checkpoint,
+    read_best,
+    save_checkpoint,
+    write_best,
+)
+from negev.engine.config import RunConfig, default_workers
+from negev.engine.data import BatchLoader, ItemKey, item_seed
 from negev.engine.distributed import World, init_world
-from negev.engine.evaluation import classification_metrics, predict, to_device
+from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.model import EvidenceModel, build_model
-from negev.engine.objectives import default_loss, multi_hot, training_loss
+from negev.engine.objectives import default_loss, training_loss
+from negev.engine.precision import autocast, grad_scaler
+from negev.engine.recipe import build_optimizer, build_scheduler
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin
 
-__all__ = ["DataError", "TrainResult", "load_model", "prepare_data", "resolve_config", "train"]
+__all__ = [
+    "DataError",
+    "TrainResult",
+    "load_model",
+    "monitor_name",
+    "prepare_data",
+    "resolve_config",
+    "train",
+]
 
 METRICS = "metrics.jsonl"
 
@@ -34,10 +55,39 @@ class DataError(ValueError):
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the run directory and the final test metrics."""
+    """What :func:`train` returns.
+
+    Attributes:
+        run_dir: the run directory.
+        metrics: test metrics of the best model (``{}`` when the test split was not evaluated,
+            and on ranks other than 0 under torchrun).
+        best_epoch, best_value: the epoch (1-based) kept as ``best`` and its monitored value.
+        monitor: the validation metric that picked it.
+        val_metrics: every validation metric of that epoch.
+    """
 
     run_dir: Path
     metrics: dict[str, float]
+    best_epoch: int | None = None
+    best_value: float | None = None
+    monitor: str | None = None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def monitor_name(config: RunConfig, multilabel: bool) -> str:
+    """The validation metric that selects the best checkpoint (``config.monitor``, a ``val_``
+    prefix allowed; by default ``mAP`` for multi-label data and ``accuracy`` otherwise)."""
+    name = (config.monitor or ("mAP" if multilabel else "accuracy")).removeprefix("val_")
+    known = ("mAP", "roc_auc", "accuracy") if multilabel else ("accuracy", "macro_f1", "roc_auc")
+    if name not in known:
+        kind = "multi-label" if multilabel else "single-label"
+        raise ValueError(f"monitor must be one of {', '.join(known)} for {kind} data, got {name!r}")
+    return name
+
+
+def _better(value: float, best: float | None) -> bool:
+    """Higher is better; NaN (a metric undefined on this validation split) never wins."""
+    return best is None or (not math.isnan(value) and (math.isnan(best) or value > best))
 
 
 def resolve_config(
@@ -52,10 +102,17 @@ def resolve_config(
     return plugin, config
 
 
-def prepare_data(plugin: ModalityPlugin, config: RunConfig, run_dir: Path | None) -> DataSplits:
+def prepare_data(
+    plugin: ModalityPlugin,
+    config: RunConfig,
+    run_dir: Path | None,
+    required: tuple[str, ...] = ("train", "val", "test"),
+) -> DataSplits:
     """Load the data; bad items are listed and saved in any case, and stop the run unless
-    ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it)."""
+    ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it).
+    The ``required`` splits must not be empty."""
     data = plugin.load_data(config.data, config.to_dict())
+    usable = len(data.train) + len(data.val) + len(data.test)
     if data.bad:
         listing = "; ".join(f"{b.name}: {b.reason}" for b in data.bad[:10])
         more = f" (and {len(data.bad) - 10} more)" if len(data.bad) > 10 else ""
@@ -63,12 +120,17 @@ def prepare_data(plugin: ModalityPlugin, config: RunConfig, run_dir: Path | None
             run_dir.mkdir(parents=True, exist_ok=True)
             report = [{"item": b.name, "reason": b.reason} for b in data.bad]
             (run_dir / "bad_items.json").write_text(json.dumps(report, indent=2) + "\n")
+        if not usable:
+            where = f" (all in {run_dir}/bad_items.json)" if run_dir is not None else ""
+            raise DataError(
+                f"no usable item: all {len(data.bad)} items are bad{where}: {listing}{more}"
+            )
         if not config.skip_bad and not data.builtin:
             raise DataError(
                 f"{len(data.bad)} bad item(s): {listing}{more}. Fix them, or pass --skip-bad "
                 "to go on without them"
             )
-    for split in ("train", "val", "test"):
+    for split in required:
         if not getattr(data, split):
             raise DataError(f"the {split} split is empty")
     return data
@@ -79,18 +141,40 @@ def train(
     config: RunConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     console: Console | None = None,
+    evaluate_test: bool = True,
+    evidence: bool = False,
 ) -> TrainResult:
-    """Train (or resume) a run in ``config.out``; returns the test metrics of the final model.
+    """Train (or resume) a run in ``config.out``; returns the test metrics of the best model.
 
-    Deterministic on the CPU for a given seed. Under ``torchrun`` every rank trains on its share
-    of each global batch (``batch_size`` samples in all) and rank 0 writes the run directory.
+    After every epoch the model is scored on the validation split; the epoch with the best
+    ``monitor`` value is kept as the run's ``best`` checkpoint (beside ``latest``), and training
+    stops after ``patience`` epochs without improvement. A directory that already holds a run is
+    refused unless ``resume`` (continue it) or ``overwrite`` (clear it first).
+    ``evaluate_test=False`` never touches the test split (model selection, searches);
+    ``evidence=True`` adds the plugin's evidence metrics on the test split to the same pass.
+
+    Deterministic on the CPU for a given seed and thread count. Under ``torchrun`` every rank
+    trains on its share of each global batch (``batch_size`` samples in all) and rank 0 writes
+    the run directory.
     """
     console = console or Console(stderr=True, quiet=quiet)
     run_dir = Path(config.out)
+    if resume and overwrite:
+        raise ValueError("--resume continues a run, --overwrite replaces it: give one")
+    if not resume and not overwrite and holds_run(run_dir):
+        raise ValueError(
+            f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to "
+            "replace it (or choose another --out)"
+        )
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     device = torch.device(config.device)
     world = init_world(device)
+    if overwrite and world.main and holds_run(run_dir):
+        clear_run(run_dir)
     data = prepare_data(plugin, config, run_dir if world.main else None)
     if data.bad and world.main:  # a warning, not progress: shown even when quiet
         warn = Console(stderr=True)
@@ -100,67 +184,177 @@ def train(
         for item in data.bad[:10]:
             warn.print(f"  {item.name}: {item.reason}", highlight=False)
     loss_name = config.loss or default_loss(data.multilabel)
+    monitor = monitor_name(config, data.multilabel)
     num_classes = len(data.classes)
     plugin_state = plugin.fit_state(data, config.to_dict())
     plugin.load_state(plugin_state)
 
     torch.manual_seed(config.seed)
     model = build_model(plugin, config, num_classes).to(device)
-    optimizer = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    start_epoch = 0
+    channels_last = plugin.channels_last and device.type != "cpu"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    plan = _TrainPlan(len(data.train), config, world)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, plan.steps_per_epoch)
+    scaler = grad_scaler(device, config.precision)
+    start_epoch, best = 0, None
     if resume:
-        start_epoch = _restore(run_dir, plugin, config, data, model, optimizer, scheduler)
+        start_epoch, best = _restore(
+            run_dir, plugin, config, data, model, optimizer, scheduler, scaler
+        )
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / METRICS).write_text("")
     wrapped = DistributedDataParallel(model) if world.size > 1 else model
     meta = {**_meta(plugin, config, data), "plugin_state": plugin_state}
     bar_console = console if not quiet and world.main else None
+    workers = default_workers() if config.workers is None else config.workers
+    splits = {"train": data.train, "val": data.val}
+    if evaluate_test:
+        splits["test"] = data.test
+    views = plugin.test_views(config.to_dict())
+    loader = BatchLoader(plugin, splits, num_classes, workers, device, views, channels_last)
 
-    for epoch in range(start_epoch, config.epochs):
-        train_loss = _train_epoch(
-            wrapped, optimizer, plugin, config, data, epoch, loss_name, world, device, bar_console
+    def score(split: str, all_views: bool = False, keep_maps: bool = False):
+        examples = getattr(data, split)
+        return predict(
+            model, plugin, examples, config.batch_size, device, keep_maps, loader=loader,
+            split=split, all_views=all_views, precision=config.precision,
+        )  # fmt: skip
+
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            if _patience_spent(config, best, epoch):
+                break
+            train_loss = _train_epoch(
+                wrapped, optimizer, scheduler, scaler, loader, plan, config, epoch, loss_name,
+                data.multilabel, world, device, bar_console,
+            )  # fmt: skip
+            if world.main:
+                scores, _ = score("val")
+                val = classification_metrics(scores, data.val, num_classes, data.multilabel)
+                record = {"epoch": epoch + 1, "train_loss": train_loss}
+                record.update({f"val_{k}": v for k, v in val.items()})
+                with open(run_dir / METRICS, "a") as file:
+                    file.write(json.dumps(record) + "\n")
+                improved = _better(val[monitor], best and best["value"])
+                if improved:
+                    best = {"checkpoint": f"checkpoint-{epoch + 1:04d}", "epoch": epoch + 1}
+                    best.update({"monitor": monitor, "value": val[monitor], "val": val})
+                state = {
+                    "epoch": epoch,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "best": json.dumps(best),
+                }
+                save_checkpoint(
+                    run_dir, epoch + 1, model, {**meta, "epoch": epoch + 1}, state,
+                    best=_pointer(best) if improved else None,
+                )  # fmt: skip
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
+                kept = " (best)" if improved else ""
+                console.print(f"epoch {epoch + 1}/{config.epochs}: {shown}{kept}")
+            if world.size > 1:
+                best = _broadcast(best)
+
+        if world.main and best is not None and best["epoch"] < config.epochs:
+            console.print(f"kept epoch {best['epoch']}: val {monitor} {best['value']:.4f}")
+        metrics: dict[str, float] = {}
+        if evaluate_test and world.main:
+            if best is not None:
+                model.load_state_dict(load_checkpoint(run_dir, which="best")["weights"])
+            scores, maps = score("test", all_views=True, keep_maps=evidence)
+            metrics = classification_metrics(scores, data.test, num_classes, data.multilabel)
+            if evidence:
+                metrics.update(
+                    evidence_metrics(plugin, data.test, maps, data.classes, scores, model)
+                )
+            (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    finally:
+        loader.close()
+    if world.size > 1:
+        dist.barrier()
+    return TrainResult(
+        run_dir,
+        metrics,
+        best_epoch=best and best["epoch"],
+        best_value=best and best["value"],
+        monitor=monitor,
+        val_metrics=(best or {}).get("val", {}),
+    )
+
+
+def _pointer(best: dict[str, Any]) -> dict[str, Any]:
+    """What ``best.json`` records besides the checkpoint's name."""
+    return {k: v for k, v in best.items() if k != "checkpoint"}
+
+
+def _patience_spent(config: RunConfig, best: dict[str, Any] | None, epoch: int) -> bool:
+    """Early stopping: ``patience`` epochs have passed since the best one (``epoch`` 0-based is
+    the next to train)."""
+    if config.patience is None or best is None:
+        return False
+    return epoch - best["epoch"] >= config.patience
+
+
+def _broadcast(best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rank 0's view of the best epoch (the others do not validate), for early stopping."""
+    box = [best]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class _TrainPlan:
+    """The global batches of each epoch and this rank's share of them.
+
+    The order of an epoch depends only on (seed, epoch), and an item's augmentation only on
+    (seed, epoch, item): a resumed run sees the same batches, and every rank takes the items
+    ``rank, rank + world, ...`` of each global batch, as one process would take them all.
+    Batches too small to share out are skipped by every rank alike; ``accumulate`` consecutive
+    batches make one optimizer step.
+    """
+
+    def __init__(self, size: int, config: RunConfig, world: World):
+        self.size, self.config, self.world = size, config, world
+        kept = sum(
+            1
+            for start in range(0, size, config.batch_size)
+            if min(config.batch_size, size - start) >= world.size
         )
-        scheduler.step()
-        if world.main:
-            scores, _ = predict(model, plugin, data.val, config.batch_size, device)
-            val = classification_metrics(scores, data.val, num_classes, data.multilabel)
-            record = {"epoch": epoch + 1, "train_loss": train_loss}
-            record.update({f"val_{k}": v for k, v in val.items()})
-            with open(run_dir / METRICS, "a") as file:
-                file.write(json.dumps(record) + "\n")
-            state = {
-                "epoch": epoch,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-            }
-            save_checkpoint(run_dir, epoch + 1, model, {**meta, "epoch": epoch + 1}, state)
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
-            console.print(f"epoch {epoch + 1}/{config.epochs}: {shown}")
-        if world.size > 1:
-            dist.barrier()
+        self.steps_per_epoch = math.ceil(kept / config.accumulate)
 
-    scores, _ = predict(model, plugin, data.test, config.batch_size, device)
-    metrics = classification_metrics(scores, data.test, num_classes, data.multilabel)
-    if world.main:
-        (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return TrainResult(run_dir, metrics)
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        config = self.config
+        order = torch.randperm(
+            self.size, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        ).tolist()
+        batches = [order[i : i + config.batch_size] for i in range(0, self.size, config.batch_size)]
+        return [batch for batch in batches if len(batch) >= self.world.size]
+
+    def keys(self, batch: list[int], epoch: int) -> list[ItemKey]:
+        """This rank's share of a global batch, as item keys."""
+        seed = self.config.seed
+        share = batch[self.world.rank :: self.world.size]
+        return [("train", i, True, item_seed(seed, epoch, i), 0) for i in share]
 
 
 def _train_epoch(
-    model, optimizer, plugin, config, data, epoch, loss_name, world: World, device, console
-) -> float:
+    model, optimizer, scheduler, scaler, loader: BatchLoader, plan: _TrainPlan,
+    config: RunConfig, epoch: int, loss_name: str, multilabel: bool, world: World,
+    device: torch.device, console: Console | None,
+) -> float:  # fmt: skip
     """One pass over the training split; returns the mean training loss (global batch).
     A progress bar goes to ``console`` (none if None)."""
     model.train()
-    # The order of an epoch depends only on (seed, epoch): a resumed run sees the same batches.
-    order = torch.randperm(
-        len(data.train), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    ).tolist()
-    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-    total, count = 0.0, 0
+    batches = plan.global_batches(epoch)
+    steps = [batches[i : i + config.accumulate] for i in range(0, len(batches), config.accumulate)]
+    loaded = loader.batches([plan.keys(batch, epoch) for batch in batches])
+    # summed on the device, no sync per step (float64 where the device has it, as Python sums)
+    wide = torch.float32 if device.type == "mps" else torch.float64
+    total, count = torch.zeros((), dtype=wide, device=device), 0
     bar = Progress(
         TextColumn(f"epoch {epoch + 1}/{config.epochs}"),
         BarColumn(),
@@ -172,39 +366,38 @@ def _train_epoch(
     )
     with bar:
         task = bar.add_task("train", total=len(batches))
-        for batch in batches:
-            if len(batch) < world.size:  # too small to share out: every rank skips it alike
+        for step in steps:
+            optimizer.zero_grad(set_to_none=True)
+            items = sum(len(batch) for batch in step)
+            for index, batch in enumerate(step):
+                local = next(loaded)
+                last = index == len(step) - 1
+                # gradients are all-reduced once per step, on its last batch
+                sync = contextlib.nullcontext() if last or world.size == 1 else model.no_sync()
+                with sync:
+                    with autocast(device, config.precision):
+                        scores = model(local["inputs"]).scores
+                    loss = training_loss(
+                        loss_name, scores.float(), local["targets"], multilabel, world,
+                        len(batch), local["known"],
+                    )  # fmt: skip
+                    # the step's loss: the mean over its items (the AP loss ranks each batch)
+                    share = 1 / len(step) if loss_name == "ap" else len(batch) / items
+                    scaler.scale(loss * share).backward()
+                value = loss.detach()
+                if world.size > 1:
+                    dist.all_reduce(value)
+                    value = value / world.size
+                total += value * len(batch)
+                count += len(batch)
                 bar.advance(task)
-                continue
-            examples = [data.train[i] for i in batch[world.rank :: world.size]]
-            inputs = to_device(plugin.collate(examples), device)
-            targets = multi_hot([e.labels for e in examples], len(data.classes), device)
-            known = None
-            if any(e.unknown for e in examples):
-                known = 1 - multi_hot([e.unknown for e in examples], len(data.classes), device)
-            scores = model(inputs).scores
-            loss = training_loss(
-                loss_name, scores, targets, data.multilabel, world, len(batch), known
-            )
-            model.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = loss.detach()
-            if world.size > 1:
-                dist.all_reduce(value)
-                value = value / world.size
-            total += float(value) * len(batch)
-            count += len(batch)
-            bar.advance(task)
-    return total / max(count, 1)
-
-
-def _optimizer(model: EvidenceModel, config: RunConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            if config.clip_grad is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+    return float(total) / max(count, 1)
 
 
 def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[str, Any]:
@@ -222,8 +415,12 @@ def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[s
     }
 
 
-def _restore(run_dir, plugin, config, data, model, optimizer, scheduler) -> int:
-    """Load the latest checkpoint of ``run_dir`` for resuming; returns the next epoch."""
+def _restore(
+    run_dir, plugin, config, data, model, optimizer, scheduler, scaler
+) -> tuple[int, dict[str, Any] | None]:
+    """Load the latest checkpoint of ``run_dir`` for resuming; returns the next epoch and the
+    best epoch so far (``best.json`` is rewritten from the checkpoint's state, in case the run
+    was killed between writing the two)."""
     checkpoint = load_checkpoint(run_dir, with_state=True)
     meta = checkpoint["meta"]
     if meta["modality"] != plugin.name or meta["classes"] != data.classes:
@@ -235,20 +432,26 @@ def _restore(run_dir, plugin, config, data, model, optimizer, scheduler) -> int:
     state = checkpoint["state"]
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
+    best = json.loads(state["best"]) if "best" in state else read_best(run_dir)
+    if best is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+        write_best(run_dir, best)
     next_epoch = int(state["epoch"]) + 1
     # drop metrics of epochs after the checkpoint (a run killed between the two writes)
     lines = (run_dir / METRICS).read_text().splitlines() if (run_dir / METRICS).exists() else []
     kept = [line for line in lines if json.loads(line)["epoch"] <= next_epoch]
     (run_dir / METRICS).write_text("".join(line + "\n" for line in kept))
-    return next_epoch
+    return next_epoch, best
 
 
 def load_model(
-    checkpoint: str | Path, device: str = "cpu"
+    checkpoint: str | Path, device: str = "cpu", which: str = "best"
 ) -> tuple[ModalityPlugin, RunConfig, EvidenceModel, dict[str, Any]]:
-    """Rebuild a trained model from a run or checkpoint directory (no unpickling)."""
-    loaded = load_checkpoint(Path(checkpoint))
+    """Rebuild a trained model from a run directory (its ``best`` or ``latest`` checkpoint) or
+    a checkpoint directory (no unpickling)."""
+    loaded = load_checkpoint(Path(checkpoint), which=which)
     meta = loaded["meta"]
     plugin = get_plugin(meta["modality"])
     config = RunConfig.build(meta["config"])

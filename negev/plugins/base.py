@@ -1,7 +1,9 @@
 """The modality plugin contract.
 
 A modality plugin (images, text, molecules, audio, ...) tells the engine, in one object, how to
-read its data, how to batch it, how to turn a batch into region features, and how to show the
+read its data, how to prepare one item (:meth:`ModalityPlugin.load_item`, run in DataLoader
+worker processes: read, decode, resize, augment), how to batch items
+(:meth:`ModalityPlugin.collate`), how to turn a batch into region features, and how to show the
 evidence of one item to a person. The engine adds an :class:`~negev.nn.EvidenceHead` with the
 chosen pooling on top and does the rest (training, checkpoints, evaluation, explanation).
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["BadItem", "DataSplits", "Example", "ModalityPlugin", "RegionEncoder"]
@@ -112,6 +115,9 @@ class ModalityPlugin(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: The encoder is a 2-D CNN over (B, C, H, W) inputs: on accelerators the engine runs it in
+    #: the channels_last memory format.
+    channels_last: ClassVar[bool] = False
 
     def default_config(self) -> dict[str, Any]:
         """Default hyper-parameters: engine keys (epochs, lr, pooling, ...) and plugin keys."""
@@ -126,9 +132,43 @@ class ModalityPlugin(abc.ABC):
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         """The region encoder for this config (pretrained weights from a local path, if any)."""
 
+    def load_item(
+        self,
+        example: Example,
+        *,
+        train: bool,
+        generator: torch.Generator,
+        view: dict[str, Any] | None = None,
+    ) -> Example:
+        """The per-item work of a batch, run in the DataLoader's worker processes: read and
+        decode, resize, and augment when ``train``. Returns the example with ``inputs`` ready for
+        :meth:`collate` (labels and truth unchanged). By default the example itself: a plugin
+        that does everything in :meth:`collate` keeps working, in the training process.
+
+        Args:
+            train: a training item (augment it) or an evaluation item (never augment it).
+            generator: the only source of randomness to use; seeded from (run seed, epoch,
+                item), so that augmentations do not depend on which worker loads the item.
+            view: one of :meth:`test_views` (evaluation only), None for the plain item.
+
+        Raises:
+            ValueError: naming the item's file when it cannot be read; the engine reports it.
+        """
+        del train, generator, view
+        return example
+
+    def test_views(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Test-time augmentation: the views of an item (arguments of :meth:`load_item`) whose
+        class scores the engine averages when it evaluates on the test split; maps come from the
+        first. By default one plain view."""
+        del config
+        return [{}]
+
     @abc.abstractmethod
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
-        """Batch the inputs of ``examples`` into tensors (the encoder's ``inputs``)."""
+        """Batch the inputs of ``examples`` into tensors (the encoder's ``inputs``). Called on
+        examples returned by :meth:`load_item`; also on raw examples by code outside the
+        engine. It runs in worker processes too: no CUDA here."""
 
     @abc.abstractmethod
     def read_input(self, text: str) -> Example:
@@ -179,10 +219,14 @@ class ModalityPlugin(abc.ABC):
         maps: list[Tensor],
         classes: list[str],
         scores: Tensor | None = None,
+        model: nn.Module | None = None,
     ) -> dict[str, float]:
         """Localization / evidence metrics against the examples' ``truth`` (none by default).
 
         Args:
             maps: one (C, *regions) tensor per example. scores: (N, C) class scores when known.
+            model: the trained model (``model(collate(items)) -> (scores, maps)``), for metrics
+                that score modified items, such as faithfulness; the engine passes it to hooks
+                whose signature has ``model``, so hooks written without it keep working.
         """
         return {}

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.console import Console
-from torch import Tensor
 
-from negev.engine import load_model
-from negev.engine.evaluation import to_device
+from negev.engine import explain
 from negev_cli.errors import friendly_errors
 
 
@@ -21,50 +18,20 @@ def explain_command(
     out: Path = typer.Option(None, help="Where the rendered evidence goes."),
     top: int = typer.Option(3, help="Regions listed per class and sign."),
     device: str = typer.Option("cpu", help="cpu, cuda, ..."),
+    which: str = typer.Option("best", help="Checkpoint of a run directory: best or latest."),
 ) -> None:
     """Render each class's evidence (files) and list the top regions in the terminal."""
-    plugin, _, model, meta = load_model(checkpoint, device)
-    classes = meta["classes"]
-    out_dir = out or Path(checkpoint) / "explanations"
+    if top < 1:
+        raise ValueError(f"--top must be >= 1, got {top}")
     console = Console()
-    for text in input_:
-        example = plugin.read_input(text)
-        inputs = to_device(plugin.collate([example]), torch.device(device))
-        with torch.no_grad():  # encoder and head apart: the mask also gives the kept regions
-            features, mask = model.encoder(inputs)
-            result = model.head(features, mask)
-        scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
-        files = plugin.render_evidence(
-            example, maps, scores, classes, out_dir, selected=_selection(model, result.maps, mask)
-        )
-        names = plugin.region_names(example)
-        console.print(f"[bold]{example.name}[/bold]")
-        for c, name in enumerate(classes):
-            flat = maps[c].reshape(-1)
-            regions = [i for i, n in enumerate(names) if n is not None] if names else None
-            values = flat[regions] if regions is not None else flat
-            k = min(top, values.numel())
-
-            def listing(ranks: list[int], values=values, regions=regions, names=names) -> str:
-                return ", ".join(
-                    f"{names[regions[r]] if regions else r} ({float(values[r]):+.2f})"
-                    for r in ranks
-                )
-
-            high = listing(values.topk(k).indices.tolist())
-            low = listing(values.topk(k, largest=False).indices.tolist())
-            score = f"{float(scores[c]):+.3f}"
+    for item in explain(checkpoint, input_, out, which=which, device=device):
+        console.print(f"[bold]{item.example.name}[/bold]")
+        for c, name in enumerate(item.classes):
+            high, low = (
+                ", ".join(f"{region} ({value:+.2f})" for region, value in part)
+                for part in item.top_regions(c, top)
+            )
+            score = f"{float(item.scores[c]):+.3f}"
             console.print(f"  {name}: score {score}  [green]+ {high}[/green]  [red]- {low}[/red]")
-        for path in files:
+        for path in item.files:
             console.print(f"  wrote {path}")
-
-
-def _selection(model, maps: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor] | None:
-    """The (high, low) regions the model's pooling keeps for the one item of ``maps``
-    (1, C, *regions), as (C, *regions) bool masks on the CPU; None for a pooling without a hard
-    selection."""
-    pool = model.head.pool
-    if not hasattr(pool, "selection"):
-        return None
-    high, low = pool.selection(maps, mask)
-    return high[0].cpu(), low[0].cpu()

@@ -55,6 +55,7 @@ def train_command(
     epochs: int = typer.Option(None, help="Training epochs."),
     batch_size: int = typer.Option(None, help="Global batch size."),
     lr: float = typer.Option(None, help="Learning rate."),
+    weight_decay: float = typer.Option(None, help="Weight decay."),
     optimizer: str = typer.Option(None, help="adamw or sgd (momentum 0.9)."),
     pooling: str = typer.Option(
         None, help="max, gap, maxmin, weldon, wildcat, lse, linsoft or attention."
@@ -74,8 +75,29 @@ def train_command(
     weights: str = typer.Option(
         None, help="Local file of pretrained encoder weights (plugins that take them)."
     ),
+    monitor: str = typer.Option(
+        None, help="Validation metric that picks the best checkpoint (default: mAP or accuracy)."
+    ),
+    patience: int = typer.Option(None, help="Stop after this many epochs without improvement."),
+    threads: int = typer.Option(None, help="Torch intra-op CPU threads (recorded in the run)."),
+    workers: int = typer.Option(
+        None, help="DataLoader worker processes (default: from the CPU count; 0: in-process)."
+    ),
+    precision: str = typer.Option(None, help="fp32, bf16 or fp16 (autocast of the encoder)."),
+    backbone_lr_mult: float = typer.Option(
+        None, help="Encoder learning rate = lr x this (the head keeps lr)."
+    ),
+    warmup_epochs: float = typer.Option(None, help="Linear learning-rate warm-up, in epochs."),
+    accumulate: int = typer.Option(None, help="Batches whose gradients make one step."),
+    clip_grad: float = typer.Option(None, help="Clip the gradient norm to this value."),
+    decay_norms_biases: bool = typer.Option(
+        None,
+        "--decay-norms-biases/--no-decay-norms-biases",
+        help="Weight decay on normalisation weights and biases too (default: yes).",
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Plugin option key=value (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a negative-evidence model; writes checkpoints and metrics.jsonl to --out."""
@@ -86,6 +108,7 @@ def train_command(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
+        "weight_decay": weight_decay,
         "optimizer": optimizer,
         "pooling": pooling,
         "kmax": parse_count(kmax),
@@ -99,12 +122,26 @@ def train_command(
         "device": device,
         "skip_bad": skip_bad,
         "weights": weights,
+        "monitor": monitor,
+        "patience": patience,
+        "threads": threads,
+        "workers": workers,
+        "precision": precision,
+        "backbone_lr_mult": backbone_lr_mult,
+        "warmup_epochs": warmup_epochs,
+        "accumulate": accumulate,
+        "clip_grad": clip_grad,
+        "decay_norms_biases": decay_norms_biases,
         "plugin": parse_sets(set_),
     }
     cli = {k: v for k, v in cli.items() if v is not None}
     file_options = load_toml(config) if config else {}
     plugin, run_config = resolve_config(file_options, cli)
-    result = train(plugin, run_config, resume=resume, quiet=quiet)
+    result = train(plugin, run_config, resume=resume, overwrite=overwrite, quiet=quiet)
     if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-        Console().print(f"test: {shown}\nrun directory: {result.run_dir}")
+        lines = [f"test: {shown}"] if result.metrics else []
+        if result.best_epoch is not None:
+            value = f"{result.best_value:.4f}"
+            lines.append(f"best epoch {result.best_epoch} (val {result.monitor} {value})")
+        Console().print("\n".join([*lines, f"run directory: {result.run_dir}"]))

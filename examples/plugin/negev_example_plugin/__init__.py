@@ -4,11 +4,17 @@ Regions are token positions; the encoder is an embedding and a 1-D convolution. 
 demo dataset is generated: class ``alpha`` when the bigram "1 2" occurs and token 7 does not
 (negative evidence), class ``beta`` when token 5 occurs. Files: ``tokens,labels`` CSV with
 space-separated integer tokens and ``|``-separated labels.
+
+Per-item work (``load_item``, run in the engine's DataLoader workers): the tokens become a
+tensor and, in training, each filler token is swapped for another filler token with probability
+``swap`` (plugin option, default 0.1), an augmentation that keeps the labels. Batching
+(``collate``) pads.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import random
 from pathlib import Path
@@ -24,6 +30,7 @@ __all__ = ["TokenEncoder", "TokensPlugin"]
 
 VOCAB = 30
 CLASSES = ["alpha", "beta"]
+SIGNAL = (1, 2, 5, 7)  # the tokens that decide the labels; the others are filler
 
 
 class TokenEncoder(RegionEncoder):
@@ -46,6 +53,7 @@ class TokenEncoder(RegionEncoder):
 class TokensPlugin(ModalityPlugin):
     name = "tokens"
     description = "Integer token sequences (the example plugin of the plugin guide)"
+    swap = 0.0  # share of filler tokens swapped in training (set by fit_state / load_state)
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -53,7 +61,7 @@ class TokensPlugin(ModalityPlugin):
             "batch_size": 32,
             "lr": 0.01,
             "pooling": "maxmin",
-            "plugin": {"demo_size": 600},
+            "plugin": {"demo_size": 600, "swap": 0.1},
         }
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
@@ -70,15 +78,43 @@ class TokensPlugin(ModalityPlugin):
         splits.builtin = spec is None  # the demo's own bad items (none here) would be skipped
         return splits
 
+    def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
+        swap = float(config["plugin"].get("swap", 0.1))
+        if not 0 <= swap <= 1:
+            raise ValueError(f"plugin option swap must be in [0, 1], got {swap}")
+        return {"swap": swap}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.swap = float(state.get("swap", 0.0))
+
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         return TokenEncoder()
 
+    def load_item(
+        self,
+        example: Example,
+        *,
+        train: bool,
+        generator: torch.Generator,
+        view: dict[str, Any] | None = None,
+    ) -> Example:
+        """(L,) int64 tokens; in training, filler tokens swapped at random (``swap``)."""
+        tokens = torch.tensor(example.inputs, dtype=torch.long)
+        if train and self.swap > 0:
+            filler = torch.tensor([t for t in range(VOCAB) if t not in SIGNAL])
+            draws = torch.rand(len(tokens), generator=generator) < self.swap
+            draws &= ~torch.isin(tokens, torch.tensor(SIGNAL))
+            picks = torch.randint(len(filler), (len(tokens),), generator=generator)
+            tokens = torch.where(draws, filler[picks], tokens)
+        return dataclasses.replace(example, inputs=tokens)
+
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
+        """``{"tokens": (B, L) int64 zero-padded, "mask": (B, L) bool}``."""
         longest = max(len(e.inputs) for e in examples)
         tokens = torch.zeros(len(examples), longest, dtype=torch.long)
         mask = torch.zeros(len(examples), longest, dtype=torch.bool)
         for row, example in enumerate(examples):
-            tokens[row, : len(example.inputs)] = torch.tensor(example.inputs)
+            tokens[row, : len(example.inputs)] = torch.as_tensor(example.inputs)
             mask[row, : len(example.inputs)] = True
         return {"tokens": tokens, "mask": mask}
 

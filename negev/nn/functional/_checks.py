@@ -154,9 +154,9 @@ def score_columns(scores: Tensor, targets: Tensor, *, finite: bool) -> tuple[Ten
             )
         labels = labels == 1
     values = matrix.detach()
-    bad = ~torch.isfinite(values) if finite else torch.isnan(values)
-    if bool(bad.any()):
-        row, col = bad.nonzero()[0].tolist()
+    good = torch.isfinite(values) if finite else ~torch.isnan(values)
+    if not bool(good.all()):
+        row, col = (~good).nonzero()[0].tolist()
         kind = "finite" if finite else "free of NaN"
         raise ValueError(
             f"scores must be {kind}, got {values[row, col].item()} at row {row}, column {col}"

@@ -5,6 +5,13 @@
 Special cases: max (kmax=1, alpha=0), global average (kmax=n, alpha=0), max+min (1, 1, 1),
 WELDON (k, k, 1), WILDCAT (kmax, kmin, alpha with M maps per class, see
 :func:`~negev.nn.functional.class_wise_pool`).
+
+Paths, chosen by device and size (:func:`choose_path`): on a CUDA device with Triton, float32 /
+float16 / bfloat16 scores of at most 4096 regions run as one Triton kernel per pass (forward,
+backward), one program per (sample, class) row (:mod:`negev.nn.functional._wildcat_triton`),
+except many long rows with k > 2, which one ``torch.sort`` of the rows serves faster; elsewhere
+(the CPU) the ends are selected with ``torch.topk`` / ``max`` / ``min`` (a sort for short rows
+with large k).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import functools
 import torch
 from torch import Tensor
 
+from negev.nn.functional import _wildcat_triton
 from negev.nn.functional._checks import (
     check_count,
     check_finite_number,
@@ -23,7 +31,37 @@ from negev.nn.functional._checks import (
     resolve_count,
 )
 
-__all__ = ["wildcat_pool", "wildcat_selection"]
+__all__ = ["choose_path", "wildcat_pool", "wildcat_selection"]
+
+# Triton's in-register sort of a row of int64 keys is fast up to a 256-key block, and slows down
+# (register spills) beyond: measured on an H200 (torch 2.11, Triton 3.6, fwd + bwd), the kernel
+# beat the full sort at 64 x 1000 rows of 14x14 regions (1.52x), and at 1,280 rows of 28x28 (a
+# 1,024-key block: 1.03-1.09x), but lost at 5,120 rows of 28x28 (0.73x) and 20,480 (0.44x).
+_FUSED_SORT_BLOCK = 256
+_FUSED_SORT_ELEMENTS = 2**20
+
+
+def choose_path(rows: int, regions: int, k_most: int, *, fused: bool) -> str:
+    """Which implementation pools ``rows`` rows of ``regions`` scores (``k_most``: the larger k).
+
+    - ``"triton"``: the fused kernels, where they are available (``fused``: a CUDA device with
+      Triton, see :func:`negev.nn.functional._wildcat_triton.supports`) and either k <= 2 (the
+      ends by 2k reductions, O(N) per row), or the rows' sort block (N rounded up to a power of
+      two) has at most 256 keys, or rows x N <= 2^20 elements (launch-bound sizes, where one
+      kernel per pass beats the sort's several);
+    - ``"sort"``: else on such a device: one ``torch.sort`` of every row, a weighted sum of the
+      sorted scores, and a scatter of the gradient into the sorted indices (the full-sort
+      reference's own work, with fewer kernels);
+    - ``"select"``: without the kernels (the CPU): ``topk`` / ``max`` / ``min``.
+    """
+    if not fused:
+        return "select"
+    if k_most <= _wildcat_triton.ROUNDS_UP_TO:
+        return "triton"
+    block = 1 << max(regions - 1, 0).bit_length()
+    if block <= _FUSED_SORT_BLOCK or rows * regions <= _FUSED_SORT_ELEMENTS:
+        return "triton"
+    return "sort"
 
 
 def wildcat_pool(
@@ -61,20 +99,57 @@ def wildcat_pool(
     check_count("kmin", kmin, allow_zero=True)
     check_finite_number("alpha", alpha)
     flat, flat_mask = flatten_regions(scores, mask)
-    batch, _, regions = flat.shape
+    batch, classes, regions = flat.shape
     use_low = kmin != 0 and alpha != 0
+    fused = _wildcat_triton.supports(flat)
 
     if flat_mask is None:
         kmax_n = _uniform_count(kmax, regions)
         kmin_n = _uniform_count(kmin, regions) if use_low else 0
-        return _TopBottomMean.apply(flat, kmax_n, kmin_n, float(alpha))
+        path = choose_path(batch * classes, regions, max(kmax_n, kmin_n), fused=fused)
+        if path == "triton":  # one fused kernel per pass on a GPU
+            out = _fused(flat, None, None, None, kmax_n, kmin_n, alpha)
+            if out is not None:
+                return out
+        return _TopBottomMean.apply(flat, kmax_n, kmin_n, float(alpha), path == "sort")
 
     valid = count_valid(flat_mask, batch, regions, flat.device)
+    if fused:
+        k_high = resolve_count(kmax, valid)
+        k_low = resolve_count(kmin, valid) if use_low else k_high
+        most_high, most_low = torch.stack([k_high.max(), k_low.max()]).tolist()
+        most_low = most_low if use_low else 0
+        if choose_path(batch * classes, regions, max(most_high, most_low), fused=True) == "triton":
+            out = _fused(flat, flat_mask, k_high, k_low, most_high, most_low, alpha)
+            if out is not None:
+                return out
+    # (with a mask, the "sort" path is the two top-k selections below)
     high = _masked_extreme_mean(flat, flat_mask, resolve_count(kmax, valid), largest=True)
     if not use_low:
         return high
     low = _masked_extreme_mean(flat, flat_mask, resolve_count(kmin, valid), largest=False)
     return high + alpha * low
+
+
+def _fused(
+    flat: Tensor,
+    flat_mask: Tensor | None,
+    k_high: Tensor | None,
+    k_low: Tensor | None,
+    kmax: int,
+    kmin: int,
+    alpha: float,
+) -> Tensor | None:
+    """The Triton kernels' pooling, or None if they fail to build here (then turned off: a
+    Triton or GPU they do not support must not stop training; the warning names the error)."""
+    try:
+        out = _wildcat_triton.pool(flat, flat_mask, k_high, k_low, kmax, kmin, float(alpha))
+    except Exception as error:  # noqa: BLE001 - compilation errors have no common type
+        _wildcat_triton.disable(error)
+        return None
+    if torch.isnan(out).any():  # NaN is kept as the largest value, so it reaches `out`
+        raise_if_nan(out.unsqueeze(2))
+    return out
 
 
 def _uniform_count(k: float | int, regions: int) -> int:
@@ -88,26 +163,29 @@ def _uniform_count(k: float | int, regions: int) -> int:
 _SORT_BELOW_REGIONS = 64
 
 
-def _select_ends(flat: Tensor, kmax: int, kmin: int, alpha: float) -> tuple[Tensor, Tensor, Tensor]:
+def _select_ends(
+    flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """Pick the regions of both ends of (B, C, N) along N, with their weight in the output.
 
     Returns values (B, C, m), their region indices (B, C, m) and weights (m,) such that
     ``out = values @ weights``: 1/kmax on the kmax largest, alpha/kmin on the kmin smallest.
     One pass for both ends where it pays: ``max``/``min`` for k = 1, one full sort for small N with
-    large k, else two ``topk(sorted=False)`` selections (O(N) each instead of O(N log N)).
+    large k or when ``full_sort`` asks for it, else two ``topk(sorted=False)`` selections (O(N)
+    each instead of O(N log N)).
     """
     regions = flat.shape[2]
 
     def weights(n_high: int, n_mid: int, n_low: int) -> Tensor:
         return _end_weights(n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
 
-    if kmax == 1 and kmin <= 1:
+    if kmax == 1 and kmin <= 1 and not full_sort:
         high_v, high_i = flat.max(dim=2, keepdim=True)
         if kmin == 0:
             return high_v, high_i, weights(1, 0, 0)
         low_v, low_i = flat.min(dim=2, keepdim=True)
         return torch.cat([high_v, low_v], 2), torch.cat([high_i, low_i], 2), weights(1, 0, 1)
-    if regions <= _SORT_BELOW_REGIONS and kmax + kmin >= regions / 2:
+    if full_sort or (regions <= _SORT_BELOW_REGIONS and kmax + kmin >= regions / 2):
         values, indices = flat.sort(dim=2, descending=True)
         # kmax + kmin > N makes the ends overlap: the middle weights then add up.
         w = weights(kmax, regions - kmax, 0) + weights(0, regions - kmin, kmin)
@@ -147,8 +225,8 @@ class _TopBottomMean(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, flat: Tensor, kmax: int, kmin: int, alpha: float) -> Tensor:
-        values, indices, weights = _select_ends(flat, kmax, kmin, alpha)
+    def forward(ctx, flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool) -> Tensor:
+        values, indices, weights = _select_ends(flat, kmax, kmin, alpha, full_sort)
         out = values @ weights
         if torch.isnan(out).any():  # NaN is selected as the largest value, so it reaches `out`
             raise_if_nan(values[..., :1] if kmax == 1 else values)
@@ -158,13 +236,13 @@ class _TopBottomMean(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
         indices, weights = ctx.saved_tensors
         # scatter_add: a region in both ends (kmax + kmin > N) gets both weights.
         grad_in = grad.new_zeros(ctx.shape)
         # (an upstream `sum()` hands an expanded, stride-0 grad: densify it before broadcasting)
         grad_in.scatter_add_(2, indices, grad.contiguous().unsqueeze(2) * weights)
-        return grad_in, None, None, None
+        return grad_in, None, None, None, None
 
 
 def _masked_extreme_mean(flat: Tensor, flat_mask: Tensor, k: Tensor, *, largest: bool) -> Tensor:

@@ -2,6 +2,7 @@
 
 from negev.nn.modules.head import EvidenceHead, EvidenceOutput
 from negev.nn.modules.losses import APSVMLoss, MantraHingeLoss, MantraMultiLabelHingeLoss
+from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
 from negev.nn.modules.pooling import (
     AttentionPool,
     ClassWisePool,
@@ -16,7 +17,10 @@ __all__ = [
     "APSVMLoss",
     "MantraHingeLoss",
     "MantraMultiLabelHingeLoss",
+    "AttentionMILPool",
     "AttentionPool",
+    "DSMILPool",
+    "InstanceMeanPool",
     "ClassWisePool",
     "EvidenceHead",
     "EvidenceOutput",

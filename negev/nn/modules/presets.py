@@ -11,6 +11,9 @@ wildcat  mean top-k+ + alpha bottom-k-  kmax, kmin, alpha (M maps: EvidenceHead)
 lse      unified log-sum-exp            beta_pos, beta_neg, alpha
 linsoft  linear softmax (audio tagging) (none)
 attention attention (audio tagging)     (none; the head adds the attention map)
+mimean   instance classifier + mean     (none; mean of instance probabilities)
+abmil    attention MIL (Ilse et al.)    (none; the head adds the attention map)
+dsmil    DSMIL-style dual stream        (none; the head adds the queries)
 ======== ============================== =====================================
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
 from negev.nn.modules.pooling import AttentionPool, LinearSoftmaxPool, LSEPool, WildcatPool
 
 __all__ = ["POOLINGS", "create_pool"]
@@ -31,6 +35,9 @@ POOLINGS: tuple[str, ...] = (
     "lse",
     "linsoft",
     "attention",
+    "mimean",
+    "abmil",
+    "dsmil",
 )
 
 
@@ -67,4 +74,10 @@ def create_pool(
         return LinearSoftmaxPool()
     if name == "attention":
         return AttentionPool()
+    if name == "mimean":
+        return InstanceMeanPool()
+    if name == "abmil":
+        return AttentionMILPool()
+    if name == "dsmil":
+        return DSMILPool()
     raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")

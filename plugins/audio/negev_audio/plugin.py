@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import file_stem
+from negev_audio.augment import augment_wave
 from negev_audio.clips import Waveform, read_clip
 from negev_audio.data import read_csv
 from negev_audio.detection import segment_f1
 from negev_audio.encoders import LogMel, MelCNNEncoder
+from negev_audio.sed import PSDS1, PSDS2, collar_f1, psds
 from negev_audio.synth import RATE, synth_demo
 
 FOR, AGAINST, EVENT = (0, 170, 0), (210, 0, 0), (225, 225, 240)
@@ -31,6 +34,11 @@ class AudioPlugin(ModalityPlugin):
     ``classes`` (CSV, ``|``-separated), ``segment`` (seconds, segment F1),
     ``detection_threshold`` (share of a map's maximum that marks a frame active), ``demo_train`` /
     ``demo_val`` / ``demo_test``.
+
+    Augmentation (training only): ``augment`` (a circular time shift and SpecAugment-style
+    masks; default on for data on disk, off for the synthetic demo), ``time_masks`` and
+    ``freq_masks`` (masks per clip, default 2 each), ``mask_width`` (largest share of the clip
+    or of the mel range a mask covers, default 0.1).
     """
 
     name = "audio"
@@ -73,10 +81,17 @@ class AudioPlugin(ModalityPlugin):
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
         options = config.get("plugin", {})
+        augment = str(options.get("augment", not data.builtin)).lower()
+        if augment not in ("true", "false", "1", "0"):
+            raise ValueError(f"plugin option augment must be true or false, got {augment!r}")
         return {
             "sample_rate": int(options.get("sample_rate", RATE)),
             "hop": int(options.get("hop", 256)),
             "n_mels": int(options.get("n_mels", 32)),
+            "augment": augment in ("true", "1"),
+            "time_masks": int(options.get("time_masks", 2)),
+            "freq_masks": int(options.get("freq_masks", 2)),
+            "mask_width": float(options.get("mask_width", 0.1)),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -84,6 +99,9 @@ class AudioPlugin(ModalityPlugin):
         self.hop = int(state.get("hop", 256))
         self.n_mels = int(state.get("n_mels", 32))
         self.frontend = LogMel(self.sample_rate, self.n_mels, self.hop)
+        self.augment = bool(state.get("augment", False))
+        self.masks = (int(state.get("time_masks", 2)), int(state.get("freq_masks", 2)))
+        self.mask_width = float(state.get("mask_width", 0.1))
 
     def _frames(self, samples: int) -> int:
         return int(self.frontend.frames(torch.tensor(samples)))
@@ -111,6 +129,22 @@ class AudioPlugin(ModalityPlugin):
                 return inputs.samples
             return AF.resample(inputs.samples, inputs.rate, self.sample_rate)
         return read_clip(inputs, self.sample_rate, self.frontend.n_fft)
+
+    def load_item(
+        self,
+        example: Example,
+        *,
+        train: bool,
+        generator: torch.Generator,
+        view: dict[str, Any] | None = None,
+    ) -> Example:
+        """The example with its waveform read and resampled (a :class:`Waveform`); when
+        training with ``augment``, circularly shifted and masked in time and frequency
+        (:func:`negev_audio.augment.augment_wave`)."""
+        wave = self._wave(example)
+        if train and self.augment:
+            wave = augment_wave(wave, self.sample_rate, generator, *self.masks, self.mask_width)
+        return dataclasses.replace(example, inputs=Waveform(wave, self.sample_rate))
 
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
         """``{"waves": (B, S) float32 zero-padded, "lengths": (B,) int64 samples}``."""
@@ -199,14 +233,17 @@ class AudioPlugin(ModalityPlugin):
         map reaches ``detection_threshold`` (default 0.5) times the map's maximum over the clip,
         the rule the image plugin uses for segmentation, whatever the pooling's scale of maps;
         ``segment_f1_sign`` uses ``map > 0`` instead (a frame probability above 0.5 for the
-        linear-softmax and attention maps, which are frame logits)."""
+        linear-softmax and attention maps, which are frame logits). DCASE's metrics through
+        ``sed_scores_eval`` (:mod:`negev_audio.sed`): ``collar_f1`` (macro) and
+        ``collar_f1_micro``, event-based with 200 ms / 20 % collars, of the same active frames;
+        ``psds1`` and ``psds2`` of the maps' frame scores over every threshold."""
         if scores is None:
             scores = torch.stack([m.amax(1) for m in maps])
         known = [i for i, e in enumerate(examples) if "events" in e.truth]
         if not known:
             return {}
         threshold = float(self._options.get("detection_threshold", 0.5))
-        relative, sign, events, durations = [], [], [], []
+        relative, sign, events, durations, frame_scores = [], [], [], [], []
         for i in known:
             truth = examples[i].truth
             frames = self._frames(round(truth["duration"] * self.sample_rate))
@@ -215,6 +252,7 @@ class AudioPlugin(ModalityPlugin):
             peak = clip.amax(1, keepdim=True)
             relative.append(((clip >= threshold * peak) & (peak > 0) & tagged).numpy())
             sign.append(((clip > 0) & tagged).numpy())
+            frame_scores.append(clip.numpy())
             events.append(truth["events"])
             durations.append(truth["duration"])
         timing = {
@@ -224,4 +262,8 @@ class AudioPlugin(ModalityPlugin):
         }
         metrics = segment_f1(relative, events, durations, **timing)
         metrics["segment_f1_sign"] = segment_f1(sign, events, durations, **timing)["segment_f1"]
+        del timing["segment"]
+        metrics.update(collar_f1(relative, events, durations, classes, **timing))
+        metrics["psds1"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS1)
+        metrics["psds2"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS2)
         return metrics

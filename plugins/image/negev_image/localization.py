@@ -12,7 +12,10 @@ class maps are brought to the image's pixel grid by :func:`upsample_maps` first.
 * :func:`corloc`: share of (image, present class) pairs whose box, fitted to the connected part
   of the map above ``threshold`` x its maximum around the maximum, has IoU >= 0.5 with a true box.
 * :class:`SegmentationIoU`: label maps from the class maps (background under a threshold),
-  accumulated into a confusion matrix; mean IoU over the classes seen.
+  optionally refined by a fully connected CRF (:mod:`negev_image.crf`), accumulated into a
+  confusion matrix; mean IoU over the classes seen.
+
+The WSOL protocol of Choe et al. (MaxBoxAcc, MaxBoxAccV2, PxAP) is in :mod:`negev_image.wsol`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
+
+from negev_image.crf import DenseCRF, dense_crf, map_unary
 
 __all__ = [
     "SegmentationIoU",
@@ -184,9 +189,7 @@ class SegmentationIoU:
 
     def predict(self, maps: Tensor, probabilities: Tensor) -> np.ndarray:
         """(H, W) int64 label map: 0 background, c + 1 for class c."""
-        present = (probabilities >= 0.5).nonzero().flatten()
-        if present.numel() == 0:
-            present = probabilities.argmax().view(1)
+        present = self.present(probabilities)
         chosen = maps[present].clamp(min=0)
         peak = chosen.reshape(len(present), -1).amax(dim=1).clamp(min=1e-12)
         relative = chosen / peak.view(-1, 1, 1)
@@ -195,8 +198,28 @@ class SegmentationIoU:
         labels[best < self.threshold] = 0
         return labels.numpy()
 
+    def present(self, probabilities: Tensor) -> Tensor:
+        """(K,) indices of the classes predicted present (probability >= 0.5, else the most
+        probable one)."""
+        present = (probabilities >= 0.5).nonzero().flatten()
+        return present if present.numel() else probabilities.argmax().view(1)
+
+    def predict_crf(
+        self, image: Tensor, maps: Tensor, probabilities: Tensor, params: DenseCRF | None = None
+    ) -> np.ndarray:
+        """(H, W) int64 label map of :meth:`predict`'s rule refined by the fully connected CRF
+        of :mod:`negev_image.crf` on the (3, H, W) RGB ``image``."""
+        params = params or DenseCRF()
+        present = self.present(probabilities)
+        unary = map_unary(maps, present, self.threshold, params.temperature)
+        labels = dense_crf(image, unary, params).argmax(0)
+        return torch.cat([torch.zeros(1, dtype=torch.long), present + 1])[labels].numpy()
+
     def update(self, maps: Tensor, probabilities: Tensor, truth: np.ndarray) -> None:
-        predicted = self.predict(maps, probabilities)
+        self.update_labels(self.predict(maps, probabilities), truth)
+
+    def update_labels(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        """Accumulate an (H, W) predicted label map against the truth."""
         keep = truth != 255
         size = self.num_classes + 1
         pairs = truth[keep].astype(np.int64) * size + predicted[keep]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -14,6 +16,7 @@ from negev.metrics import average_precision
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import file_stem
 from negev_image import readers
+from negev_image.crf import DenseCRF
 from negev_image.digits import DigitCanvasConfig, digits_demo
 from negev_image.drawing import evidence_overlay, grid
 from negev_image.images import read_image, to_model_input
@@ -25,7 +28,16 @@ from negev_image.localization import (
     pointing_game,
     upsample_maps,
 )
+from negev_image.transforms import model_view
 from negev_image.trunks import ImageEncoder, SmallCNN, load_trunk_weights, resnet_trunk
+from negev_image.wsol import (
+    RESIZE_LENGTH,
+    BoxAccuracy,
+    PixelAP,
+    contour_boxes,
+    resize_box,
+    scoremap,
+)
 
 # Tolerances of the papers, in pixels of images about 448 px wide (VOC's are ~500 px).
 OQUAB_TOLERANCE = 18
@@ -44,13 +56,21 @@ class ImagePlugin(ModalityPlugin):
     ``pointing_tolerance`` / ``game_tolerance`` (pixels; default 18 and 15 scaled to the image
     size), ``seg_threshold`` (segmentation background threshold). Pretrained ResNet weights come
     from ``--weights PATH`` (a torchvision state dict).
+
+    Augmentation (training only): ``augment`` (random resized crop + horizontal flip; default
+    on for data on disk, off for the digits demo, whose digits a flip would change),
+    ``crop_scale`` (smallest area share of a crop, default 0.5). Test-time views averaged by the
+    test evaluation: ``test_scales`` (``,``-separated sides, e.g. ``448,576``; default
+    ``image_size``) and ``test_flip`` (also each view flipped).
     """
 
     name = "image"
     description = "Images: CNN feature-map cells as regions (ResNet or a small CNN), WILDCAT"
+    channels_last = True
 
     def __init__(self) -> None:
         self.image_size = 448
+        self.augment, self.crop_scale = False, 0.5
         self.stride = 32
         self._options: dict[str, Any] = {}  # plugin options of the data last loaded
 
@@ -96,10 +116,16 @@ class ImagePlugin(ModalityPlugin):
         size = options.get("image_size")
         if size is None:
             size = data.train[0].inputs.shape[-1] if data.builtin else 448
-        return {"image_size": int(size)}
+        augment = _flag(options.get("augment", not data.builtin))
+        scale = float(options.get("crop_scale", 0.5))
+        if not 0 < scale <= 1:
+            raise ValueError(f"plugin option crop_scale must be in (0, 1], got {scale}")
+        return {"image_size": int(size), "augment": augment, "crop_scale": scale}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.image_size = int(state.get("image_size", 448))
+        self.augment = bool(state.get("augment", False))
+        self.crop_scale = float(state.get("crop_scale", 0.5))
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         options = config.get("plugin", {})
@@ -123,13 +149,49 @@ class ImagePlugin(ModalityPlugin):
         inputs = example.inputs
         return inputs if isinstance(inputs, Tensor) else read_image(inputs)
 
+    def load_item(
+        self,
+        example: Example,
+        *,
+        train: bool,
+        generator: torch.Generator,
+        view: dict[str, Any] | None = None,
+    ) -> Example:
+        """The example with ``inputs`` = (3, S, S) float32
+        (:func:`negev_image.transforms.model_view`): a random resized crop and flip when
+        training with ``augment``, else the whole image at the view's ``size`` (default
+        ``image_size``), flipped if the view says so."""
+        view = view or {}
+        inputs = model_view(
+            example.inputs,
+            int(view.get("size", self.image_size)),
+            generator if train and self.augment else None,
+            (self.crop_scale, 1.0),
+            flip=bool(view.get("flip", False)) if not (train and self.augment) else None,
+        )
+        return dataclasses.replace(example, inputs=inputs)
+
+    def test_views(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every side of ``test_scales`` (the plain ``image_size`` first), each also flipped
+        with ``test_flip``."""
+        options = config.get("plugin", {})
+        sizes = [self.image_size]
+        for part in str(options.get("test_scales", "")).split(","):
+            if part.strip() and int(part) not in sizes:
+                sizes.append(int(part))
+        flips = (False, True) if _flag(options.get("test_flip", False)) else (False,)
+        return [{"size": s, "flip": f} for s in sizes for f in flips]
+
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
-        """``{"images": (B, 3, S, S) float32}``, S = ``image_size``, ImageNet-normalised."""
-        return {
-            "images": torch.stack(
-                [to_model_input(self._pixels(e), self.image_size) for e in examples]
-            )
-        }
+        """``{"images": (B, 3, S, S) float32}``, S = ``image_size``, ImageNet-normalised;
+        examples from :meth:`load_item` are stacked as they are."""
+        return {"images": torch.stack([self._model_input(e) for e in examples])}
+
+    def _model_input(self, example: Example) -> Tensor:
+        inputs = example.inputs
+        if isinstance(inputs, Tensor) and inputs.is_floating_point():  # from load_item
+            return inputs
+        return to_model_input(self._pixels(example), self.image_size)
 
     def read_input(self, text: str) -> Example:
         read_image(text)  # a clear error naming the file now rather than in the model
@@ -175,8 +237,13 @@ class ImagePlugin(ModalityPlugin):
         scores: Tensor | None = None,
     ) -> dict[str, float]:
         """VOC 2007 11-point mAP (missing labels, e.g. VOC's difficult-only classes, left out),
-        then pointing AP (Oquab), pointing game (Zhang), CorLoc and segmentation mIoU against the
-        items' boxes and masks; the class scores default to the maps' maxima."""
+        then pointing AP (Oquab), pointing game (Zhang), CorLoc, the WSOL protocol's
+        MaxBoxAcc, MaxBoxAccV2 and PxAP (:mod:`negev_image.wsol`, over the (image, present
+        class) pairs, maps, boxes and masks brought to ``wsol_size`` x ``wsol_size`` (224) as
+        the protocol does; ``wsol_interval`` threshold step) and segmentation mIoU against the
+        items' boxes and masks, with ``miou_crf`` after the dense CRF when ``crf=true``
+        (:mod:`negev_image.crf`; ``crf_pixels``); the class scores default to the maps'
+        maxima."""
         if scores is None:
             scores = torch.stack([m.flatten(1).amax(1) for m in maps])
         voc07 = []
@@ -193,6 +260,45 @@ class ImagePlugin(ModalityPlugin):
         segmentation = SegmentationIoU(len(classes), float(options.get("seg_threshold", 0.5)))
         has_mask = False
         with_boxes = [i for i, e in enumerate(examples) if "boxes" in e.truth]
+        interval = float(options.get("wsol_interval", 0.01))
+        box_v1 = BoxAccuracy(multi_contour=False, iou_thresholds=(0.5,), interval=interval)
+        box_v2, pixel_ap = BoxAccuracy(interval=interval), PixelAP(interval)
+
+        side = int(options.get("wsol_size", RESIZE_LENGTH))
+
+        def wsol_update(item_maps: Tensor, truth: dict[str, Any], mask: Any) -> None:
+            """The protocol's items: every (image, class present) pair, its boxes and mask, at
+            ``wsol_size`` x ``wsol_size`` (the protocol's 224; 0: the image's own size)."""
+            height, width = truth["size"]
+            size = (side, side) if side else (height, width)
+            if mask is not None and size != (height, width):
+                mask = cv2.resize(np.asarray(mask, dtype=np.uint8), size[::-1],
+                                  interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            for c in sorted({b[0] for b in truth["boxes"]}):
+                score = scoremap(item_maps[c], size)
+                boxes = np.array([resize_box(b[1:], (width, height), size[::-1])
+                                  for b in truth["boxes"] if b[0] == c])  # fmt: skip
+                found = contour_boxes(score, box_v2.levels)
+                box_v1.update(score, boxes, found)
+                box_v2.update(score, boxes, found)
+                if mask is not None:
+                    pixel_ap.update(score, np.where(mask == 255, 255, mask == c + 1))
+
+        crf = None
+        if str(options.get("crf", "false")).lower() in ("1", "true", "yes"):
+            crf = DenseCRF(max_pixels=int(options.get("crf_pixels", DenseCRF.max_pixels)))
+        refined = SegmentationIoU(len(classes), segmentation.threshold)
+
+        def crf_image(i: int) -> Tensor:
+            """(3, H, W) RGB of item i at its truth's size."""
+            pixels = self._pixels(examples[i])
+            size = tuple(examples[i].truth["size"])
+            if tuple(pixels.shape[-2:]) != size:
+                pixels = torch.nn.functional.interpolate(
+                    pixels[None].float(), size=size, mode="bilinear", align_corners=False
+                )[0]
+            return pixels
+
         for i in with_boxes:
             truth = examples[i].truth
             full = upsample_maps(maps[i], tuple(truth["size"]))
@@ -202,9 +308,15 @@ class ImagePlugin(ModalityPlugin):
             located[0] += hits
             located[1] += total
             mask = readers.truth_mask(truth)
+            wsol_update(maps[i], truth, mask)
             if mask is not None:
                 has_mask = True
                 segmentation.update(full, torch.sigmoid(scores[i]), mask)
+                if crf is not None:
+                    refined.update_labels(
+                        refined.predict_crf(crf_image(i), full, torch.sigmoid(scores[i]), crf),
+                        mask,
+                    )
         if not with_boxes:
             return base
         side = max(examples[with_boxes[0]].truth["size"])
@@ -215,7 +327,20 @@ class ImagePlugin(ModalityPlugin):
             "pointing_ap": pointing_ap(scores[with_boxes].numpy(), peaks, boxes, tol_ap)[0],
             "pointing_game": pointing_game(peaks, boxes, tol_game),
             "corloc": located[0] / located[1] if located[1] else float("nan"),
+            "max_box_acc": box_v1.compute()[0],
+            "max_box_acc_v2": float(np.mean(box_v2.compute())),
         }
         if has_mask:
             metrics["miou"] = segmentation.compute()
+            metrics["pxap"] = pixel_ap.compute()
+            if crf is not None:
+                metrics["miou_crf"] = refined.compute()
         return {**base, **{k: float(v) for k, v in metrics.items() if not np.isnan(v)}}
+
+
+def _flag(value: Any) -> bool:
+    """A boolean plugin option (``true``/``false``, ``1``/``0``, ``yes``/``no``, a bool)."""
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return text in ("true", "1", "yes")

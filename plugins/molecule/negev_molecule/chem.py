@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import zlib
 from dataclasses import dataclass
 
 from rdkit import Chem, RDLogger
-from rdkit.Chem import BRICS
+from rdkit.Chem import BRICS, rdFingerprintGenerator
 
 RDLogger.DisableLog("rdApp.*")  # parse errors are reported by us, with the item's name
 
@@ -27,11 +29,14 @@ ATOM_FEATURES = len(ELEMENTS) + 1 + 6 + 3 + 4 + len(HYBRIDIZATIONS) + 2
 @dataclass(frozen=True)
 class Region:
     """A substructure: its kind (``env0``, ``env1``, ..., ``ring``, ``ringsystem``, ``brics``),
-    its atoms, and a SMILES of the fragment."""
+    its atoms, a SMILES of the fragment, and its identifier: for ``env<r>`` the unfolded Morgan
+    identifier (``id % n`` is its bit in RDKit's Morgan fingerprint of size n), for the other
+    kinds the CRC-32 of ``kind:smiles``."""
 
     kind: str
     atoms: tuple[int, ...]
     smiles: str
+    identifier: int
 
 
 def parse_smiles(smiles: str) -> Chem.Mol:
@@ -51,40 +56,65 @@ def parse_smiles(smiles: str) -> Chem.Mol:
     return mol
 
 
-def regions(mol: Chem.Mol, radius: int = 2, brics: bool = False) -> list[Region]:
-    """Substructure regions: atom-centred environments of radius 0..``radius`` (as in Morgan
-    fingerprints), rings, fused ring systems and, optionally, BRICS fragments. Duplicates (the
-    same atom set and kind) are kept once."""
-    found: dict[tuple[str, tuple[int, ...]], Region] = {}
+def regions(
+    mol: Chem.Mol, radius: int = 2, brics: bool = False, rings: bool = True
+) -> list[Region]:
+    """Substructure regions: the atom environments of RDKit's Morgan fingerprint of ``radius``
+    (one region per environment it counts: every atom at radius 0, then each new environment of
+    radius 1..``radius``; RDKit drops an environment that covers the same bonds as one already
+    counted), then, with ``rings``, the rings and fused ring systems (each once) and, with
+    ``brics``, the BRICS fragments.
+
+    The environment regions are exactly what the Morgan count fingerprint counts: the number of
+    ``env`` regions whose ``identifier % n == i`` is bit i of the count fingerprint of size n."""
+    found: list[Region] = []
+    info = rdFingerprintGenerator.AdditionalOutput()
+    info.AllocateBitInfoMap()
+    _morgan(radius).GetSparseCountFingerprint(mol, additionalOutput=info)
+    centred = sorted(
+        (r, center, identifier)
+        for identifier, places in info.GetBitInfoMap().items()
+        for center, r in places
+    )
+    for r, center, identifier in centred:
+        atoms = {center}
+        for bond_index in Chem.FindAtomEnvironmentOfRadiusN(mol, r, center):
+            bond = mol.GetBondWithIdx(bond_index)
+            atoms.update((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+        found.append(_region(mol, f"env{r}", atoms, identifier))
+    seen: set[tuple[str, tuple[int, ...]]] = set()
 
     def add(kind: str, atoms: set[int]) -> None:
         key = (kind, tuple(sorted(atoms)))
-        if atoms and key not in found:
-            smiles = Chem.MolFragmentToSmiles(mol, atomsToUse=list(key[1]), canonical=True)
-            found[key] = Region(kind, key[1], smiles)
+        if atoms and key not in seen:
+            seen.add(key)
+            found.append(_region(mol, kind, atoms))
 
-    for atom in mol.GetAtoms():
-        center = atom.GetIdx()
-        add("env0", {center})
-        for r in range(1, radius + 1):
-            bonds = Chem.FindAtomEnvironmentOfRadiusN(mol, r, center)
-            atoms = {center}
-            for bond_index in bonds:
-                bond = mol.GetBondWithIdx(bond_index)
-                atoms.update((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
-            if len(atoms) > 1:
-                add(f"env{r}", atoms)
-    rings = [set(ring) for ring in mol.GetRingInfo().AtomRings()]
-    for ring in rings:
-        add("ring", ring)
-    for system in _ring_systems(rings):
-        if system not in rings:
-            add("ringsystem", system)
+    if rings:
+        ring_sets = [set(ring) for ring in mol.GetRingInfo().AtomRings()]
+        for ring in ring_sets:
+            add("ring", ring)
+        for system in _ring_systems(ring_sets):
+            if system not in ring_sets:
+                add("ringsystem", system)
     if brics:
         pieces = Chem.GetMolFrags(BRICS.BreakBRICSBonds(mol), asMols=False)
         for piece in pieces:
             add("brics", {a for a in piece if a < mol.GetNumAtoms()})
-    return list(found.values())
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _morgan(radius: int):
+    return rdFingerprintGenerator.GetMorganGenerator(radius=radius)
+
+
+def _region(mol: Chem.Mol, kind: str, atoms: set[int], identifier: int | None = None) -> Region:
+    ordered = tuple(sorted(atoms))
+    smiles = Chem.MolFragmentToSmiles(mol, atomsToUse=list(ordered), canonical=True)
+    if identifier is None:
+        identifier = zlib.crc32(f"{kind}:{smiles}".encode())
+    return Region(kind, ordered, smiles, int(identifier))
 
 
 def _ring_systems(rings: list[set[int]]) -> list[set[int]]:

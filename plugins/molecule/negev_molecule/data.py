@@ -7,6 +7,7 @@ line (or record) and RDKit's reason; nothing is dropped silently.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 from rdkit import Chem, RDConfig
 
 from negev.plugins import BadItem, DataSplits, Example
+from negev.plugins.manifest import SPLITS
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
 
@@ -27,16 +29,19 @@ CHEMBL_THRESHOLD = 7.0  # pIC50 at or above: active
 
 
 def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
-    """A dataset by spec: None or ``demo:nci`` / ``demo:chembl``, a ``.csv`` or an ``.sdf``."""
+    """A dataset by spec: None or ``demo:nci`` / ``demo:chembl``, a ``.csv`` or an ``.sdf``.
+
+    The file's ``split`` column (option ``split_column``), when it has one, fixes the splits;
+    otherwise they are cut 70/15/15 by the seed. When no row can be used the splits are empty and
+    every row is in ``bad``, with its reason."""
     options = config.get("plugin", {})
-    radius, brics = int(options.get("radius", 2)), bool(options.get("brics", False))
+    featurize = Featurizer.of(options)
     builtin = spec is None or spec.startswith("demo:")
+    seed = int(config.get("seed", 0))
     if spec is None or spec == "demo:nci":
-        examples, bad = nci_demo(radius, brics)
-        classes = ["active"]
+        examples, bad = nci_demo(featurize)
     elif spec == "demo:chembl":
-        examples, bad = chembl_demo(radius, brics)
-        classes = ["active"]
+        examples, bad = chembl_demo(featurize)
     elif builtin:
         raise ValueError(f"unknown demo {spec!r}; the demos are demo:nci and demo:chembl")
     else:
@@ -44,15 +49,47 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
         if not path.is_file():
             raise FileNotFoundError(f"data file {path} does not exist")
         reader = read_sdf if path.suffix.lower() in (".sdf", ".sd") else read_csv
-        examples, bad, classes = reader(path, options, radius, brics)
-    if not examples:
-        raise ValueError(f"no readable molecule in {spec or 'the demo data'}")
-    splits = DataSplits.shuffled(examples, classes, True, bad, int(config.get("seed", 0)))
+        rows, bad, classes = reader(path, options, featurize)
+        if not rows and not bad:
+            raise ValueError(f"{path}: no molecule in the file")
+        if any(split != "all" for split, _ in rows):
+            groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
+            for split, example in rows:
+                groups[split].append(example)
+            return DataSplits(*(groups[s] for s in SPLITS), classes, True, bad)
+        return DataSplits.shuffled([e for _, e in rows], classes, True, bad, seed)
+    splits = DataSplits.shuffled(examples, ["active"], True, bad, seed)
     splits.builtin = builtin
     return splits
 
 
-def nci_demo(radius: int = 2, brics: bool = False) -> tuple[list[Example], list[BadItem]]:
+@dataclass(frozen=True)
+class Featurizer:
+    """Turns a molecule into a :class:`MolGraph` with the regions the plugin options ask for."""
+
+    radius: int = 2
+    brics: bool = False
+    rings: bool = False
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> Featurizer:
+        return cls(
+            int(options.get("radius", 2)),
+            _flag(options.get("brics", False)),
+            _flag(options.get("rings", False)),
+        )
+
+    def __call__(self, mol: Chem.Mol) -> MolGraph:
+        return MolGraph.from_mol(mol, self.radius, self.brics, self.rings)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
     """RDKit's NCI sample (4,999 SMILES, 8 of which do not parse), labelled by the A-not-B rule,
     with the atoms of A and B as ground-truth positive and negative evidence."""
     group_a, group_b = Chem.MolFromSmarts(GROUP_A[1]), Chem.MolFromSmarts(GROUP_B[1])
@@ -69,11 +106,11 @@ def nci_demo(radius: int = 2, brics: bool = False) -> tuple[list[Example], list[
         atoms_b = {a for match in mol.GetSubstructMatches(group_b) for a in match}
         label = (0,) if atoms_a and not atoms_b else ()
         truth = {"positive_atoms": atoms_a, "negative_atoms": atoms_b}
-        examples.append(Example(name, MolGraph.from_mol(mol, radius, brics), label, truth))
+        examples.append(Example(name, featurize(mol), label, truth))
     return examples, bad
 
 
-def chembl_demo(radius: int = 2, brics: bool = False) -> tuple[list[Example], list[BadItem]]:
+def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
     """A measured property: ChEMBL series CHEMBL2321810 shipped with RDKit (pIC50), active at
     pIC50 >= 7."""
     activity = {}
@@ -94,27 +131,35 @@ def chembl_demo(radius: int = 2, brics: bool = False) -> tuple[list[Example], li
             bad.append(BadItem(name, str(exc)))
             continue
         label = (0,) if activity[identifier] >= CHEMBL_THRESHOLD else ()
-        examples.append(Example(name, MolGraph.from_mol(mol, radius, brics), label))
+        examples.append(Example(name, featurize(mol), label))
     return examples, bad
 
 
-def read_csv(path: Path, options: dict[str, Any], radius: int, brics: bool):
-    """CSV with a SMILES column (``smiles_column``, default ``smiles``) and one 0/1 column per
-    task (``label_columns``, default every other column except ``id``/``name``); an empty cell
-    is a missing label."""
+def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
+    """CSV with a SMILES column (``smiles_column``, default ``smiles``), one 0/1 column per task
+    (``label_columns``, default every other column except ``id``/``name`` and the split column)
+    and optionally a ``split`` column (``split_column``) of train / val / test; an empty label
+    cell is a missing label. Without ``label_columns``, a column whose cells are mostly not 0/1
+    (a measured value, a name) is an error that names it and suggests ``label_columns``; a few
+    such cells in a 0/1 column are bad rows."""
     column = options.get("smiles_column", "smiles")
-    with open(path, newline="") as file:
+    with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         header = reader.fieldnames or []
         if column not in header:
-            raise ValueError(f"{path}: no SMILES column {column!r} (columns: {', '.join(header)})")
-        tasks = _tasks(options, header, column, path)
+            raise ValueError(
+                f"{path}: no SMILES column {column!r} (columns: {', '.join(header)}); name it "
+                "with smiles_column"
+            )
         records = [(f"{path.name}:{n}", row) for n, row in enumerate(reader, start=2)]
-    return _examples(records, column, tasks, radius, brics, smiles_of=lambda row: row[column])
+    split_column = options.get("split_column", "split")
+    tasks = _tasks(options, header, (column, split_column), path, records)
+    return _examples(records, tasks, featurize, lambda row: row[column], split_column)
 
 
-def read_sdf(path: Path, options: dict[str, Any], radius: int, brics: bool):
-    """SDF with the task labels as 0/1 properties (``label_columns``, default every property)."""
+def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
+    """SDF with the task labels as 0/1 properties (``label_columns``, default every property
+    but the split one) and optionally a ``split`` property (``split_column``)."""
     supplier = Chem.SDMolSupplier(str(path), sanitize=False)
     records, properties = [], set()
     for index, mol in enumerate(supplier, start=1):
@@ -125,48 +170,81 @@ def read_sdf(path: Path, options: dict[str, Any], radius: int, brics: bool):
         props = mol.GetPropsAsDict()
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    tasks = _tasks(options, sorted(properties), None, path)
+    split_column = options.get("split_column", "split")
+    tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
         return Chem.MolToSmiles(row["_mol"])
 
-    return _examples(records, None, tasks, radius, brics, smiles_of)
+    return _examples(records, tasks, featurize, smiles_of, split_column)
 
 
-def _tasks(options, header, smiles_column, path) -> list[str]:
+_TRUE, _FALSE = ("1", "1.0", "True", "true"), ("0", "0.0", "False", "false")
+
+
+def _tasks(options, header, reserved, path, records) -> list[str]:
+    """The label columns: ``label_columns`` as given, or every column but the reserved ones and
+    ``id``/``name``, each of which must then hold mostly 0/1/empty."""
     tasks = options.get("label_columns")
     if isinstance(tasks, str):
         tasks = [t for t in tasks.split(",") if t]
-    tasks = tasks or [h for h in header if h not in (smiles_column, "id", "name", "_Name")]
-    missing = [t for t in tasks if t not in header]
-    if missing or not tasks:
-        raise ValueError(f"{path}: label columns {missing or '(none)'} not found")
-    return list(tasks)
+    if tasks:
+        missing = [t for t in tasks if t not in header]
+        if missing:
+            raise ValueError(
+                f"{path}: label columns {missing} not found (columns: {', '.join(header)})"
+            )
+        return list(tasks)
+    tasks = [h for h in header if h not in (*reserved, "id", "name", "_Name")]
+    if not tasks:
+        raise ValueError(f"{path}: no label column (columns: {', '.join(header)})")
+    for task in tasks:  # most cells not 0/1: not a label column (a few: bad rows, reported)
+        cells = [(name, _cell(row, task)) for name, row in records]
+        odd = [(name, value) for name, value in cells if value not in ("", *_TRUE, *_FALSE)]
+        if odd and 2 * len(odd) > sum(value != "" for _, value in cells):
+            labels = [t for t in tasks if t != task] or ["<the 0/1 columns>"]
+            raise ValueError(
+                f"{path}: column {task!r} is not a 0/1 label column ({odd[0][0]} holds "
+                f"{odd[0][1][:40]!r}); name the label columns with label_columns, e.g. "
+                f"--set label_columns={','.join(labels)}"
+            )
+    return tasks
 
 
-def _examples(records, column, tasks, radius, brics, smiles_of):
-    examples, bad = [], []
+def _cell(row: dict | None, column: str) -> str:
+    value = (row or {}).get(column)
+    return "" if value is None else str(value).strip()
+
+
+def _examples(records, tasks, featurize, smiles_of, split_column):
+    """(split, Example) per usable record (split ``all`` without a split column), the bad
+    records, the task names."""
+    rows, bad = [], []
     for name, row in records:
         if row is None:
             bad.append(BadItem(name, "RDKit cannot read this record"))
             continue
         try:
+            split = (row.get(split_column) or "").strip() if split_column in row else "all"
+            if split not in (*SPLITS, "all"):
+                raise ValueError(
+                    f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
+                )
             mol = parse_smiles(smiles_of(row))
             labels, unknown = [], []
             for t, task in enumerate(tasks):
                 value = (row.get(task) or "").strip()
                 if value == "":
                     unknown.append(t)
-                elif value in ("1", "1.0", "True", "true"):
+                elif value in _TRUE:
                     labels.append(t)
-                elif value not in ("0", "0.0", "False", "false"):
+                elif value not in _FALSE:
                     raise ValueError(f"label {value!r} in column {task!r} is not 0, 1 or empty")
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue
-        graph = MolGraph.from_mol(mol, radius, brics)
-        examples.append(Example(name, graph, tuple(labels), unknown=tuple(unknown)))
-    return examples, bad, tasks
+        rows.append((split, Example(name, featurize(mol), tuple(labels), unknown=tuple(unknown))))
+    return rows, bad, tasks
 
 
 def atom_evidence(graph: MolGraph, region_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
-"""Region encoders: a message-passing network over the molecular graph, and a fingerprint
-baseline (hashed substructure bits)."""
+"""Region encoders: a hashed embedding of each region's Morgan environment (the default), and a
+message-passing network over the molecular graph."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from negev.plugins import RegionEncoder
 from negev_molecule.chem import ATOM_FEATURES, BOND_TYPES
-from negev_molecule.graph import FINGERPRINT_BUCKETS
 
 
 class MessagePassingEncoder(RegionEncoder):
@@ -40,13 +39,26 @@ class MessagePassingEncoder(RegionEncoder):
         return regions.transpose(1, 2), inputs["region_mask"]
 
 
-class FingerprintEncoder(RegionEncoder):
-    """Each region is its hashed substructure bit (kind + fragment SMILES), embedded."""
+class HashedEnvironmentEncoder(RegionEncoder):
+    """Each region is its identifier hashed into ``buckets`` rows of an embedding: for an atom
+    environment, its bit in the Morgan fingerprint of ``buckets`` bits.
 
-    def __init__(self, hidden: int = 64):
+    With a linear head the score of region r is ``w . E[id_r % buckets] + b``, one number per
+    bit, so average pooling gives ``(1/R) sum_i count_i s_i + b``: a linear model on the
+    (length-normalised) Morgan count fingerprint. Poolings that also read the extreme regions add
+    to that model. Input ``identifiers`` (B, R) int64 and ``region_mask`` (B, R) bool; output
+    (B, dim, R) and the mask.
+    """
+
+    def __init__(self, buckets: int = 2048, dim: int = 32):
         super().__init__()
-        self.bits = nn.Embedding(FINGERPRINT_BUCKETS, hidden)
-        self.out_channels = hidden
+        self.buckets = buckets
+        self.bits = nn.Embedding(buckets, dim)
+        # Zeros: the model starts as the constant one, and an environment never seen in training
+        # scores 0 (as in a linear model) instead of a random value that is never trained away.
+        nn.init.zeros_(self.bits.weight)
+        self.out_channels = dim
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return self.bits(inputs["buckets"]).transpose(1, 2), inputs["region_mask"]
+        rows = inputs["identifiers"] % self.buckets
+        return self.bits(rows).transpose(1, 2), inputs["region_mask"]

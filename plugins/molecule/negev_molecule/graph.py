@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import torch
@@ -10,8 +9,6 @@ from rdkit import Chem
 from torch import Tensor
 
 from negev_molecule.chem import BOND_TYPES, Region, atom_features, bond_type_index, regions
-
-FINGERPRINT_BUCKETS = 4096
 
 
 @dataclass
@@ -22,19 +19,21 @@ class MolGraph:
         smiles: canonical SMILES. atoms: (A, F) float atom features.
         bonds: (E, 3) int64 rows (begin, end, bond type index).
         regions: the substructures; region r covers ``regions[r].atoms``.
-        buckets: (R,) int64 hashed (kind, fragment SMILES) of each region, for the fingerprint
-            encoder.
+        identifiers: (R,) int64 identifier of each region (its unfolded Morgan identifier for an
+            atom environment, see :class:`~negev_molecule.chem.Region`), for the hashed encoders.
     """
 
     smiles: str
     atoms: Tensor
     bonds: Tensor
     regions: list[Region]
-    buckets: Tensor
+    identifiers: Tensor
 
     @classmethod
-    def from_mol(cls, mol: Chem.Mol, radius: int = 2, brics: bool = False) -> MolGraph:
-        subs = regions(mol, radius=radius, brics=brics)
+    def from_mol(
+        cls, mol: Chem.Mol, radius: int = 2, brics: bool = False, rings: bool = True
+    ) -> MolGraph:
+        subs = regions(mol, radius=radius, brics=brics, rings=rings)
         bonds = [
             (b.GetBeginAtomIdx(), b.GetEndAtomIdx(), bond_type_index(b)) for b in mol.GetBonds()
         ]
@@ -43,10 +42,7 @@ class MolGraph:
             atoms=torch.tensor([atom_features(a) for a in mol.GetAtoms()], dtype=torch.float32),
             bonds=torch.tensor(bonds, dtype=torch.long).reshape(-1, 3),
             regions=subs,
-            buckets=torch.tensor(
-                [zlib.crc32(f"{r.kind}:{r.smiles}".encode()) % FINGERPRINT_BUCKETS for r in subs],
-                dtype=torch.long,
-            ),
+            identifiers=torch.tensor([r.identifier for r in subs], dtype=torch.long),
         )
 
 
@@ -56,7 +52,7 @@ def collate_graphs(graphs: list[MolGraph]) -> dict[str, Tensor]:
     Returns:
         atoms (B, A, F), atom_mask (B, A) bool, adjacency (B, T, A, A) (one matrix per bond
         type, symmetric), membership (B, R, A) (row r averages the atoms of region r),
-        region_mask (B, R) bool, buckets (B, R) int64.
+        region_mask (B, R) bool, identifiers (B, R) int64 (0 past the last region).
     """
     batch = len(graphs)
     most_atoms = max(g.atoms.shape[0] for g in graphs)
@@ -67,7 +63,7 @@ def collate_graphs(graphs: list[MolGraph]) -> dict[str, Tensor]:
     adjacency = torch.zeros(batch, len(BOND_TYPES), most_atoms, most_atoms)
     membership = torch.zeros(batch, most_regions, most_atoms)
     region_mask = torch.zeros(batch, most_regions, dtype=torch.bool)
-    buckets = torch.zeros(batch, most_regions, dtype=torch.long)
+    identifiers = torch.zeros(batch, most_regions, dtype=torch.long)
     for b, graph in enumerate(graphs):
         n = graph.atoms.shape[0]
         atoms[b, :n] = graph.atoms
@@ -79,12 +75,12 @@ def collate_graphs(graphs: list[MolGraph]) -> dict[str, Tensor]:
         for r, region in enumerate(graph.regions):
             membership[b, r, list(region.atoms)] = 1.0 / len(region.atoms)
         region_mask[b, : len(graph.regions)] = True
-        buckets[b, : len(graph.regions)] = graph.buckets
+        identifiers[b, : len(graph.regions)] = graph.identifiers
     return {
         "atoms": atoms,
         "atom_mask": atom_mask,
         "adjacency": adjacency,
         "membership": membership,
         "region_mask": region_mask,
-        "buckets": buckets,
+        "identifiers": identifiers,
     }

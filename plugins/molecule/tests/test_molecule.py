@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 from rdkit import Chem
-from rdkit.Chem import Fragments
+from rdkit.Chem import Fragments, rdFingerprintGenerator
 from typer.testing import CliRunner
 
+from negev.nn import EvidenceHead, create_pool
 from negev.plugins import get_plugin
 from negev_cli.app import app
 from negev_molecule import data
 from negev_molecule.chem import parse_smiles, regions
-from negev_molecule.encoders import FingerprintEncoder, MessagePassingEncoder
+from negev_molecule.encoders import HashedEnvironmentEncoder, MessagePassingEncoder
 from negev_molecule.graph import MolGraph, collate_graphs
 
 
@@ -44,7 +45,7 @@ def test_regions_match_neighbourhoods_and_rings():
 
 
 def test_nci_demo_reports_its_bad_smiles_and_follows_the_rule():
-    examples, bad = data.nci_demo(radius=0)
+    examples, bad = data.nci_demo(data.Featurizer(radius=0))
     assert len(bad) == 8 and len(examples) == 4999 - 8
     assert all(item.name.startswith("first_5K.smi:") and item.reason for item in bad)
     for example in examples[::25]:
@@ -88,7 +89,7 @@ def test_collate_and_encoders_mask_padding():
     batch = collate_graphs(graphs)
     assert batch["region_mask"].sum(1).tolist() == [len(g.regions) for g in graphs]
     assert torch.allclose(batch["membership"].sum(2)[batch["region_mask"]], torch.tensor(1.0))
-    for encoder in (MessagePassingEncoder(16, 2), FingerprintEncoder(16)):
+    for encoder in (MessagePassingEncoder(16, 2), HashedEnvironmentEncoder(512, 16)):
         features, mask = encoder(batch)
         assert features.shape == (2, 16, batch["region_mask"].shape[1])
         alone, _ = encoder(collate_graphs(graphs[:1]))
@@ -111,7 +112,7 @@ def test_cli_train_evaluate_explain(tmp_path):
     result = runner.invoke(
         app,
         ["train", "-m", "molecule", "--data", str(path), "--out", str(out), "--epochs", "2",
-         "--set", "encoder=fingerprint", "--set", "radius=1", "-q"],
+         "--set", "radius=1", "-q"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(out)])
@@ -132,3 +133,80 @@ def test_cli_train_evaluate_explain(tmp_path):
 def test_plugin_is_registered():
     plugin = get_plugin("molecule")
     assert "RDKit" in plugin.description
+
+
+SMILES = ["CCO", "Oc1ccc(Cl)cc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "c1ccc2ccccc2c1", "ClCCl",
+          "CC(C)(C)c1ccc(O)cc1", "O=C(O)CCC(=O)O", "C1CCNCC1", "FC(F)(F)c1ccccc1Br"]  # fmt: skip
+
+
+def test_environment_regions_are_the_morgan_count_fingerprint():
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+    for smiles in SMILES:
+        mol = parse_smiles(smiles)
+        counts = np.zeros(1024)
+        for region in regions(mol, radius=2, rings=False):
+            counts[region.identifier % 1024] += 1
+        np.testing.assert_array_equal(counts, generator.GetCountFingerprintAsNumPy(mol))
+
+
+def test_average_of_hashed_environments_is_a_linear_model_on_counts():
+    """GAP over the hashed-environment regions with a linear head equals, computed apart with
+    NumPy, w . (counts / total count) + b on RDKit's Morgan count fingerprint."""
+    torch.manual_seed(0)
+    buckets = 256  # collisions included: the model is linear in the folded counts
+    encoder = HashedEnvironmentEncoder(buckets, 8)
+    assert not encoder.bits.weight.any()  # starts as the constant model; trained weights:
+    torch.nn.init.normal_(encoder.bits.weight)
+    head = EvidenceHead(8, 2, pool=create_pool("gap"))
+    featurize = data.Featurizer(radius=2, rings=False)
+    mols = [parse_smiles(s) for s in SMILES]
+    with torch.no_grad():
+        scores = head(*encoder(collate_graphs([featurize(m) for m in mols]))).scores.numpy()
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=buckets)
+    counts = np.array([generator.GetCountFingerprintAsNumPy(m) for m in mols], dtype=np.float64)
+    weights = (
+        encoder.bits.weight.detach().double().numpy() @ head.proj.weight.detach().double().numpy().T
+    )
+    expected = counts @ weights / counts.sum(1, keepdims=True) + head.proj.bias.detach().numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_csv_with_a_non_label_column_names_it(tmp_path):
+    path = tmp_path / "assay.csv"
+    path.write_text("smiles,compound,pIC50,active\nCCO,A-1,6.2,1\nCCN,A-2,7.9,0\n")
+    with pytest.raises(ValueError, match=r"column 'compound' is not a 0/1 label column.*A-1.*"
+                       r"label_columns"):  # fmt: skip
+        data.load(str(path), {"plugin": {}})
+    path.write_text("smiles,active,pIC50\nCCO,1,6.2\nCCN,0,7.9\n")
+    with pytest.raises(ValueError, match=r"'pIC50'.*assay.csv:2.*label_columns=active"):
+        data.load(str(path), {"plugin": {}})
+    splits = data.load(str(path), {"plugin": {"label_columns": "active"}})
+    assert splits.classes == ["active"] and not splits.bad
+
+
+def test_all_bad_rows_come_back_as_bad_items(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("smiles,active\nC1CC,1\nXyz,0\nCCO,7\n")
+    splits = data.load(str(path), {"plugin": {}})
+    assert not splits.train + splits.val + splits.test
+    reasons = {item.name: item.reason for item in splits.bad}
+    assert "does not parse" in reasons["bad.csv:2"] and "does not parse" in reasons["bad.csv:3"]
+    assert "label '7'" in reasons["bad.csv:4"]
+
+
+def test_split_column_fixes_the_splits(tmp_path):
+    path = tmp_path / "split.csv"
+    rows = ["smiles,active,split"]
+    rows += [
+        f"{s},{i % 2},{('train', 'train', 'val', 'test')[i % 4]}" for i, s in enumerate(SMILES)
+    ]
+    rows.append("CCCC,1,holdout")
+    path.write_text("\n".join(rows) + "\n")
+    for seed in (0, 1):
+        splits = data.load(str(path), {"seed": seed, "plugin": {}})
+        assert splits.classes == ["active"]
+        names = {k: [e.name for e in getattr(splits, k)] for k in ("train", "val", "test")}
+        assert names["val"] == ["split.csv:4", "split.csv:8"]
+        assert names["test"] == ["split.csv:5", "split.csv:9"]
+        assert len(names["train"]) == 6
+    assert "split 'holdout'" in splits.bad[0].reason and splits.bad[0].name == "split.csv:12"

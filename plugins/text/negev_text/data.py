@@ -13,7 +13,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from negev.plugins import BadItem, Example
+from negev.plugins import BadItem, DataSplits, Example
+from negev.plugins.manifest import SPLITS
 
 DEMO_CLASSES = ["positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
@@ -108,21 +109,42 @@ def _chatter(rng: random.Random) -> str:
     )
 
 
+def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
+    """The splits of a CSV / JSONL file (see :func:`read`): the file's ``split`` column when it
+    has one, else cut 70/15/15 by ``seed``. When no line can be used the splits are empty and
+    every line is in ``bad``, with its reason."""
+    rows, bad, classes, multilabel = read(path, options)
+    if not rows and not bad:
+        raise ValueError(f"{path}: no text in the file")
+    if any(split != "all" for split, _ in rows):
+        groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
+        for split, example in rows:
+            groups[split].append(example)
+        return DataSplits(*(groups[s] for s in SPLITS), classes, multilabel, bad)
+    return DataSplits.shuffled([e for _, e in rows], classes, multilabel, bad, seed)
+
+
 def read(
     path: Path, options: dict[str, Any]
-) -> tuple[list[Example], list[BadItem], list[str], bool]:
+) -> tuple[list[tuple[str, Example]], list[BadItem], list[str], bool]:
     """CSV or JSONL (by suffix) with a text column and a label column.
 
     Options: ``text_column`` (``text``), ``label_column`` (``label``; several labels per text
-    separated by ``|`` make the data multi-label), ``classes`` (comma-separated; labels outside it
-    are bad items; default: every label seen), ``positive_spans`` / ``negative_spans`` columns of
-    ground-truth character spans (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in
-    JSONL), used for evaluation only.
+    separated by ``|`` make the data multi-label), ``split_column`` (``split``: train / val /
+    test, optional), ``classes`` (comma-separated; labels outside it are bad items; default:
+    every label seen), ``positive_spans`` / ``negative_spans`` columns of ground-truth character
+    spans (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in JSONL), used for evaluation
+    only. A text or label column that no line has is an error naming the columns there are.
+
+    Returns:
+        (split, example) per usable line (split ``all`` when there is no split column), the bad
+        lines, the classes, whether the data is multi-label.
     """
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
     text_column = options.get("text_column", "text")
     label_column = options.get("label_column", "label")
+    split_column = options.get("split_column", "split")
     rows, bad = [], []
     raw_lines = path.read_bytes().split(b"\n")
     if path.suffix.lower() in (".jsonl", ".json"):
@@ -131,7 +153,11 @@ def read(
                 continue
             name = f"{path.name}:{number}"
             try:
-                rows.append((name, json.loads(raw.decode("utf-8"))))
+                row = json.loads(raw.decode("utf-8"))
+                if not isinstance(row, dict):
+                    bad.append(BadItem(name, f"not a JSON object but a {type(row).__name__}"))
+                    continue
+                rows.append((name, row))
             except UnicodeDecodeError as exc:
                 bad.append(BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start})"))
             except json.JSONDecodeError as exc:
@@ -148,6 +174,14 @@ def read(
         reader = csv.DictReader(io.StringIO("\n".join(lines)))
         for row in reader:
             rows.append((f"{path.name}:{numbers[reader.line_num - 1]}", row))
+    columns = {key for _, row in rows if isinstance(row, dict) for key in row}
+    for option, column in (("text_column", text_column), ("label_column", label_column)):
+        if rows and column not in columns:
+            raise ValueError(
+                f"{path}: no column {column!r} (columns: {', '.join(sorted(columns))}); name it "
+                f"with --set {option}=..."
+            )
+    has_split = split_column in columns
     known = options.get("classes")
     found = sorted(
         {label for _, row in rows for label in _labels(row.get(label_column))} if not known else
@@ -163,6 +197,11 @@ def read(
                 raise ValueError(f"empty text (column {text_column!r})")
             if not labels:
                 raise ValueError(f"no label (column {label_column!r})")
+            split = str(row.get(split_column) or "").strip() if has_split else "all"
+            if split not in (*SPLITS, "all"):
+                raise ValueError(
+                    f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
+                )
             unknown = [label for label in labels if label not in found]
             if unknown:
                 raise ValueError(f"unknown label {unknown[0]!r}; classes are {', '.join(found)}")
@@ -172,7 +211,8 @@ def read(
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue
-        examples.append(Example(name, text, tuple(found.index(label) for label in labels), truth))
+        labels_found = tuple(found.index(label) for label in labels)
+        examples.append((split, Example(name, text, labels_found, truth)))
     return examples, bad, found, multilabel
 
 

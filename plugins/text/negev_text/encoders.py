@@ -19,6 +19,33 @@ def window_mask(lengths: Tensor, longest: int, widths: tuple[int, ...]) -> Tenso
     return torch.cat([starts + w <= lengths.unsqueeze(1) for w in widths], dim=1)
 
 
+class HashedNgramEncoder(RegionEncoder):
+    """Each window is its n-gram, hashed into ``buckets`` rows of an embedding (the hashing
+    trick: no vocabulary, unseen n-grams share rows with others).
+
+    With a linear head the score of window (w, s) is ``v . E[hash(words[s:s+w])] + b``, one number
+    per n-gram, so average pooling gives ``(1/R) sum_g count_g s_g + b`` over the texts' R windows:
+    a linear bag-of-n-grams model on (length-normalised) counts. Input ``ngrams`` (B,
+    len(widths) * L) int64 bucket ids (any value in padding) and ``lengths`` (B,); output
+    (B, dim, len(widths) * L) and the window mask.
+    """
+
+    def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32):
+        super().__init__()
+        self.widths = tuple(widths)
+        self.embed = nn.Embedding(buckets, dim)
+        # Zeros: the model starts as the constant one, and an n-gram never seen in training
+        # scores 0 (as in a linear model) instead of a random value that is never trained away.
+        nn.init.zeros_(self.embed.weight)
+        self.out_channels = dim
+
+    def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ngrams = inputs["ngrams"]
+        features = self.embed(ngrams).transpose(1, 2)
+        longest = ngrams.shape[1] // len(self.widths)
+        return features, window_mask(inputs["lengths"], longest, self.widths)
+
+
 class ConvWindowEncoder(RegionEncoder):
     """Word embeddings and one 1-D convolution per window width: the feature of window (w, s) is
     the convolution of width w at position s."""

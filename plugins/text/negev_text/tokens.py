@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -39,3 +40,17 @@ def build_vocabulary(texts: list[list[str]], min_count: int = 1, size: int = 20_
     counts = Counter(word for words in texts for word in words)
     ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     return [PAD, UNK, *ranked[: size - 2]]
+
+
+def hashed_ngrams(words: list[str], widths: tuple[int, ...], buckets: int) -> list[int]:
+    """Bucket ids of the n-grams of ``words``, width by width, windows starting at token 0..n-1
+    (the encoders' region layout; a window that does not fit gets 0, masked out later).
+
+    ``zlib.crc32`` of the space-joined n-gram, so ids are the same in every process (Python's
+    ``hash`` of a string is salted per process)."""
+    n = len(words)
+    return [
+        zlib.crc32(" ".join(words[s : s + w]).encode()) % buckets if s + w <= n else 0
+        for w in widths
+        for s in range(n)
+    ]

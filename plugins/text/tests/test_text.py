@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 
+import numpy as np
 import pytest
 import torch
+from sklearn.feature_extraction.text import CountVectorizer
 from typer.testing import CliRunner
 
+from negev.nn import EvidenceHead, create_pool
 from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 from negev_text import data
-from negev_text.encoders import ConvWindowEncoder, TransformerWindowEncoder
+from negev_text.encoders import ConvWindowEncoder, HashedNgramEncoder, TransformerWindowEncoder
 from negev_text.tokens import Tokens, build_vocabulary
 
 
@@ -85,7 +89,8 @@ def test_reader_reports_bad_lines(tmp_path):
         b"fine,maybe,\n"
         b"ok,pos,5:9\n"
     )
-    examples, bad, classes, multilabel = data.read(path, {"classes": "neg,pos"})
+    rows, bad, classes, multilabel = data.read(path, {"classes": "neg,pos"})
+    examples = [e for _, e in rows]
     reasons = {item.name: item.reason for item in bad}
     assert "empty text" in reasons["reviews.csv:3"]
     assert "not UTF-8" in reasons["reviews.csv:5"]
@@ -96,7 +101,8 @@ def test_reader_reports_bad_lines(tmp_path):
 
     jsonl = tmp_path / "tags.jsonl"
     jsonl.write_text('{"text": "a b", "label": ["x", "y"]}\n{"text": "c", "label": "y"}\n{oops\n')
-    examples, bad, classes, multilabel = data.read(jsonl, {})
+    rows, bad, classes, multilabel = data.read(jsonl, {})
+    examples = [e for _, e in rows]
     assert multilabel and classes == ["x", "y"] and examples[0].labels == (0, 1)
     assert bad[0].name == "tags.jsonl:3" and "not JSON" in bad[0].reason
 
@@ -172,3 +178,62 @@ def test_plugin_errors():
     plugin.load_data(None, {"seed": 0, "plugin": {"encoder": "transformer", "demo_size": 10}})
     with pytest.raises(ValueError, match="needs transformer_path"):
         plugin.build_encoder({"plugin": {"encoder": "transformer"}})
+
+
+TEXTS = ["A gripping, well acted film.", "Not good: dull, slow and far too long.", "good good fun",
+         "It never quite works, but the cast is good.", "x"]  # fmt: skip
+
+
+def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams():
+    """GAP over the hashed n-gram windows with a linear head equals, computed apart with
+    scikit-learn's n-gram counts, w . (counts / number of windows) + b."""
+    plugin = get_plugin("text")
+    buckets, widths = 64, (1, 2)  # few buckets: collisions are part of the model
+    config = {"plugin": {"encoder": "hashed", "buckets": buckets, "widths": "1,2", "hidden": 4}}
+    plugin.fit_state(None, config)
+    torch.manual_seed(0)
+    encoder = plugin.build_encoder(config)
+    assert not encoder.embed.weight.any()  # starts as the constant model; trained weights:
+    torch.nn.init.normal_(encoder.embed.weight)
+    head = EvidenceHead(4, 3, pool=create_pool("gap"))
+    with torch.no_grad():
+        batch = plugin.collate([Example(str(i), t, ()) for i, t in enumerate(TEXTS)])
+        scores = head(*encoder(batch)).scores.numpy()
+    counter = CountVectorizer(tokenizer=lambda t: Tokens.of(t).words, lowercase=False,
+                              token_pattern=None, ngram_range=widths)  # fmt: skip
+    counts = counter.fit_transform(TEXTS).toarray().astype(np.float64)
+    rows = [zlib.crc32(gram.encode()) % buckets for gram in counter.get_feature_names_out()]
+    per_bucket = (
+        encoder.embed.weight.detach().double().numpy()
+        @ head.proj.weight.detach().double().numpy().T
+    )
+    expected = counts @ per_bucket[rows] / counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(
+        scores, expected + head.proj.bias.detach().numpy(), rtol=1e-5, atol=1e-5
+    )
+    assert HashedNgramEncoder(buckets, widths).out_channels == 32
+
+
+def test_reader_names_a_missing_column_and_reads_splits(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,label\ngreat,pos\n")
+    with pytest.raises(
+        ValueError, match=r"no column 'text' \(columns: label, review\).*text_column"
+    ):
+        data.load(path, {})
+    rows = ["text,label,split"] + [f"text {i},{'ab'[i % 2]},{('train', 'val', 'test')[i % 3]}"
+                                   for i in range(9)]  # fmt: skip
+    path.write_text("\n".join([*rows, "odd one,a,dev"]) + "\n")
+    for seed in (0, 3):
+        splits = data.load(path, {}, seed)
+        assert [e.name for e in splits.val] == ["reviews.csv:3", "reviews.csv:6", "reviews.csv:9"]
+        assert [e.name for e in splits.test] == ["reviews.csv:4", "reviews.csv:7", "reviews.csv:10"]
+        assert len(splits.train) == 3
+    assert splits.bad[0].name == "reviews.csv:11" and "split 'dev'" in splits.bad[0].reason
+    path.write_text("text,label\n,a\nsome text,\n")  # every line bad: reported, not raised
+    splits = data.load(path, {})
+    assert not splits.train + splits.val + splits.test
+    assert [b.reason for b in splits.bad] == [
+        "empty text (column 'text')",
+        "no label (column 'label')",
+    ]

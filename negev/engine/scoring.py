@@ -1,0 +1,94 @@
+"""Evaluating a trained run: the one API behind ``negev evaluate`` and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from negev.engine.checkpoint import find_checkpoint
+from negev.engine.data import BatchLoader
+from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
+from negev.engine.trainer import DataError, load_model, prepare_data
+
+__all__ = ["Evaluation", "evaluate"]
+
+SPLITS = ("train", "val", "test", "all")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: the metrics, which split (``all``: every item of the
+    data), how many items, and the checkpoint evaluated."""
+
+    metrics: dict[str, float]
+    split: str
+    items: int
+    checkpoint: Path
+
+
+def evaluate(
+    run: str | Path,
+    split: str | None = None,
+    data: str | None = None,
+    *,
+    which: str = "best",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    workers: int = 0,
+    options: dict[str, Any] | None = None,
+    skip_bad: bool = False,
+    evidence: bool = True,
+) -> Evaluation:
+    """Classification metrics (and the plugin's evidence metrics, where the data has ground
+    truth) of a run's ``best`` (or ``latest``) checkpoint.
+
+    Args:
+        run: a run directory or a checkpoint directory.
+        split: ``train``, ``val``, ``test`` or ``all``. Default: ``test`` of the run's own data,
+            and ``all`` of other ``data`` (an external test set is scored whole).
+        data: a dataset path or spec of the run's modality (default: the run's own data).
+        options: plugin options that override the run's (e.g. the image plugin's test-time
+            ``test_scales`` / ``test_flip``); the plugin's test-time views are averaged.
+        workers: DataLoader worker processes (0: in this process).
+        skip_bad: go on without the data's unreadable items (else they are an error).
+    """
+    split = split or ("test" if data is None else "all")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    plugin, config, model, meta = load_model(run, device, which)
+    if data is not None:
+        config.data = data
+    config.plugin.update(options or {})
+    config.skip_bad = skip_bad
+    splits = prepare_data(plugin, config, None, required=() if split == "all" else (split,))
+    if splits.classes != meta["classes"]:
+        raise ValueError(
+            f"the data has classes {splits.classes[:8]}, the model was trained on "
+            f"{meta['classes'][:8]}"
+        )
+    examples = splits.train + splits.val + splits.test if split == "all" else getattr(splits, split)
+    if not examples:
+        raise DataError(f"no item to evaluate in {config.data or 'the demo data'}")
+    target = torch.device(device)
+    channels_last = plugin.channels_last and target.type != "cpu"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    num_classes = len(meta["classes"])
+    views = plugin.test_views(config.to_dict())
+    loader = BatchLoader(
+        plugin, {split: examples}, num_classes, workers, target, views, channels_last
+    )
+    try:
+        scores, maps = predict(
+            model, plugin, examples, batch_size or config.batch_size, target, evidence,
+            loader=loader, split=split, precision=config.precision,
+        )  # fmt: skip
+    finally:
+        loader.close()
+    metrics = classification_metrics(scores, examples, num_classes, meta["multilabel"])
+    if evidence:
+        metrics.update(evidence_metrics(plugin, examples, maps, meta["classes"], scores, model))
+    return Evaluation(metrics, split, len(examples), find_checkpoint(Path(run), which))

@@ -1,0 +1,143 @@
+"""The instance encoder: an MLP over each instance's features, memory-bounded on huge bags.
+
+On a bag of 200,000 instances, keeping every instance's activations for backward costs
+``n * sum(hidden)`` floats per layer input and output. A hard-selection pooling (max, max+min,
+WELDON, WILDCAT) sends gradients to k+ + k- instances only, so :func:`selective_recompute` runs
+the MLP in chunks without a graph, lets the head pool the result, and in backward recomputes
+the MLP, with gradients, on the instances whose output gradient is not zero: the same gradients
+as the plain path (exact; the test checks it), activations for those instances only. A dense
+pooling (mean, attention, LSE) gives every instance a gradient: the recomputation then runs over
+all of them chunk by chunk (exact as well, activation memory still one chunk, a second forward
+in time).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from negev.plugins import RegionEncoder
+
+__all__ = ["InstanceEncoder", "Standardize", "selective_recompute"]
+
+
+def _chunked(net: nn.Module, x: Tensor, chunk: int) -> Tensor:
+    """``net(x)`` chunk by chunk without a graph, into one preallocated (N, D) output."""
+    with torch.no_grad():
+        first = net(x[:chunk])
+        out = first.new_empty(x.shape[0], first.shape[1])
+        out[:chunk] = first
+        for start in range(chunk, x.shape[0], chunk):
+            out[start : start + chunk] = net(x[start : start + chunk])
+    return out
+
+
+class _SelectiveRecompute(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, net: nn.Module, chunk: int, *params: Tensor) -> Tensor:
+        ctx.net, ctx.chunk = net, chunk
+        ctx.save_for_backward(x)
+        return _chunked(net, x, chunk)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        params = [p for p in ctx.net.parameters() if p.requires_grad]
+        totals = [torch.zeros_like(p) for p in params]
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        rows = grad.ne(0).any(1).nonzero().squeeze(1)
+        for start in range(0, rows.numel(), ctx.chunk):
+            index = rows[start : start + ctx.chunk]
+            with torch.enable_grad():
+                part = x[index].detach().requires_grad_(grad_x is not None)
+                out = ctx.net(part)
+                wrt = params + ([part] if grad_x is not None else [])
+                grads = torch.autograd.grad(out, wrt, grad[index], allow_unused=True)
+            for total, g in zip(totals, grads[: len(params)], strict=True):
+                if g is not None:
+                    total += g
+            if grad_x is not None:
+                grad_x[index] = grads[-1]
+        everything = iter(totals)
+        param_grads = [next(everything) if p.requires_grad else None for p in ctx.net.parameters()]
+        return (grad_x, None, None, *param_grads)
+
+
+def selective_recompute(net: nn.Module, x: Tensor, chunk: int = 16384) -> Tensor:
+    """``net(x)`` row by row in chunks, without keeping activations: backward recomputes ``net``
+    on the rows whose output gradient is non-zero (see the module doc).
+
+    Args:
+        net: a row-wise module (N, d) -> (N, D) with no randomness (no dropout) and no batch
+            statistics (no batch norm), so that a recomputation equals the forward.
+        x: (N, d) float. chunk: rows per forward / recomputation.
+
+    Returns:
+        (N, D), with the gradients of ``net(x)``.
+    """
+    return _SelectiveRecompute.apply(x, net, chunk, *net.parameters())
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` per feature; mean and std (d,) are buffers (saved with the model)."""
+
+    def __init__(self, mean: Tensor, std: Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", std.float().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class InstanceEncoder(RegionEncoder):
+    """Instance MLP: optional standardisation (``mean``, ``std`` (d,) of the training instances),
+    then ``hidden`` Linear + ReLU layers (none and no scaling: identity, the instance features are
+    the region features; the head's 1x1 projection is then a linear instance scorer, and average
+    pooling the linear model on bag means).
+
+    ``forward({"features": (B, N, d) float32 zero-padded, "mask": (B, N) bool}) ->
+    (features (B, D, N), mask (B, N))`` with D = ``hidden[-1]`` (or d). More than ``chunk``
+    instances in a batch: computed in chunks with :func:`selective_recompute` when training, in
+    chunks under no_grad otherwise.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: tuple[int, ...] = (128,),
+        chunk: int = 16384,
+        mean: Tensor | None = None,
+        std: Tensor | None = None,
+    ):
+        super().__init__()
+        if in_features < 1 or any(h < 1 for h in hidden) or chunk < 1:
+            raise ValueError(
+                f"in_features, hidden sizes and chunk must be >= 1, got {in_features}, "
+                f"{hidden}, {chunk}"
+            )
+        layers: list[nn.Module] = []
+        if mean is not None and std is not None:
+            layers.append(Standardize(mean, std))
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.net = nn.Sequential(*layers)
+        self.in_features, self.out_channels, self.chunk = in_features, width, chunk
+
+    def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        x, mask = inputs["features"], inputs["mask"]
+        if x.dim() != 3 or x.shape[2] != self.in_features:
+            raise ValueError(f"features must be (B, N, {self.in_features}), got {tuple(x.shape)}")
+        batch, n = x.shape[:2]
+        if len(self.net) == 0:
+            return x.transpose(1, 2), mask
+        flat = x.reshape(batch * n, -1)
+        if batch * n <= self.chunk:
+            out = self.net(flat)
+        elif torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            out = selective_recompute(self.net, flat, self.chunk)
+        else:
+            out = _chunked(self.net, flat, self.chunk)
+        return out.reshape(batch, n, -1).transpose(1, 2), mask

@@ -1,0 +1,260 @@
+"""The ``bags`` modality: multiple-instance learning on bags of instance features."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.render import file_stem
+from negev_bags.bags import SUFFIXES, Bag, check_bag, read_bag
+from negev_bags.demo import ARTEFACT, TUMOUR, slide_demo
+from negev_bags.encoders import InstanceEncoder
+from negev_bags.evidence import instance_auprc, write_instance_csv, write_scatter
+from negev_bags.readers import read_bag_csv, read_mil_table
+
+OPTIONS = {
+    "format": "files (a CSV bag,label[,split] of bag files) or table (one row per instance)",
+    "hidden": "instance MLP sizes, e.g. '256,128'; '' (default) = a linear instance scorer",
+    "standardize": "scale features by the training instances' mean / std (default true)",
+    "chunk": "instances per chunk on huge bags (default 16384)",
+    "bag_column": "table: the bag id column (index or name, default 0)",
+    "label_column": "table: the label column (index or name, default 1)",
+    "negative": "the label meaning 'no class' (default '0' when labels are 0 / 1)",
+    "classes": "fixed class list, '|'-separated",
+    "dim": "expected feature width (default: the first good bag's)",
+    "stats_bags": "training bags read for the feature statistics (default 200)",
+    "demo_train": "demo slides (default 200)",
+    "demo_val": "(default 60)",
+    "demo_test": "(default 120)",
+    "demo_dim": "demo feature width (default 32)",
+    "demo_min": "fewest instances of a demo slide (default 500)",
+    "demo_max": "most instances of a demo slide (default 20000)",
+}
+
+
+def _hidden(value: Any) -> tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(int(v) for v in value)
+    text = str(value).strip().lower()
+    if text in ("", "identity", "none", "linear"):
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        message = f"plugin option hidden must be sizes like '256,128', got {value!r}"
+        raise ValueError(message) from None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return text in ("true", "1", "yes")
+
+
+class BagsPlugin(ModalityPlugin):
+    """Bags of instance features (whole-slide tiles, Musk-style tables); regions = instances.
+
+    ``--data bags.csv``: a CSV ``bag,label[,split]`` of ``.pt`` / ``.npy`` / ``.h5`` files (the
+    CLAM / Trident ``features`` + ``coords`` layout), or with ``--set format=table`` one table of
+    instances ``bag id, label, features...``. No ``--data`` (or ``demo``): generated slides
+    labelled "tumour AND NOT artefact". Plugin options: see ``OPTIONS``.
+    """
+
+    name = "bags"
+    description = "Bags of instance features (MIL, whole slides): instances as regions"
+
+    def __init__(self) -> None:
+        self._options: dict[str, Any] = {}
+        self.load_state({})
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "epochs": 30,
+            "batch_size": 8,
+            "lr": 3e-3,
+            "weight_decay": 1e-4,
+            "pooling": "wildcat",
+            "kmax": 0.02,
+            "kmin": 0.02,
+            "alpha": 1.0,
+            "num_maps": 1,
+            "plugin": {"hidden": "", "standardize": True, "chunk": 16384},
+        }
+
+    def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
+        options = self._options = dict(config.get("plugin", {}))
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown bags option {unknown[0]!r}; known: {', '.join(sorted(OPTIONS))}"
+            )
+        seed = int(config.get("seed", 0))
+        if spec is None or spec == "demo":
+            sizes = tuple(
+                int(options.get(f"demo_{s}", d))
+                for s, d in (("train", 200), ("val", 60), ("test", 120))
+            )
+            instances = (int(options.get("demo_min", 500)), int(options.get("demo_max", 20_000)))
+            return slide_demo(sizes, seed, int(options.get("demo_dim", 32)), instances)
+        path = Path(spec)
+        if path.suffix.lower() != ".csv" or not path.is_file():
+            raise ValueError(f"--data {spec}: expected a .csv file (bag,label[,split] or a table)")
+        classes = options.get("classes")
+        common = {
+            "classes": str(classes).split("|") if classes else None,
+            "negative": options.get("negative"),
+            "seed": seed,
+        }
+        fmt = str(options.get("format", "files"))
+        if fmt == "files":
+            dim = options.get("dim")
+            return read_bag_csv(path, width=int(dim) if dim else None, **common)
+        if fmt == "table":
+            return read_mil_table(
+                path,
+                bag_column=options.get("bag_column", 0),
+                label_column=options.get("label_column", 1),
+                **common,
+            )
+        raise ValueError(f"plugin option format must be files or table, got {fmt!r}")
+
+    def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
+        """The feature width, and the mean / std of the training instances (of the first
+        ``stats_bags`` training bags) when ``standardize``."""
+        options = config.get("plugin", {})
+        bags = data.train[: int(options.get("stats_bags", 200))]
+        first, _ = bags[0].inputs.load()
+        state: dict[str, Any] = {"in_features": int(first.shape[1])}
+        if _flag(options.get("standardize", True)):
+            total = torch.zeros(first.shape[1], dtype=torch.float64)
+            square = torch.zeros_like(total)
+            count = 0
+            for example in bags:
+                features, _ = example.inputs.load()
+                total += features.double().sum(0)
+                square += features.double().square().sum(0)
+                count += features.shape[0]
+            mean = total / count
+            std = (square / count - mean.square()).clamp(min=0).sqrt()
+            state["mean"] = mean.tolist()
+            state["std"] = torch.where(std > 1e-8, std, torch.ones_like(std)).tolist()
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.in_features = state.get("in_features")
+        self.mean = torch.tensor(state["mean"]) if "mean" in state else None
+        self.std = torch.tensor(state["std"]) if "std" in state else None
+
+    def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
+        if config.get("weights"):
+            raise ValueError("the bags plugin has no pretrained weights to load (--weights)")
+        if self.in_features is None:
+            raise ValueError("the bags plugin needs the feature width: load the data first")
+        options = config.get("plugin", {})
+        return InstanceEncoder(
+            self.in_features,
+            _hidden(options.get("hidden", "")),
+            int(options.get("chunk", 16384)),
+            self.mean,
+            self.std,
+        )
+
+    def load_item(
+        self,
+        example: Example,
+        *,
+        train: bool,
+        generator: torch.Generator,
+        view: dict[str, Any] | None = None,
+    ) -> Example:
+        """Read a file bag into memory (in a DataLoader worker); in-memory bags pass as they are."""
+        del train, generator, view
+        bag = example.inputs
+        if bag.features is not None:
+            return example
+        features, coords = bag.load()
+        return replace(example, inputs=Bag(features, coords, bag.path, len(features)))
+
+    def collate(self, examples: list[Example]) -> dict[str, Tensor]:
+        """``{"features": (B, N, d) float32 zero-padded, "mask": (B, N) bool}``; one bag is passed
+        as is (no copy: a huge bag is not duplicated)."""
+        bags = [e.inputs.load()[0] for e in examples]
+        for example, features in zip(examples, bags, strict=True):
+            problem = check_bag(features, self.in_features)
+            if problem:
+                raise ValueError(f"{example.name}: {problem}")
+        if len(bags) == 1:
+            features = bags[0][None]
+            return {"features": features, "mask": torch.ones(features.shape[:2], dtype=bool)}
+        longest = max(b.shape[0] for b in bags)
+        batch = torch.zeros(len(bags), longest, bags[0].shape[1])
+        mask = torch.zeros(len(bags), longest, dtype=torch.bool)
+        for i, bag in enumerate(bags):
+            batch[i, : len(bag)] = bag
+            mask[i, : len(bag)] = True
+        return {"features": batch, "mask": mask}
+
+    def read_input(self, text: str) -> Example:
+        path = Path(text)
+        if path.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"{text}: a bag file is {', '.join(SUFFIXES)}")
+        features, coords = read_bag(path)  # fail now, naming the file
+        problem = check_bag(features, self.in_features)
+        if problem:
+            raise ValueError(f"{path.name}: {problem}")
+        return Example(text, Bag(features, coords, path, len(features)), ())
+
+    def region_names(self, example: Example) -> list[str]:
+        features, coords = example.inputs.load()
+        if coords is None:
+            return [f"instance {i}" for i in range(features.shape[0])]
+        return [f"instance {i} ({x:g}, {y:g})" for i, (x, y) in enumerate(coords.tolist())]
+
+    def render_evidence(
+        self,
+        example: Example,
+        maps: Tensor,
+        scores: Tensor,
+        classes: list[str],
+        out_dir: Path,
+        selected: tuple[Tensor, Tensor] | None = None,
+    ) -> list[Path]:
+        """A CSV of every instance's class scores (with coords and the pooling's selection), and
+        per class a PNG of the instances' evidence at their coordinates."""
+        _, coords = example.inputs.load()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = file_stem(Path(example.name).stem if Path(example.name).suffix else example.name)
+        files = [
+            write_instance_csv(out_dir / f"{stem}_instances.csv", maps, classes, coords, selected)
+        ]
+        for c, name in enumerate(classes):
+            title = f"{Path(example.name).name}: {name} {float(scores[c]):+.2f}"
+            files.append(
+                write_scatter(out_dir / f"{stem}_{file_stem(name)}.png", maps[c], coords, title)
+            )
+        return files
+
+    def evidence_metrics(
+        self,
+        examples: list[Example],
+        maps: list[Tensor],
+        classes: list[str],
+        scores: Tensor | None = None,
+    ) -> dict[str, float]:
+        """On the demo (instance kinds known): AUPRC of the first class's instance scores for
+        tumour tiles (positive evidence) and of their negation for artefact tiles (negative
+        evidence), pooled over all instances of all bags."""
+        known = [i for i, e in enumerate(examples) if "kinds" in e.truth]
+        if not known:
+            return {}
+        kinds = [examples[i].truth["kinds"] for i in known]
+        values = [maps[i][0, : len(k)] for i, k in zip(known, kinds, strict=True)]  # no padding
+        return instance_auprc(values, kinds, TUMOUR, ARTEFACT)

@@ -1,0 +1,92 @@
+"""negev.engine.search and ``negev tune``: every trial recorded, the best one on validation kept as
+the run's best checkpoint, the test split untouched until the single final evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from negev.engine import load_model, resolve_config, train
+from negev.engine.search import search
+from negev.plugins import Example, get_plugin
+from negev_cli.app import app
+
+FAST = {"modality": "tokens", "epochs": 2, "workers": 0, "plugin": {"demo_size": 160}}
+
+
+class _Untouchable:
+    """Inputs that fail the test the moment anything reads them."""
+
+    def __getattr__(self, name):
+        raise AssertionError("the test split was read")
+
+    def __len__(self):
+        raise AssertionError("the test split was read")
+
+    def __iter__(self):
+        raise AssertionError("the test split was read")
+
+    def __getitem__(self, index):
+        raise AssertionError("the test split was read")
+
+
+class _SealedTest(type(get_plugin("tokens"))):
+    """The example plugin, with test examples whose inputs cannot be read."""
+
+    def load_data(self, spec, config):
+        splits = super().load_data(spec, config)
+        splits.test = [Example(e.name, _Untouchable(), e.labels) for e in splits.test]
+        return splits
+
+
+def test_search_never_reads_the_test_split(tmp_path):
+    plugin = _SealedTest()
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path / "sealed")})
+    with pytest.raises(Exception, match="test split was read"):  # the seal works
+        train(plugin, config, evaluate_test=True, quiet=True)
+    config.out = str(tmp_path / "search")
+    result = search(plugin, config, trials=3, evaluate_test=False, quiet=True)
+    assert [t.state for t in result.trials] == ["complete"] * 3 and result.metrics == {}
+
+
+def test_search_records_trials_and_keeps_the_best_on_validation(tmp_path):
+    plugin, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run")})
+    result = search(plugin, config, trials=3, quiet=True)
+    run = tmp_path / "run"
+    lines = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert [line["number"] for line in lines] == [0, 1, 2]
+    # the first trial is the configuration as given
+    assert lines[0]["params"]["lr"] == pytest.approx(config.lr)
+    assert lines[0]["params"]["pooling"] == "gap"  # maxmin is outside the space: tried as GAP
+    values = [line["value"] for line in lines]
+    assert result.best.value == max(values) and result.best.number == values.index(max(values))
+    table = (run / "trials.md").read_text()
+    assert table.count("\n| ") == 4 and "(chosen)" in table
+    # the run's best checkpoint is the chosen trial's, with that trial's options
+    best = json.loads((run / "best.json").read_text())
+    assert best["value"] == pytest.approx(result.best.value)
+    _, chosen_config, model, _ = load_model(run)
+    assert chosen_config.lr == pytest.approx(lines[result.best.number]["params"]["lr"])
+    trial_weights = load_model(result.best.run)[2].state_dict()
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, trial_weights[key])
+    # test scored once, after the search
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final == pytest.approx(result.metrics) and "accuracy" in final or "mAP" in final
+    with pytest.raises(ValueError, match="already holds a run"):
+        search(plugin, config, trials=1, quiet=True)
+
+
+def test_tune_command(tmp_path):
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(
+        app,
+        ["tune", "-m", "tokens", "--out", str(out), "--trials", "2", "--epochs", "1",
+         "--workers", "0", "--set", "demo_size=120", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "chosen trial" in result.output and (out / "trials.md").is_file()
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 2
