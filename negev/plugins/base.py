@@ -75,6 +75,25 @@ class DataSplits:
     builtin: bool = False
 
     @classmethod
+    def grouped(
+        cls,
+        rows: list[tuple[str | None, Example]],
+        classes: list[str],
+        multilabel: bool,
+        bad: list[BadItem] | None = None,
+        seed: int = 0,
+    ) -> DataSplits:
+        """``(split, example)`` rows as splits: each row's own ``train`` / ``val`` / ``test``
+        split, or, when the data has no split column (``split`` None on every row), cut 70/15/15
+        by ``seed`` as :meth:`shuffled` does."""
+        if all(split is None for split, _ in rows):
+            return cls.shuffled([e for _, e in rows], classes, multilabel, bad, seed)
+        groups: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+        for split, example in rows:
+            groups[split].append(example)
+        return cls(groups["train"], groups["val"], groups["test"], classes, multilabel, bad or [])
+
+    @classmethod
     def shuffled(
         cls,
         examples: list[Example],

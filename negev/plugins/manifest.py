@@ -45,12 +45,8 @@ class Manifest:
     def splits(self, examples: list[tuple[ManifestRow, Example]], seed: int = 0) -> DataSplits:
         """The plugin's examples (with the row each came from) as splits: the CSV's own, or cut
         70/15/15 by ``seed`` when it has no split column. ``bad`` goes along."""
-        if not self.has_split:
-            return DataSplits.shuffled([e for _, e in examples], self.classes, True, self.bad, seed)
-        groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
-        for row, example in examples:
-            groups[row.split].append(example)
-        return DataSplits(*(groups[s] for s in SPLITS), self.classes, True, self.bad)
+        rows = [(row.split if self.has_split else None, e) for row, e in examples]
+        return DataSplits.grouped(rows, self.classes, True, self.bad, seed)
 
 
 def _names(cell: str | None) -> list[str]:

@@ -15,15 +15,10 @@ import numpy as np
 import torch
 
 from negev.plugins import BadItem, DataSplits, Example
+from negev.plugins.manifest import SPLITS, _names
 from negev_bags.bags import Bag, check_bag, read_bag
 
 __all__ = ["label_scheme", "read_bag_csv", "read_mil_table"]
-
-SPLITS = ("train", "val", "test")
-
-
-def _names(cell: str | None) -> list[str]:
-    return [name.strip() for name in (cell or "").split("|") if name.strip()]
 
 
 def label_scheme(
@@ -49,22 +44,6 @@ def _labels(names: list[str], classes: list[str], negative: str | None) -> tuple
     if negative in names and kept:
         return f"label {negative!r} (no class) given with {', '.join(kept)}"
     return tuple(sorted({classes.index(n) for n in kept}))
-
-
-def _cut(
-    examples: list[tuple[str, Example]],
-    classes: list[str],
-    multilabel: bool,
-    bad: list[BadItem],
-    seed: int,
-) -> DataSplits:
-    """The CSV's own splits when it has them (split != ""), else 70/15/15 by ``seed``."""
-    if examples and examples[0][0]:
-        groups: dict[str, list[Example]] = {s: [] for s in SPLITS}
-        for split, example in examples:
-            groups[split].append(example)
-        return DataSplits(*(groups[s] for s in SPLITS), classes, multilabel, bad)
-    return DataSplits.shuffled([e for _, e in examples], classes, multilabel, bad, seed)
 
 
 def read_bag_csv(
@@ -103,13 +82,13 @@ def read_bag_csv(
     label_lists = [_names(row[label_key]) for row in rows]
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
     bad: list[BadItem] = []
-    examples: list[tuple[str, Example]] = []
+    examples: list[tuple[str | None, Example]] = []
     first_line: dict[Path, int] = {}
     for line, (row, names) in enumerate(zip(rows, label_lists, strict=True), start=2):
         cell = (row[bag_key] or "").strip()
         name = f"{path.name}:{line} ({cell})"
         labels = _labels(names, classes, negative)
-        split = (row.get("split") or "").strip() if has_split else ""
+        split = (row.get("split") or "").strip() if has_split else None
         file = Path(cell)
         file = file if file.is_absolute() else path.parent / file
         if not cell:
@@ -141,7 +120,7 @@ def read_bag_csv(
         bag = Bag(path=file, size=features.shape[0])
         truth = {"has_coords": coords is not None}
         examples.append((split, Example(name, bag, labels, truth)))
-    return _cut(examples, classes, multilabel, bad, seed)
+    return DataSplits.grouped(examples, classes, multilabel, bad, seed)
 
 
 def read_mil_table(
@@ -188,7 +167,7 @@ def read_mil_table(
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
     keep = [i for i in range(len(rows[0])) if i not in columns]
     bad: list[BadItem] = []
-    examples: list[tuple[str, Example]] = []
+    examples: list[tuple[str | None, Example]] = []
     for key, names in zip(order, label_lists, strict=True):
         name = f"{path.name}: bag {key}"
         lines = grouped[key]
@@ -212,8 +191,8 @@ def read_mil_table(
         if reason is not None:
             bad.append(BadItem(name, reason))
             continue
-        examples.append(("", Example(name, Bag(features, size=len(features)), labels)))
-    return _cut(examples, classes, multilabel, bad, seed)
+        examples.append((None, Example(name, Bag(features, size=len(features)), labels)))
+    return DataSplits.grouped(examples, classes, multilabel, bad, seed)
 
 
 def _numeric(row: list[str]) -> bool:

@@ -52,12 +52,7 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
         rows, bad, classes = reader(path, options, featurize)
         if not rows and not bad:
             raise ValueError(f"{path}: no molecule in the file")
-        if any(split != "all" for split, _ in rows):
-            groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
-            for split, example in rows:
-                groups[split].append(example)
-            return DataSplits(*(groups[s] for s in SPLITS), classes, True, bad)
-        return DataSplits.shuffled([e for _, e in rows], classes, True, bad, seed)
+        return DataSplits.grouped(rows, classes, True, bad, seed)
     splits = DataSplits.shuffled(examples, ["active"], True, bad, seed)
     splits.builtin = builtin
     return splits
@@ -217,16 +212,17 @@ def _cell(row: dict | None, column: str) -> str:
 
 
 def _examples(records, tasks, featurize, smiles_of, split_column):
-    """(split, Example) per usable record (split ``all`` without a split column), the bad
-    records, the task names."""
+    """(split, Example) per usable record (split None without a split column), the bad
+    records, the task names. A record without the split column, when others have it, is bad."""
+    has_split = any(row is not None and split_column in row for _, row in records)
     rows, bad = [], []
     for name, row in records:
         if row is None:
             bad.append(BadItem(name, "RDKit cannot read this record"))
             continue
         try:
-            split = (row.get(split_column) or "").strip() if split_column in row else "all"
-            if split not in (*SPLITS, "all"):
+            split = (row.get(split_column) or "").strip() if has_split else None
+            if has_split and split not in SPLITS:
                 raise ValueError(
                     f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
                 )

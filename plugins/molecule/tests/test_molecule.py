@@ -200,7 +200,7 @@ def test_split_column_fixes_the_splits(tmp_path):
     rows += [
         f"{s},{i % 2},{('train', 'train', 'val', 'test')[i % 4]}" for i, s in enumerate(SMILES)
     ]
-    rows.append("CCCC,1,holdout")
+    rows += ["CCCC,1,holdout", "CCCCC,0,all"]  # "all" once crashed the grouping (KeyError)
     path.write_text("\n".join(rows) + "\n")
     for seed in (0, 1):
         splits = data.load(str(path), {"seed": seed, "plugin": {}})
@@ -210,3 +210,4 @@ def test_split_column_fixes_the_splits(tmp_path):
         assert names["test"] == ["split.csv:5", "split.csv:9"]
         assert len(names["train"]) == 6
     assert "split 'holdout'" in splits.bad[0].reason and splits.bad[0].name == "split.csv:12"
+    assert "split 'all'" in splits.bad[1].reason and splits.bad[1].name == "split.csv:13"

@@ -116,17 +116,12 @@ def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
     rows, bad, classes, multilabel = read(path, options)
     if not rows and not bad:
         raise ValueError(f"{path}: no text in the file")
-    if any(split != "all" for split, _ in rows):
-        groups: dict[str, list[Example]] = {split: [] for split in SPLITS}
-        for split, example in rows:
-            groups[split].append(example)
-        return DataSplits(*(groups[s] for s in SPLITS), classes, multilabel, bad)
-    return DataSplits.shuffled([e for _, e in rows], classes, multilabel, bad, seed)
+    return DataSplits.grouped(rows, classes, multilabel, bad, seed)
 
 
 def read(
     path: Path, options: dict[str, Any]
-) -> tuple[list[tuple[str, Example]], list[BadItem], list[str], bool]:
+) -> tuple[list[tuple[str | None, Example]], list[BadItem], list[str], bool]:
     """CSV or JSONL (by suffix) with a text column and a label column.
 
     Options: ``text_column`` (``text``), ``label_column`` (``label``; several labels per text
@@ -197,8 +192,8 @@ def read(
                 raise ValueError(f"empty text (column {text_column!r})")
             if not labels:
                 raise ValueError(f"no label (column {label_column!r})")
-            split = str(row.get(split_column) or "").strip() if has_split else "all"
-            if split not in (*SPLITS, "all"):
+            split = str(row.get(split_column) or "").strip() if has_split else None
+            if has_split and split not in SPLITS:
                 raise ValueError(
                     f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
                 )

@@ -223,13 +223,15 @@ def test_reader_names_a_missing_column_and_reads_splits(tmp_path):
         data.load(path, {})
     rows = ["text,label,split"] + [f"text {i},{'ab'[i % 2]},{('train', 'val', 'test')[i % 3]}"
                                    for i in range(9)]  # fmt: skip
-    path.write_text("\n".join([*rows, "odd one,a,dev"]) + "\n")
+    # "all" is no split either (it once crashed the grouping: KeyError 'all')
+    path.write_text("\n".join([*rows, "odd one,a,dev", "odd two,b,all"]) + "\n")
     for seed in (0, 3):
         splits = data.load(path, {}, seed)
         assert [e.name for e in splits.val] == ["reviews.csv:3", "reviews.csv:6", "reviews.csv:9"]
         assert [e.name for e in splits.test] == ["reviews.csv:4", "reviews.csv:7", "reviews.csv:10"]
         assert len(splits.train) == 3
     assert splits.bad[0].name == "reviews.csv:11" and "split 'dev'" in splits.bad[0].reason
+    assert splits.bad[1].name == "reviews.csv:12" and "split 'all'" in splits.bad[1].reason
     path.write_text("text,label\n,a\nsome text,\n")  # every line bad: reported, not raised
     splits = data.load(path, {})
     assert not splits.train + splits.val + splits.test
