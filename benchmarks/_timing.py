@@ -9,18 +9,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    """Write a results table (folders made as needed) and say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    print(f"wrote {path}")
 
 
 def sync(device: torch.device) -> None:

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._timing import RESULTS, launches, median_times, write_lines
+from benchmarks._runs import RESULTS, write_lines
+from benchmarks._timing import launches, median_times
 from negev.nn.functional import ap_svm_loss
 from negev.testing import loop_ap_svm
 

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._runs import RESULTS, write_lines
 from benchmarks._timing import (
     launches,
     median_times,
     peak_cuda_bytes,
     saved_for_backward_bytes,
     sync,
-    write_lines,
 )
 from negev.nn.functional import _wildcat_triton, wildcat_pool
 from negev.nn.functional.wildcat import choose_path
@@ -244,7 +244,7 @@ def main() -> None:
     large, bandwidth = run_large(device, args.repeats) if device.type == "cuda" else ([], 0.0)
     sync(device)
     name = "pooling.md" if device.type == "cpu" else f"pooling_{device.type}.md"
-    out = args.out or Path(__file__).parent / "results" / name
+    out = args.out or RESULTS / name
     write_lines(out, to_markdown(rows, large, bandwidth, device, args.threads))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import optuna
 from rich.console import Console
 
-from negev.engine.checkpoint import clear_run, holds_run
+from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run
 from negev.engine.config import RunConfig
 from negev.engine.scoring import evaluate
 from negev.engine.trainer import prepare_data, train
@@ -50,7 +50,7 @@ K_RANGE = (0.02, 0.5)
 BETA_RANGE = (0.3, 10.0)
 LR_RANGE = (3e-4, 1e-1)
 WEIGHT_DECAY_RANGE = (1e-5, 1e-1)
-RUN_FILES = ("latest.json", "best.json", "metrics.jsonl", "bad_items.json")
+ADOPTED = (LATEST, BEST, "metrics.jsonl", "bad_items.json")
 
 
 @dataclass
@@ -142,7 +142,7 @@ def search(
         if run_dir.is_dir():
             clear_run(run_dir)
         shutil.rmtree(trial_root, ignore_errors=True)
-        for name in ("trials.jsonl", "trials.md", "final_metrics.json"):
+        for name in ("trials.jsonl", "trials.md"):
             (run_dir / name).unlink(missing_ok=True)
     # Read the data once up front: bad items stop here, before any trial, with their reasons.
     prepare_data(plugin, config, run_dir, required=("train", "val"))
@@ -245,7 +245,7 @@ def _adopt(trial_run: Path, run_dir: Path) -> None:
     """Copy the chosen trial's checkpoints and pointers into the run directory."""
     for folder in sorted(trial_run.glob("checkpoint-*")):
         shutil.copytree(folder, run_dir / folder.name)
-    for name in RUN_FILES:
+    for name in ADOPTED:
         if (trial_run / name).is_file():
             shutil.copy2(trial_run / name, run_dir / name)
 
@@ -254,7 +254,7 @@ def _drop_checkpoints(trial_run: Path) -> None:
     """A trial not chosen keeps its metrics and config only (its weights would be dead weight)."""
     for folder in trial_run.glob("checkpoint-*"):
         shutil.rmtree(folder)
-    for name in ("latest.json", "best.json"):
+    for name in (LATEST, BEST):
         (trial_run / name).unlink(missing_ok=True)
 
 

@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 
 from negev.engine import load_toml, resolve_config
-from negev.engine.search import search
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
 
@@ -45,6 +44,8 @@ def tune_command(
 ) -> None:
     """Search encoder, pooling (k, alpha, beta), learning rate and weight decay on the validation
     split; the chosen model becomes the run's best checkpoint, then test is scored once."""
+    from negev.engine.search import search  # imports Optuna: only when tuning
+
     cli = {
         "modality": modality,
         "data": data,

@@ -114,9 +114,9 @@ def wildcat_pool(
         return _TopBottomMean.apply(flat, kmax_n, kmin_n, float(alpha), path == "sort")
 
     valid = count_valid(flat_mask, batch, regions, flat.device)
+    k_high = resolve_count(kmax, valid)
+    k_low = resolve_count(kmin, valid) if use_low else k_high
     if fused:
-        k_high = resolve_count(kmax, valid)
-        k_low = resolve_count(kmin, valid) if use_low else k_high
         most_high, most_low = torch.stack([k_high.max(), k_low.max()]).tolist()
         most_low = most_low if use_low else 0
         if choose_path(batch * classes, regions, max(most_high, most_low), fused=True) == "triton":
@@ -124,10 +124,10 @@ def wildcat_pool(
             if out is not None:
                 return out
     # (with a mask, the "sort" path is the two top-k selections below)
-    high = _masked_extreme_mean(flat, flat_mask, resolve_count(kmax, valid), largest=True)
+    high = _masked_extreme_mean(flat, flat_mask, k_high, largest=True)
     if not use_low:
         return high
-    low = _masked_extreme_mean(flat, flat_mask, resolve_count(kmin, valid), largest=False)
+    low = _masked_extreme_mean(flat, flat_mask, k_low, largest=False)
     return high + alpha * low
 
 

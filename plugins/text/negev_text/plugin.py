@@ -229,7 +229,7 @@ class TextPlugin(ModalityPlugin):
             for sign, values in (("positive", evidence), ("negative", -evidence)):
                 spans = example.truth.get(f"{sign}_spans") or []
                 covered = [tokens.covering(s, e) for s, e in spans]
-                truth = set().union(*covered) if spans else set()
+                truth = set().union(*covered)
                 if truth:
                     found[sign].append((np.isin(np.arange(len(values)), list(truth)), values))
                     true_spans[sign].append([(min(t), max(t) + 1) for t in covered if t])
@@ -331,10 +331,11 @@ class TextPlugin(ModalityPlugin):
         """``ngrams`` (B, len(widths) * L) bucket ids in the encoders' window layout and
         ``lengths`` (B,); an empty text counts as one unknown token."""
         texts = [words or ["<unk>"] for words in texts]
-        widths, longest = self._widths(), max(len(words) for words in texts)
+        widths, buckets = self._widths(), self._buckets()
+        longest = max(len(words) for words in texts)
         ngrams = torch.zeros(len(texts), len(widths), longest, dtype=torch.long)
         for row, words in enumerate(texts):
-            ids = hashed_ngrams(words, widths, self._buckets())
+            ids = hashed_ngrams(words, widths, buckets)
             ngrams[row, :, : len(words)] = torch.tensor(ids).view(len(widths), len(words))
         lengths = torch.tensor([len(words) for words in texts])
         return {"ngrams": ngrams.flatten(1), "lengths": lengths}
