@@ -4,16 +4,18 @@ Columns: ``path`` (relative to the CSV's folder, or absolute), ``labels`` (``|``
 names; empty = no class present) and optionally ``split`` (train / val / test) and any column a
 plugin reads itself (``events`` for audio, ...). Rows with a label outside the class list, an
 unknown split, or a file listed by an earlier row are :class:`~negev.plugins.BadItem` s named
-``<csv>:<line> (<path>)``; checking the files themselves is the plugin's part.
+``<csv>:<line> (<path>)``, as are the records the CSV reader cannot use
+(:mod:`negev.plugins.tables`: undecodable bytes, an over-long field); checking the files
+themselves is the plugin's part.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from negev.plugins.base import BadItem, DataSplits, Example
+from negev.plugins.tables import read_csv_rows
 
 __all__ = ["Manifest", "ManifestRow", "read_manifest"]
 
@@ -61,22 +63,23 @@ def read_manifest(path: str | Path, classes: list[str] | None = None) -> Manifes
         ValueError: the file has no rows or lacks the ``path`` or ``labels`` column.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    if not rows:
+    table = read_csv_rows(path)
+    rows = table.rows
+    if not rows and not table.bad:
         raise ValueError(f"{path}: no rows")
     for column in ("path", "labels"):
-        if column not in rows[0]:
-            raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(rows[0])})")
-    classes = list(classes) if classes else sorted({n for r in rows for n in _names(r["labels"])})
-    manifest = Manifest([], classes, "split" in rows[0])
+        if column not in table.header:
+            raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(table.header)})")
+    found = {n for _, row in rows for n in _names(row["labels"])}
+    classes = list(classes) if classes else sorted(found)
+    manifest = Manifest([], classes, "split" in table.header, table.bad)
     first_line: dict[Path, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         name = f"{path.name}:{line} ({row['path']})"
         names = _names(row["labels"])
         outside = [n for n in names if n not in classes]
         split = (row.get("split") or "").strip() if manifest.has_split else "all"
-        file = Path(row["path"] or "")
+        file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         if outside:
             reason = f"unknown label {outside[0]!r} (classes: {', '.join(classes)})"

@@ -8,7 +8,6 @@ the other classes (a binary MIL task has one class, scored by ROC-AUC and AP).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS, _names
+from negev.plugins.tables import read_csv_records, read_csv_rows
 from negev_bags.bags import Bag, check_bag, read_bag
 
 __all__ = ["label_scheme", "read_bag_csv", "read_mil_table"]
@@ -67,11 +67,10 @@ def read_bag_csv(
         ValueError: the CSV has no rows, or no bag / label column.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    if not rows:
+    table = read_csv_rows(path)
+    if not table.rows and not table.bad:
         raise ValueError(f"{path}: no rows")
-    header = rows[0].keys()
+    header = table.header
     bag_key = "bag" if "bag" in header else "path" if "path" in header else None
     label_key = "label" if "label" in header else "labels" if "labels" in header else None
     if bag_key is None or label_key is None:
@@ -79,13 +78,13 @@ def read_bag_csv(
             f"{path}: needs the columns bag,label[,split] (found: {', '.join(header)})"
         )
     has_split = "split" in header
-    label_lists = [_names(row[label_key]) for row in rows]
+    label_lists = [_names(row[label_key]) for _, row in table.rows]
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
-    bad: list[BadItem] = []
+    bad: list[BadItem] = table.bad
     examples: list[tuple[str | None, Example]] = []
     first_line: dict[Path, int] = {}
-    for line, (row, names) in enumerate(zip(rows, label_lists, strict=True), start=2):
-        cell = (row[bag_key] or "").strip()
+    for (line, row), names in zip(table.rows, label_lists, strict=True):
+        cell = row[bag_key].strip()
         name = f"{path.name}:{line} ({cell})"
         labels = _labels(names, classes, negative)
         split = (row.get("split") or "").strip() if has_split else None
@@ -142,31 +141,35 @@ def read_mil_table(
     number, NaN features, an unknown label; they are named ``<csv>: bag <id>``.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [row for row in csv.reader(file) if row]
-    if not rows:
+    records, unreadable = read_csv_records(path)
+    if not records:
         raise ValueError(f"{path}: no rows")
     header = None
-    if isinstance(bag_column, str) or isinstance(label_column, str) or not _numeric(rows[0]):
-        header, rows = rows[0], rows[1:]
+    first = records[0][1]
+    if isinstance(bag_column, str) or isinstance(label_column, str) or not _numeric(first):
+        header, records = first, records[1:]
     columns = [_column(c, header, path) for c in (bag_column, label_column)]
     if columns[0] == columns[1]:
         raise ValueError(f"{path}: the bag and label columns are the same column")
-    width = len(rows[0]) - 2 if rows else 0
+    width = len(records[0][1]) - 2 if records else 0
     if width < 1:
         raise ValueError(f"{path}: no feature column besides the bag and label columns")
     order: list[str] = []
     grouped: dict[str, list[tuple[int, list[str]]]] = {}
-    for line, row in enumerate(rows, start=2 if header else 1):
-        key = row[columns[0]].strip() if len(row) > columns[0] else ""
+    for line, row in records:
+        if len(row) <= max(columns):
+            reason = f"{len(row)} fields: no bag or label column (columns {columns[0] + 1}, "
+            unreadable.append(BadItem(f"{path.name}:{line}", f"{reason}{columns[1] + 1})"))
+            continue
+        key = row[columns[0]].strip()
         if key not in grouped:
             order.append(key)
             grouped[key] = []
         grouped[key].append((line, row))
     label_lists = [_names(grouped[key][0][1][columns[1]]) for key in order]
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
-    keep = [i for i in range(len(rows[0])) if i not in columns]
-    bad: list[BadItem] = []
+    keep = [i for i in range(width + 2) if i not in columns]
+    bad: list[BadItem] = unreadable
     examples: list[tuple[str | None, Example]] = []
     for key, names in zip(order, label_lists, strict=True):
         name = f"{path.name}: bag {key}"

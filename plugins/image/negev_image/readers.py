@@ -49,7 +49,8 @@ def _split_ids(root: Path, seed: int) -> tuple[dict[str, list[str]], list[BadIte
         if not path.is_file():
             return None
         lines: dict[str, int] = {}
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")  # a bad id: no file
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             image_id = line.split()[0]
@@ -196,7 +197,9 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
     """
     path = Path(path)
     try:
-        coco = json.loads(path.read_text())
+        coco = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
     for key in ("images", "annotations", "categories"):

@@ -16,6 +16,7 @@ from rdkit import Chem, RDConfig
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
+from negev.plugins.tables import read_csv_rows
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
 
@@ -58,23 +59,41 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     return splits
 
 
+#: Most atoms of one molecule (plugin option ``max_atoms``): a larger one is a bad item. Drug-like
+#: molecules have under 100 heavy atoms; the regions of one take time quadratic in its atoms
+#: (RDKit writes each region's SMILES from the whole molecule): ~4 s at 1,000 atoms.
+MAX_ATOMS = 1000
+
+
 @dataclass(frozen=True)
 class Featurizer:
-    """Turns a molecule into a :class:`MolGraph` with the regions the plugin options ask for."""
+    """Turns a molecule into a :class:`MolGraph` with the regions the plugin options ask for;
+    a molecule of more than ``max_atoms`` atoms is refused (ValueError) before its regions are
+    computed, so that the time and memory an item takes stay bounded."""
 
     radius: int = 2
     brics: bool = False
     rings: bool = False
+    max_atoms: int = MAX_ATOMS
 
     @classmethod
     def of(cls, options: dict[str, Any]) -> Featurizer:
+        max_atoms = int(options.get("max_atoms", MAX_ATOMS))
+        if max_atoms < 1:
+            raise ValueError(f"plugin option max_atoms must be >= 1, got {max_atoms}")
         return cls(
             int(options.get("radius", 2)),
             _flag(options.get("brics", False)),
             _flag(options.get("rings", False)),
+            max_atoms,
         )
 
     def __call__(self, mol: Chem.Mol) -> MolGraph:
+        atoms = mol.GetNumAtoms()
+        if atoms > self.max_atoms:
+            raise ValueError(
+                f"{atoms} atoms, over the limit of max_atoms={self.max_atoms} (a plugin option)"
+            )
         return MolGraph.from_mol(mol, self.radius, self.brics, self.rings)
 
 
@@ -94,6 +113,7 @@ def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[
         name = f"first_5K.smi:{line_number} (NCI {identifier.strip()})"
         try:
             mol = parse_smiles(smiles)
+            graph = featurize(mol)
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue
@@ -101,7 +121,7 @@ def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[
         atoms_b = {a for match in mol.GetSubstructMatches(group_b) for a in match}
         label = (0,) if atoms_a and not atoms_b else ()
         truth = {"positive_atoms": atoms_a, "negative_atoms": atoms_b}
-        examples.append(Example(name, featurize(mol), label, truth))
+        examples.append(Example(name, graph, label, truth))
     return examples, bad
 
 
@@ -121,12 +141,12 @@ def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], li
             bad.append(BadItem(name, f"no activity for {identifier!r}"))
             continue
         try:
-            mol = parse_smiles(smiles)
+            graph = featurize(parse_smiles(smiles))
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue
         label = (0,) if activity[identifier] >= CHEMBL_THRESHOLD else ()
-        examples.append(Example(name, featurize(mol), label))
+        examples.append(Example(name, graph, label))
     return examples, bad
 
 
@@ -138,18 +158,17 @@ def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
     (a measured value, a name) is an error that names it and suggests ``label_columns``; a few
     such cells in a 0/1 column are bad rows."""
     column = options.get("smiles_column", "smiles")
-    with open(path, newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        header = reader.fieldnames or []
-        if column not in header:
-            raise ValueError(
-                f"{path}: no SMILES column {column!r} (columns: {', '.join(header)}); name it "
-                "with smiles_column"
-            )
-        records = [(f"{path.name}:{n}", row) for n, row in enumerate(reader, start=2)]
+    table = read_csv_rows(path)
+    if column not in table.header:
+        raise ValueError(
+            f"{path}: no SMILES column {column!r} (columns: {', '.join(table.header)}); name it "
+            "with smiles_column"
+        )
+    records = [(f"{path.name}:{line}", row) for line, row in table.rows]
     split_column = options.get("split_column", "split")
-    tasks = _tasks(options, header, (column, split_column), path, records)
-    return _examples(records, tasks, featurize, lambda row: row[column], split_column)
+    tasks = _tasks(options, table.header, (column, split_column), path, records)
+    rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
+    return rows, table.bad + bad, tasks
 
 
 def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
@@ -160,9 +179,14 @@ def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
     for index, mol in enumerate(supplier, start=1):
         name = f"{path.name}:record {index}"
         if mol is None:
-            records.append((name, None))
+            records.append((name, "RDKit cannot read this record"))
             continue
-        props = mol.GetPropsAsDict()
+        try:
+            props = mol.GetPropsAsDict()
+        except UnicodeDecodeError as exc:
+            byte = exc.object[exc.start]
+            records.append((name, f"a property is not UTF-8 (byte 0x{byte:02x})"))
+            continue
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
     split_column = options.get("split_column", "split")
@@ -206,19 +230,19 @@ def _tasks(options, header, reserved, path, records) -> list[str]:
     return tasks
 
 
-def _cell(row: dict | None, column: str) -> str:
-    value = (row or {}).get(column)
+def _cell(row: dict | str, column: str) -> str:
+    value = row.get(column) if isinstance(row, dict) else None
     return "" if value is None else str(value).strip()
 
 
 def _examples(records, tasks, featurize, smiles_of, split_column):
     """(split, Example) per usable record (split None without a split column), the bad
     records, the task names. A record without the split column, when others have it, is bad."""
-    has_split = any(row is not None and split_column in row for _, row in records)
+    has_split = any(isinstance(row, dict) and split_column in row for _, row in records)
     rows, bad = [], []
     for name, row in records:
-        if row is None:
-            bad.append(BadItem(name, "RDKit cannot read this record"))
+        if isinstance(row, str):
+            bad.append(BadItem(name, row))
             continue
         try:
             split = (row.get(split_column) or "").strip() if has_split else None
@@ -226,7 +250,7 @@ def _examples(records, tasks, featurize, smiles_of, split_column):
                 raise ValueError(
                     f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
                 )
-            mol = parse_smiles(smiles_of(row))
+            graph = featurize(parse_smiles(smiles_of(row)))
             labels, unknown = [], []
             for t, task in enumerate(tasks):
                 value = (row.get(task) or "").strip()
@@ -239,7 +263,7 @@ def _examples(records, tasks, featurize, smiles_of, split_column):
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue
-        rows.append((split, Example(name, featurize(mol), tuple(labels), unknown=tuple(unknown))))
+        rows.append((split, Example(name, graph, tuple(labels), unknown=tuple(unknown))))
     return rows, bad, tasks
 
 

@@ -13,8 +13,11 @@ from negev_molecule.chem import ATOM_FEATURES, BOND_TYPES
 class MessagePassingEncoder(RegionEncoder):
     """Atom states by message passing (one weight matrix per bond type), averaged into regions.
 
-    ``h <- relu(W_self h + sum_t A_t h W_t)``, ``layers`` times; a region's feature is the mean
-    state of its atoms. Output: (B, hidden, R) and the region mask (B, R).
+    ``h_i <- relu(W_self h_i + sum_t sum_{j ~t i} W_t h_j)`` (j ~t i: j bonded to i by a bond of
+    type t), ``layers`` times; a region's feature is the mean state of its atoms. Sparse: the
+    sums run over the bond and membership lists of :func:`~negev_molecule.graph.collate_graphs`
+    (``index_add``), so memory grows with atoms and bonds, not atoms squared. Output:
+    (B, hidden, R) and the region mask (B, R).
     """
 
     def __init__(self, hidden: int = 64, layers: int = 3):
@@ -27,16 +30,18 @@ class MessagePassingEncoder(RegionEncoder):
         self.out_channels = hidden
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        keep = inputs["atom_mask"].unsqueeze(2).float()
-        adjacency = inputs["adjacency"]  # (B, T, A, A)
-        state = torch.relu(self.embed(inputs["atoms"])) * keep
+        source, target = inputs["bonds"]
+        kinds = inputs["bond_types"]
+        state = torch.relu(self.embed(inputs["atoms"]))  # (N, hidden)
         for own, by_bond in zip(self.self_weights, self.bond_weights, strict=True):
-            batch, atoms, hidden = state.shape
-            messages = by_bond(state).view(batch, atoms, len(BOND_TYPES), hidden).transpose(1, 2)
-            received = (adjacency @ messages).sum(1)  # (B, A, hidden)
-            state = torch.relu(own(state) + received) * keep
-        regions = inputs["membership"] @ state  # (B, R, hidden)
-        return regions.transpose(1, 2), inputs["region_mask"]
+            messages = by_bond(state).view(len(state), len(BOND_TYPES), -1)  # (N, T, hidden)
+            received = torch.zeros_like(state).index_add_(0, target, messages[source, kinds])
+            state = torch.relu(own(state) + received)
+        mask = inputs["region_mask"]
+        slot, atom = inputs["members"]
+        weighted = state[atom] * inputs["member_weights"].unsqueeze(1).to(state.dtype)
+        regions = state.new_zeros(mask.numel(), state.shape[1]).index_add_(0, slot, weighted)
+        return regions.view(*mask.shape, -1).transpose(1, 2), mask
 
 
 class HashedEnvironmentEncoder(RegionEncoder):

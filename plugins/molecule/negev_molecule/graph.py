@@ -8,7 +8,7 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
-from negev_molecule.chem import BOND_TYPES, Region, atom_features, bond_type_index, regions
+from negev_molecule.chem import Region, atom_features, bond_type_index, regions
 
 
 @dataclass
@@ -47,40 +47,44 @@ class MolGraph:
 
 
 def collate_graphs(graphs: list[MolGraph]) -> dict[str, Tensor]:
-    """Pad a batch of molecules.
+    """Batch molecules as one sparse graph: the atoms of every molecule one after another, bonds
+    and region memberships as index lists, so that memory grows with the atoms, bonds and
+    regions of the batch (never with the square of its largest molecule). Only the region
+    outputs are padded, to the most regions of a molecule (R).
 
     Returns:
-        atoms (B, A, F), atom_mask (B, A) bool, adjacency (B, T, A, A) (one matrix per bond
-        type, symmetric), membership (B, R, A) (row r averages the atoms of region r),
-        region_mask (B, R) bool, identifiers (B, R) int64 (0 past the last region).
+        atoms (N, F) float32, N the atoms of the batch; bonds (2, E) int64 (source, target)
+        rows of ``atoms``, every bond in both directions; bond_types (E,) int64 (index into
+        :data:`~negev_molecule.chem.BOND_TYPES`); members (2, M) int64 (region slot
+        ``b * R + r``, atom row) for each atom of each region; member_weights (M,) float32
+        (1 / the region's atom count: a region averages its atoms); region_mask (B, R) bool;
+        identifiers (B, R) int64 (0 past the last region).
     """
-    batch = len(graphs)
-    most_atoms = max(g.atoms.shape[0] for g in graphs)
     most_regions = max(len(g.regions) for g in graphs)
-    features = graphs[0].atoms.shape[1]
-    atoms = torch.zeros(batch, most_atoms, features)
-    atom_mask = torch.zeros(batch, most_atoms, dtype=torch.bool)
-    adjacency = torch.zeros(batch, len(BOND_TYPES), most_atoms, most_atoms)
-    membership = torch.zeros(batch, most_regions, most_atoms)
-    region_mask = torch.zeros(batch, most_regions, dtype=torch.bool)
-    identifiers = torch.zeros(batch, most_regions, dtype=torch.long)
+    region_mask = torch.zeros(len(graphs), most_regions, dtype=torch.bool)
+    identifiers = torch.zeros(len(graphs), most_regions, dtype=torch.long)
+    bonds, kinds = [], []
+    slots: list[int] = []
+    members: list[int] = []
+    weights: list[float] = []
+    offset = 0
     for b, graph in enumerate(graphs):
-        n = graph.atoms.shape[0]
-        atoms[b, :n] = graph.atoms
-        atom_mask[b, :n] = True
-        if graph.bonds.numel():
-            begin, end, kind = graph.bonds.unbind(1)
-            adjacency[b, kind, begin, end] = 1.0
-            adjacency[b, kind, end, begin] = 1.0
+        begin, end, kind = (graph.bonds + torch.tensor([offset, offset, 0])).unbind(1)
+        bonds.append(torch.stack([torch.cat([begin, end]), torch.cat([end, begin])]))
+        kinds.append(torch.cat([kind, kind]))
         for r, region in enumerate(graph.regions):
-            membership[b, r, list(region.atoms)] = 1.0 / len(region.atoms)
+            slots += [b * most_regions + r] * len(region.atoms)
+            members += [atom + offset for atom in region.atoms]
+            weights += [1.0 / len(region.atoms)] * len(region.atoms)
         region_mask[b, : len(graph.regions)] = True
         identifiers[b, : len(graph.regions)] = graph.identifiers
+        offset += graph.atoms.shape[0]
     return {
-        "atoms": atoms,
-        "atom_mask": atom_mask,
-        "adjacency": adjacency,
-        "membership": membership,
+        "atoms": torch.cat([g.atoms for g in graphs]),
+        "bonds": torch.cat(bonds, 1),
+        "bond_types": torch.cat(kinds),
+        "members": torch.tensor([slots, members], dtype=torch.long).reshape(2, -1),
+        "member_weights": torch.tensor(weights, dtype=torch.float32),
         "region_mask": region_mask,
         "identifiers": identifiers,
     }

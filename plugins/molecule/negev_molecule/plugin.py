@@ -28,7 +28,8 @@ class MoleculePlugin(ModalityPlugin):
     Plugin options (``--set key=value``): ``encoder`` (``hashed``: Morgan environments hashed
     into ``buckets`` embedding rows; or ``mpnn``: message passing with ``layers``), ``hidden``,
     ``radius`` (environments), ``rings`` (add rings and ring systems as regions), ``brics`` (add
-    BRICS fragments), ``smiles_column``, ``label_columns`` (comma-separated), ``split_column``.
+    BRICS fragments), ``smiles_column``, ``label_columns`` (comma-separated), ``split_column``,
+    ``max_atoms`` (most atoms of a molecule, default 1000; a larger one is a bad item).
     """
 
     name = "molecule"
@@ -79,10 +80,10 @@ class MoleculePlugin(ModalityPlugin):
 
     def read_input(self, text: str) -> Example:
         try:
-            mol = parse_smiles(text)
+            graph = data.Featurizer.of(self.options)(parse_smiles(text))
         except ValueError as exc:
             raise ValueError(f"--input {text!r}: {exc}") from None
-        return Example(text, data.Featurizer.of(self.options)(mol), ())
+        return Example(text, graph, ())
 
     def region_names(self, example: Example) -> list[str]:
         return [f"{r.kind}:{r.smiles}" for r in example.inputs.regions]

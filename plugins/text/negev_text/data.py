@@ -6,8 +6,6 @@ Every unusable line (empty text, undecodable bytes, an unknown label, a malforme
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
+from negev.plugins.tables import read_csv_rows
 
 DEMO_CLASSES = ["positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
@@ -141,8 +140,8 @@ def read(
     label_column = options.get("label_column", "label")
     split_column = options.get("split_column", "split")
     rows, bad = [], []
-    raw_lines = path.read_bytes().split(b"\n")
     if path.suffix.lower() in (".jsonl", ".json"):
+        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
         for number, raw in enumerate(raw_lines, start=1):
             if not raw.strip():
                 continue
@@ -157,18 +156,12 @@ def read(
                 bad.append(BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start})"))
             except json.JSONDecodeError as exc:
                 bad.append(BadItem(name, f"not JSON: {exc.msg}"))
+            except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+                bad.append(BadItem(name, f"unusable JSON: {exc}"))
     else:
-        decoded = []
-        for number, raw in enumerate(raw_lines, start=1):
-            try:
-                decoded.append((number, raw.decode("utf-8")))
-            except UnicodeDecodeError as exc:
-                bad.append(BadItem(f"{path.name}:{number}", f"not UTF-8 ({exc.reason})"))
-        lines = [line for _, line in decoded]
-        numbers = [n for n, _ in decoded]
-        reader = csv.DictReader(io.StringIO("\n".join(lines)))
-        for row in reader:
-            rows.append((f"{path.name}:{numbers[reader.line_num - 1]}", row))
+        table = read_csv_rows(path)
+        rows = [(f"{path.name}:{line}", row) for line, row in table.rows]
+        bad = table.bad
     columns = {key for _, row in rows if isinstance(row, dict) for key in row}
     for option, column in (("text_column", text_column), ("label_column", label_column)):
         if rows and column not in columns:

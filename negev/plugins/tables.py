@@ -1,0 +1,121 @@
+"""CSV files of datasets, read once for every plugin: each record with its line number, and the
+records that cannot be used as :class:`~negev.plugins.BadItem` s instead of an error that names
+no line.
+
+The file is UTF-8, with or without a byte-order mark. A record holding bytes that are not UTF-8,
+or a field longer than :data:`FIELD_LIMIT` characters, or that the csv module rejects, is a bad
+item ``<file>:<line>`` saying which field; the records after it are read as usual. A header that
+cannot be read is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from negev.plugins.base import BadItem
+
+__all__ = ["FIELD_LIMIT", "CsvRows", "read_csv_records", "read_csv_rows"]
+
+#: Longest field, in characters: the csv module's own default limit (128 KiB), here a bad record
+#: rather than an error that ends the file.
+FIELD_LIMIT = 131_072
+
+
+def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
+    """``(first line, cells)`` per non-blank record of ``path``, or ``(line, reason)`` for a
+    record that cannot be used. Undecodable bytes travel as surrogates (``surrogateescape``) and
+    are found per record, so that one bad byte names its line instead of ending the file."""
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    previous = csv.field_size_limit(sys.maxsize)  # the limit is checked below, per record
+    try:
+        start = 1
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, f"not valid CSV ({exc})"
+                start = reader.line_num + 1
+                continue
+            line, start = start, reader.line_num + 1
+            if cells:
+                yield line, _problem(cells) or cells
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _problem(cells: list[str]) -> str | None:
+    """Why a record's cells cannot be used (undecodable bytes, a field over the limit), or None."""
+    for column, cell in enumerate(cells, start=1):
+        if len(cell) > FIELD_LIMIT:
+            return f"field {column} has {len(cell)} characters, over the limit of {FIELD_LIMIT}"
+        try:
+            cell.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = ord(cell[exc.start]) - 0xDC00
+            return f"not UTF-8: byte 0x{byte:02x} in field {column}"
+    return None
+
+
+def read_csv_records(path: str | Path) -> tuple[list[tuple[int, list[str]]], list[BadItem]]:
+    """Every non-blank record of the CSV at ``path`` as ``(line, cells)`` (``line``: where the
+    record starts, 1-based), and the unusable records as bad items ``<file name>:<line>``.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    path = Path(path)
+    rows, bad = [], []
+    for line, cells in _records(path):
+        if isinstance(cells, str):
+            bad.append(BadItem(f"{path.name}:{line}", cells))
+        else:
+            rows.append((line, cells))
+    return rows, bad
+
+
+@dataclass
+class CsvRows:
+    """A CSV with a header: its columns, each usable record as ``(line, {column: cell})`` (a
+    missing cell is ``""``), and the bad records. A record with more non-empty cells than the
+    header has columns is bad."""
+
+    header: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+    bad: list[BadItem] = field(default_factory=list)
+
+
+def read_csv_rows(path: str | Path) -> CsvRows:
+    """The CSV at ``path`` read against its first record, the header (names stripped); an
+    empty file gives an empty header and no rows.
+
+    Raises:
+        ValueError: naming the file and line, when the header itself cannot be read.
+    """
+    path = Path(path)
+    table = CsvRows([], [])
+    for line, cells in _records(path):
+        name = f"{path.name}:{line}"
+        if not table.header:
+            if isinstance(cells, str):
+                raise ValueError(f"{path}:{line}: the header is unusable: {cells}")
+            table.header = [column.strip() for column in cells]
+            continue
+        width = len(table.header)
+        extra = [] if isinstance(cells, str) else [c for c in cells[width:] if c.strip()]
+        if isinstance(cells, str):
+            table.bad.append(BadItem(name, cells))
+        elif extra:
+            reason = f"{len(cells)} fields, the header has {width} ({extra[0][:40]!r} past it)"
+            table.bad.append(BadItem(name, reason))
+        else:
+            padded = cells[:width] + [""] * (width - len(cells))
+            table.rows.append((line, dict(zip(table.header, padded, strict=True))))
+    return table

@@ -1,0 +1,51 @@
+"""The shared CSV reader: byte-order marks, undecodable bytes, over-long fields and ragged
+records become bad items naming file and line (fuzzed in tests/test_reader_fuzz.py)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from negev.plugins.tables import FIELD_LIMIT, read_csv_records, read_csv_rows
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\xef\xbb\xbfpath,labels\na.x,cat\n")
+    table = read_csv_rows(path)
+    assert table.header == ["path", "labels"]
+    assert table.rows == [(2, {"path": "a.x", "labels": "cat"})] and table.bad == []
+
+
+def test_bad_bytes_long_fields_and_extra_cells_are_bad_records_by_line(tmp_path):
+    path = tmp_path / "t.csv"
+    long = "x" * (FIELD_LIMIT + 1)
+    path.write_bytes(
+        b"a,b\n1,2\n3,\xff4\n\n" + f'"{long}",5\n'.encode() + b'"two\nlines",6\n7,8,9\n10\n11,12,\n'
+    )
+    table = read_csv_rows(path)
+    assert [(b.name, b.reason) for b in table.bad] == [
+        ("t.csv:3", "not UTF-8: byte 0xff in field 2"),
+        ("t.csv:5", f"field 1 has {FIELD_LIMIT + 1} characters, over the limit of {FIELD_LIMIT}"),
+        ("t.csv:8", "3 fields, the header has 2 ('9' past it)"),
+    ]
+    assert table.rows == [
+        (2, {"a": "1", "b": "2"}),
+        (6, {"a": "two\nlines", "b": "6"}),
+        (9, {"a": "10", "b": ""}),
+        (10, {"a": "11", "b": "12"}),
+    ]
+    assert csv.field_size_limit() == FIELD_LIMIT  # the module's limit is restored
+
+
+def test_records_without_header_and_an_unreadable_header(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"1,2\n\xfe,3\n")
+    records, bad = read_csv_records(path)
+    assert records == [(1, ["1", "2"])] and [b.name for b in bad] == ["t.csv:2"]
+    path.write_bytes(b"\xfe,3\n1,2\n")
+    with pytest.raises(ValueError, match=r"t\.csv:1: the header is unusable: not UTF-8"):
+        read_csv_rows(path)
+    path.write_bytes(b"")
+    assert read_csv_rows(path).header == []
