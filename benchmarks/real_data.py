@@ -217,7 +217,7 @@ def explanations(name: str, run: Path, items: list[str]) -> list[str]:
     ``negev explain`` writes for them (kept beside the table)."""
     folder = RESULTS / "real_data_explain" / name
     lines = []
-    for item in explain(run, items, folder):
+    for item in explain(run, items, folder, overwrite=True):
         high, low = item.top_regions(0, 3)
         fmt = ", ".join
         lines.append(

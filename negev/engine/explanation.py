@@ -67,14 +67,25 @@ def explain(
     which: str = "best",
     device: str = "cpu",
     render: bool = True,
+    overwrite: bool = False,
 ) -> list[Explanation]:
     """Class scores, maps and kept regions of each item of ``inputs`` (paths or literals, read
     by the plugin's ``read_input``) under a run's ``best`` (or ``latest``) checkpoint, rendered
-    by the plugin into ``out_dir`` (default ``<run>/explanations``) when ``render``."""
+    by the plugin into ``out_dir`` (default ``<run>/explanations``) when ``render``.
+
+    Raises:
+        FileExistsError: ``out_dir`` already holds files and not ``overwrite`` (which lets the
+            files of the same names be replaced; nothing else there is touched).
+    """
+    out = Path(out_dir) if out_dir is not None else Path(run) / "explanations"
+    if render and not overwrite and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} already holds files: pass --overwrite to replace those of the same names, "
+            "or choose another --out"
+        )
     plugin, config, model, meta = load_model(run, device, which)
     classes = meta["classes"]
     target = torch.device(device)
-    out = Path(out_dir) if out_dir is not None else Path(run) / "explanations"
     explanations = []
     for text in inputs:
         example = plugin.read_input(text)

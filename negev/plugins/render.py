@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["evidence_css", "evidence_rgb", "file_stem"]
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from negev.files import atomic_write, safe_name
+
+__all__ = ["evidence_css", "evidence_rgb", "item_stem", "write_file"]
 
 
 def evidence_rgb(value: float) -> tuple[float, float, float]:
@@ -20,6 +26,25 @@ def evidence_css(value: float) -> str:
     return f"rgb({red},{green},{blue})"
 
 
-def file_stem(name: str, default: str = "item", limit: int = 60) -> str:
-    """A file-name-safe stem for an item's name: letters, digits, '-' and '_' kept, the rest '_'."""
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:limit] or default
+def item_stem(name: str, key: object = None) -> str:
+    """The stem of an item's files: the readable part of its name (a path's file stem) through
+    :func:`~negev.files.safe_name`, always with a hash of ``key`` (default: the whole name), so
+    that items whose readable parts agree (``img/im3.png`` and ``img2/im3.png``, ``CC=C`` and
+    ``CC#C``) get files of their own."""
+    readable = Path(name).stem if Path(name).suffix else name
+    return safe_name(readable, key=name if key is None else key)
+
+
+def write_file(out_dir: Path, name: str, write: Callable[[Path], Any]) -> Path:
+    """Write ``out_dir / name`` atomically (:func:`~negev.files.atomic_write`; ``write``
+    writes the given temporary path), creating ``out_dir``. ``name`` must be one plain file name
+    (no separator, not hidden; build it with :func:`item_stem` and
+    :func:`~negev.files.safe_name`), so nothing is ever written outside ``out_dir``.
+
+    Raises:
+        ValueError: ``name`` is not a plain file name.
+    """
+    if not name or name != Path(name).name or name.startswith(".") or "\\" in name:
+        raise ValueError(f"{name!r} is not a plain file name (make it with negev.files.safe_name)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return atomic_write(out_dir / name, write)

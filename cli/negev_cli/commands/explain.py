@@ -19,12 +19,15 @@ def explain_command(
     top: int = typer.Option(3, help="Regions listed per class and sign."),
     device: str = typer.Option("cpu", help="cpu, cuda, ..."),
     which: str = typer.Option("best", help="Checkpoint of a run directory: best or latest."),
+    overwrite: bool = typer.Option(
+        False, help="Render into an --out that holds files, replacing those of the same names."
+    ),
 ) -> None:
     """Render each class's evidence (files) and list the top regions in the terminal."""
     if top < 1:
         raise ValueError(f"--top must be >= 1, got {top}")
     console = Console()
-    for item in explain(checkpoint, input_, out, which=which, device=device):
+    for item in explain(checkpoint, input_, out, which=which, device=device, overwrite=overwrite):
         console.print(f"[bold]{item.example.name}[/bold]")
         for c, name in enumerate(item.classes):
             high, low = (

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from negev.plugins import BadItem, DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import evidence_css, file_stem
+from negev.plugins.render import evidence_css, item_stem, write_file
 
 __all__ = ["TokenEncoder", "TokensPlugin"]
 
@@ -138,14 +138,14 @@ class TokensPlugin(ModalityPlugin):
             values = maps[c, : len(example.inputs)]
             scale = float(values.abs().max()) or 1.0
             cells = "".join(
-                f'<span style="background:{evidence_css(float(v) / scale)};padding:2px">{t}</span> '
+                f'<span style="background:{evidence_css(float(v) / scale)};padding:2px">'
+                f"{html.escape(t)}</span> "
                 for t, v in zip(example.inputs, values, strict=True)
             )
             rows.append(f"<p><b>{html.escape(name)}</b> ({float(scores[c]):+.2f}): {cells}</p>")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{file_stem(example.name)}.html"
-        path.write_text("<html><body>" + "\n".join(rows) + "</body></html>\n")
-        return [path]
+        page = "<html><body>" + "\n".join(rows) + "</body></html>\n"
+        name = f"{item_stem(example.name)}.html"
+        return [write_file(out_dir, name, lambda path: path.write_text(page, encoding="utf-8"))]
 
     def evidence_metrics(
         self,

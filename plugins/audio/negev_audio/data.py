@@ -12,7 +12,7 @@ from pathlib import Path
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import read_manifest
-from negev_audio.clips import check_clip
+from negev_audio.clips import MAX_SECONDS, check_clip
 
 __all__ = ["check_events", "parse_events", "read_csv"]
 
@@ -65,17 +65,18 @@ def read_csv(
     classes: list[str] | None = None,
     seed: int = 0,
     min_samples: int = 1,
+    max_seconds: float = MAX_SECONDS,
 ) -> DataSplits:
     """Read the manifest CSV at ``path`` (:mod:`negev.plugins.manifest`); every clip is decoded
-    once to check it (unreadable, empty, too short or silent clips, unknown labels, malformed
-    events, events past the clip's end or of a class the labels omit become :class:`BadItem` s
-    named by line and file)."""
+    once to check it (unreadable, empty, too short, too long or silent clips, unknown labels,
+    malformed events, events past the clip's end or of a class the labels omit become
+    :class:`BadItem` s named by line and file)."""
     manifest = read_manifest(path, classes)
     examples = []
     for row in manifest.rows:
         try:
             events = parse_events(row.fields.get("events") or "", manifest.classes)
-            duration = check_clip(row.file, sample_rate, min_samples)
+            duration = check_clip(row.file, sample_rate, min_samples, max_seconds)
             events = check_events(events, row.labels, duration, manifest.classes)
         except ValueError as exc:  # the row names the file: drop the reader's path prefix
             manifest.bad.append(BadItem(row.name, str(exc).removeprefix(f"{row.file}: ")))

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import file_stem
+from negev.plugins.render import item_stem, write_file
 from negev_audio.augment import augment_wave
-from negev_audio.clips import Waveform, read_clip
+from negev_audio.clips import MAX_SECONDS, Waveform, read_clip
 from negev_audio.data import read_csv
 from negev_audio.detection import segment_f1
 from negev_audio.encoders import LogMel, MelCNNEncoder
@@ -33,7 +33,8 @@ class AudioPlugin(ModalityPlugin):
     are resampled), ``n_mels``, ``hop`` (samples per frame), ``width`` and ``blocks`` (CNN),
     ``classes`` (CSV, ``|``-separated), ``segment`` (seconds, segment F1),
     ``detection_threshold`` (share of a map's maximum that marks a frame active), ``demo_train`` /
-    ``demo_val`` / ``demo_test``.
+    ``demo_val`` / ``demo_test``, ``max_seconds`` (longest clip, default 600; a longer one is a
+    bad item).
 
     Augmentation (training only): ``augment`` (a circular time shift and SpecAugment-style
     masks; default on for data on disk, off for the synthetic demo), ``time_masks`` and
@@ -75,8 +76,14 @@ class AudioPlugin(ModalityPlugin):
         classes = options.get("classes")
         rate = int(options.get("sample_rate", RATE))
         seed = int(config.get("seed", 0))
+        self.max_seconds = _max_seconds(options)
         return read_csv(
-            path, rate, classes.split("|") if classes else None, seed, self.frontend.n_fft
+            path,
+            rate,
+            classes.split("|") if classes else None,
+            seed,
+            self.frontend.n_fft,
+            self.max_seconds,
         )
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +99,7 @@ class AudioPlugin(ModalityPlugin):
             "time_masks": int(options.get("time_masks", 2)),
             "freq_masks": int(options.get("freq_masks", 2)),
             "mask_width": float(options.get("mask_width", 0.1)),
+            "max_seconds": _max_seconds(options),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -102,6 +110,7 @@ class AudioPlugin(ModalityPlugin):
         self.augment = bool(state.get("augment", False))
         self.masks = (int(state.get("time_masks", 2)), int(state.get("freq_masks", 2)))
         self.mask_width = float(state.get("mask_width", 0.1))
+        self.max_seconds = float(state.get("max_seconds", MAX_SECONDS))
 
     def _frames(self, samples: int) -> int:
         return int(self.frontend.frames(torch.tensor(samples)))
@@ -128,7 +137,7 @@ class AudioPlugin(ModalityPlugin):
             if inputs.rate == self.sample_rate:
                 return inputs.samples
             return AF.resample(inputs.samples, inputs.rate, self.sample_rate)
-        return read_clip(inputs, self.sample_rate, self.frontend.n_fft)
+        return read_clip(inputs, self.sample_rate, self.frontend.n_fft, self.max_seconds)
 
     def load_item(
         self,
@@ -156,7 +165,7 @@ class AudioPlugin(ModalityPlugin):
         return {"waves": batch, "lengths": lengths}
 
     def read_input(self, text: str) -> Example:
-        read_clip(text, self.sample_rate, self.frontend.n_fft)  # fail now, naming the file
+        read_clip(text, self.sample_rate, self.frontend.n_fft, self.max_seconds)  # fail now
         return Example(text, text, ())
 
     def region_names(self, example: Example) -> list[str]:
@@ -215,11 +224,8 @@ class AudioPlugin(ModalityPlugin):
                         draw.rectangle((f * px, y, f * px + px - 1, y + 2), fill=colour)
             draw.line((0, middle, width, middle), fill=(160, 160, 160))
             draw.text((4, y0 + 1), f"{name} {float(scores[c]):+.2f}", fill=(0, 0, 0))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = file_stem(Path(example.name).stem if Path(example.name).suffix else example.name)
-        path = out_dir / f"{stem}_evidence.png"
-        sheet.save(path)
-        return [path]
+        name = f"{item_stem(example.name)}_evidence.png"
+        return [write_file(out_dir, name, lambda path: sheet.save(path, "PNG"))]
 
     def evidence_metrics(
         self,
@@ -267,3 +273,10 @@ class AudioPlugin(ModalityPlugin):
         metrics["psds1"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS1)
         metrics["psds2"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS2)
         return metrics
+
+
+def _max_seconds(options: dict[str, Any]) -> float:
+    limit = float(options.get("max_seconds", MAX_SECONDS))
+    if not limit > 0:
+        raise ValueError(f"plugin option max_seconds must be > 0, got {limit}")
+    return limit

@@ -192,7 +192,7 @@ def test_cli_train_evaluate_explain(tmp_path, pooling):
     )
     assert result.exit_code == 0, result.output
     assert "s (" in result.output  # frames listed by time
-    with Image.open(run / "explanations" / "beep_evidence.png") as image:
+    with Image.open(next((run / "explanations").glob("beep-*_evidence.png"))) as image:
         assert image.height == 16 + 4 * 32 + 4 * 60
 
 

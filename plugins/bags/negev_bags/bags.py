@@ -20,9 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SUFFIXES", "Bag", "check_bag", "read_bag"]
+__all__ = ["MAX_INSTANCES", "SUFFIXES", "Bag", "check_bag", "read_bag"]
 
 SUFFIXES = (".pt", ".npy", ".h5")
+#: Most instances of one bag (plugin option ``max_instances``; a whole slide has ~10^4-10^5
+#: tiles): a larger bag is a bad item.
+MAX_INSTANCES = 500_000
 
 
 @dataclass
@@ -106,11 +109,19 @@ def _matrix(value, name: str, what: str) -> Tensor:
     return tensor.float()
 
 
-def check_bag(features: Tensor, width: int | None) -> str | None:
-    """What is wrong with a bag's ``features`` (n, d) (empty, another width than ``width``,
-    NaN or infinite values), or None when it is usable."""
+def check_bag(
+    features: Tensor, width: int | None, max_instances: int = MAX_INSTANCES
+) -> str | None:
+    """What is wrong with a bag's ``features`` (n, d) (empty, more than ``max_instances``
+    instances, another width than ``width``, NaN or infinite values), or None when it is
+    usable."""
     if features.shape[0] == 0:
         return "empty bag (no instance)"
+    if features.shape[0] > max_instances:
+        return (
+            f"{features.shape[0]} instances, over the limit of max_instances={max_instances} "
+            "(a plugin option)"
+        )
     if width is not None and features.shape[1] != width:
         return f"{features.shape[1]} features per instance, expected {width}"
     finite = torch.isfinite(features).all(1)

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from negev.files import safe_name
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import file_stem
-from negev_bags.bags import SUFFIXES, Bag, check_bag, read_bag
+from negev.plugins.render import item_stem, write_file
+from negev_bags.bags import MAX_INSTANCES, SUFFIXES, Bag, check_bag, read_bag
 from negev_bags.demo import ARTEFACT, TUMOUR, slide_demo
 from negev_bags.encoders import InstanceEncoder
 from negev_bags.evidence import instance_auprc, write_instance_csv, write_scatter
@@ -27,6 +28,7 @@ OPTIONS = {
     "negative": "the label meaning 'no class' (default '0' when labels are 0 / 1)",
     "classes": "fixed class list, '|'-separated",
     "dim": "expected feature width (default: the first good bag's)",
+    "max_instances": f"most instances of a bag (default {MAX_INSTANCES}); a larger one is bad",
     "stats_bags": "training bags read for the feature statistics (default 200)",
     "demo_train": "demo slides (default 200)",
     "demo_val": "(default 60)",
@@ -48,6 +50,13 @@ def _hidden(value: Any) -> tuple[int, ...]:
     except ValueError:
         message = f"plugin option hidden must be sizes like '256,128', got {value!r}"
         raise ValueError(message) from None
+
+
+def _max_instances(options: dict[str, Any]) -> int:
+    limit = int(options.get("max_instances", MAX_INSTANCES))
+    if limit < 1:
+        raise ValueError(f"plugin option max_instances must be >= 1, got {limit}")
+    return limit
 
 
 def _flag(value: Any) -> bool:
@@ -112,6 +121,7 @@ class BagsPlugin(ModalityPlugin):
             "classes": str(classes).split("|") if classes else None,
             "negative": options.get("negative"),
             "seed": seed,
+            "max_instances": _max_instances(options),
         }
         fmt = str(options.get("format", "files"))
         if fmt == "files":
@@ -132,7 +142,10 @@ class BagsPlugin(ModalityPlugin):
         options = config.get("plugin", {})
         bags = data.train[: int(options.get("stats_bags", 200))]
         first, _ = bags[0].inputs.load()
-        state: dict[str, Any] = {"in_features": int(first.shape[1])}
+        state: dict[str, Any] = {
+            "in_features": int(first.shape[1]),
+            "max_instances": _max_instances(options),
+        }
         if _flag(options.get("standardize", True)):
             total = torch.zeros(first.shape[1], dtype=torch.float64)
             square = torch.zeros_like(total)
@@ -150,6 +163,7 @@ class BagsPlugin(ModalityPlugin):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.in_features = state.get("in_features")
+        self.max_instances = int(state.get("max_instances", MAX_INSTANCES))
         self.mean = torch.tensor(state["mean"]) if "mean" in state else None
         self.std = torch.tensor(state["std"]) if "std" in state else None
 
@@ -188,7 +202,7 @@ class BagsPlugin(ModalityPlugin):
         as is (no copy: a huge bag is not duplicated)."""
         bags = [e.inputs.load()[0] for e in examples]
         for example, features in zip(examples, bags, strict=True):
-            problem = check_bag(features, self.in_features)
+            problem = check_bag(features, self.in_features, self.max_instances)
             if problem:
                 raise ValueError(f"{example.name}: {problem}")
         if len(bags) == 1:
@@ -207,7 +221,7 @@ class BagsPlugin(ModalityPlugin):
         if path.suffix.lower() not in SUFFIXES:
             raise ValueError(f"{text}: a bag file is {', '.join(SUFFIXES)}")
         features, coords = read_bag(path)  # fail now, naming the file
-        problem = check_bag(features, self.in_features)
+        problem = check_bag(features, self.in_features, self.max_instances)
         if problem:
             raise ValueError(f"{path.name}: {problem}")
         return Example(text, Bag(features, coords, path, len(features)), ())
@@ -230,15 +244,22 @@ class BagsPlugin(ModalityPlugin):
         """A CSV of every instance's class scores (with coords and the pooling's selection), and
         per class a PNG of the instances' evidence at their coordinates."""
         _, coords = example.inputs.load()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = file_stem(Path(example.name).stem if Path(example.name).suffix else example.name)
+        stem = item_stem(example.name)
         files = [
-            write_instance_csv(out_dir / f"{stem}_instances.csv", maps, classes, coords, selected)
+            write_file(
+                out_dir,
+                f"{stem}_instances.csv",
+                lambda path: write_instance_csv(path, maps, classes, coords, selected),
+            )
         ]
         for c, name in enumerate(classes):
             title = f"{Path(example.name).name}: {name} {float(scores[c]):+.2f}"
             files.append(
-                write_scatter(out_dir / f"{stem}_{file_stem(name)}.png", maps[c], coords, title)
+                write_file(
+                    out_dir,
+                    f"{stem}_{safe_name(name)}.png",
+                    lambda path, c=c, title=title: write_scatter(path, maps[c], coords, title),
+                )
             )
         return files
 

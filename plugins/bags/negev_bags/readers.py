@@ -16,7 +16,7 @@ import torch
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS, _names
 from negev.plugins.tables import read_csv_records, read_csv_rows
-from negev_bags.bags import Bag, check_bag, read_bag
+from negev_bags.bags import MAX_INSTANCES, Bag, check_bag, read_bag
 
 __all__ = ["label_scheme", "read_bag_csv", "read_mil_table"]
 
@@ -53,6 +53,7 @@ def read_bag_csv(
     negative: str | None = None,
     width: int | None = None,
     seed: int = 0,
+    max_instances: int = MAX_INSTANCES,
 ) -> DataSplits:
     """Bags listed by a CSV ``bag,label[,split]`` (``path`` / ``labels`` are accepted too): ``bag``
     is a ``.pt`` / ``.npy`` / ``.h5`` file relative to the CSV's folder (or absolute).
@@ -111,7 +112,7 @@ def read_bag_csv(
         except ValueError as error:
             bad.append(BadItem(name, str(error).removeprefix(f"{file.name}: ")))
             continue
-        problem = check_bag(features, width)
+        problem = check_bag(features, width, max_instances)
         if problem:
             bad.append(BadItem(name, problem))
             continue
@@ -130,6 +131,7 @@ def read_mil_table(
     classes: list[str] | None = None,
     negative: str | None = None,
     seed: int = 0,
+    max_instances: int = MAX_INSTANCES,
 ) -> DataSplits:
     """The classic MIL table (Musk, Elephant, UCSB breast cancer): one row per instance with its
     bag id, the bag's label and the feature columns (every other column).
@@ -190,7 +192,7 @@ def read_mil_table(
                 reason = f"a cell is not a number ({error})"
         if reason is None:
             features = torch.as_tensor(values, dtype=torch.float32)
-            reason = check_bag(features, width)
+            reason = check_bag(features, width, max_instances)
         if reason is not None:
             bad.append(BadItem(name, reason))
             continue

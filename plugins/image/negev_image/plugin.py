@@ -12,14 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from negev.files import safe_name
 from negev.metrics import average_precision
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import file_stem
+from negev.plugins.render import item_stem, write_file
 from negev_image import readers
 from negev_image.crf import DenseCRF
 from negev_image.digits import DigitCanvasConfig, digits_demo
 from negev_image.drawing import evidence_overlay, grid
-from negev_image.images import read_image, to_model_input
+from negev_image.images import MAX_PIXELS, read_image, to_model_input
 from negev_image.localization import (
     SegmentationIoU,
     corloc_counts,
@@ -59,9 +60,10 @@ class ImagePlugin(ModalityPlugin):
 
     Augmentation (training only): ``augment`` (random resized crop + horizontal flip; default
     on for data on disk, off for the digits demo, whose digits a flip would change),
-    ``crop_scale`` (smallest area share of a crop, default 0.5). Test-time views averaged by the
-    test evaluation: ``test_scales`` (``,``-separated sides, e.g. ``448,576``; default
-    ``image_size``) and ``test_flip`` (also each view flipped).
+    ``crop_scale`` (smallest area share of a crop, default 0.5). ``max_pixels``: the most pixels
+    of one image (default 100 million); a larger one is a bad item, refused from its header.
+    Test-time views averaged by the test evaluation: ``test_scales`` (``,``-separated sides,
+    e.g. ``448,576``; default ``image_size``) and ``test_flip`` (also each view flipped).
     """
 
     name = "image"
@@ -70,6 +72,7 @@ class ImagePlugin(ModalityPlugin):
 
     def __init__(self) -> None:
         self.image_size = 448
+        self.max_pixels = MAX_PIXELS
         self.augment, self.crop_scale = False, 0.5
         self.stride = 32
         self._options: dict[str, Any] = {}  # plugin options of the data last loaded
@@ -90,6 +93,7 @@ class ImagePlugin(ModalityPlugin):
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
         options = self._options = dict(config.get("plugin", {}))
         seed = int(config.get("seed", 0))
+        self.max_pixels = limit = _max_pixels(options)
         if spec is None or spec == "demo":
             canvas = DigitCanvasConfig(size=int(options.get("canvas", 64)))
             sizes = tuple(
@@ -99,14 +103,14 @@ class ImagePlugin(ModalityPlugin):
             return digits_demo(sizes, canvas, seed=0)
         path = Path(spec)
         if path.is_dir():
-            return readers.read_voc(path, seed)
+            return readers.read_voc(path, seed, limit)
         if not path.is_file():
             raise ValueError(f"--data {spec}: no such file or directory")
         if path.suffix == ".json":
-            return readers.read_coco(path, options.get("image_root"), seed)
+            return readers.read_coco(path, options.get("image_root"), seed, limit)
         if path.suffix == ".csv":
             classes = options.get("classes")
-            return readers.read_csv(path, classes.split("|") if classes else None, seed)
+            return readers.read_csv(path, classes.split("|") if classes else None, seed, limit)
         raise ValueError(
             f"--data {spec}: expected a VOC directory, a COCO .json or a .csv of path,labels"
         )
@@ -120,10 +124,16 @@ class ImagePlugin(ModalityPlugin):
         scale = float(options.get("crop_scale", 0.5))
         if not 0 < scale <= 1:
             raise ValueError(f"plugin option crop_scale must be in (0, 1], got {scale}")
-        return {"image_size": int(size), "augment": augment, "crop_scale": scale}
+        return {
+            "image_size": int(size),
+            "augment": augment,
+            "crop_scale": scale,
+            "max_pixels": _max_pixels(options),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.image_size = int(state.get("image_size", 448))
+        self.max_pixels = int(state.get("max_pixels", MAX_PIXELS))
         self.augment = bool(state.get("augment", False))
         self.crop_scale = float(state.get("crop_scale", 0.5))
 
@@ -147,7 +157,7 @@ class ImagePlugin(ModalityPlugin):
 
     def _pixels(self, example: Example) -> Tensor:
         inputs = example.inputs
-        return inputs if isinstance(inputs, Tensor) else read_image(inputs)
+        return inputs if isinstance(inputs, Tensor) else read_image(inputs, self.max_pixels)
 
     def load_item(
         self,
@@ -168,6 +178,7 @@ class ImagePlugin(ModalityPlugin):
             generator if train and self.augment else None,
             (self.crop_scale, 1.0),
             flip=bool(view.get("flip", False)) if not (train and self.augment) else None,
+            max_pixels=self.max_pixels,
         )
         return dataclasses.replace(example, inputs=inputs)
 
@@ -194,7 +205,7 @@ class ImagePlugin(ModalityPlugin):
         return to_model_input(self._pixels(example), self.image_size)
 
     def read_input(self, text: str) -> Example:
-        read_image(text)  # a clear error naming the file now rather than in the model
+        read_image(text, self.max_pixels)  # a clear error naming the file now, not in the model
         return Example(text, text, ())
 
     def region_names(self, example: Example) -> list[str]:
@@ -212,8 +223,7 @@ class ImagePlugin(ModalityPlugin):
     ) -> list[Path]:
         """Per class a PNG of the image shaded by the class map (green for, red against) with
         the kept regions outlined, and ``<item>_grid.png`` with the image and every class."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = file_stem(Path(example.name).stem if Path(example.name).suffix else example.name)
+        stem = item_stem(example.name)
         pixels = self._pixels(example)
         written, tiles = [], []
         original = evidence_overlay(pixels, torch.zeros(1, 1), Path(example.name).name)
@@ -222,11 +232,12 @@ class ImagePlugin(ModalityPlugin):
             tile = evidence_overlay(
                 pixels, maps[c], f"{classes[c]} {float(scores[c]):+.2f}", chosen
             )
-            path = out_dir / f"{stem}_{file_stem(classes[c])}.png"
-            tile.save(path)
-            written.append(path)
+            name = f"{stem}_{safe_name(classes[c])}.png"
+            written.append(write_file(out_dir, name, lambda path, t=tile: t.save(path, "PNG")))
             tiles.append(tile)
-        written.append(grid([original, *tiles], out_dir / f"{stem}_grid.png"))
+        written.append(
+            write_file(out_dir, f"{stem}_grid.png", lambda path: grid([original, *tiles], path))
+        )
         return written
 
     def evidence_metrics(
@@ -336,6 +347,15 @@ class ImagePlugin(ModalityPlugin):
             if crf is not None:
                 metrics["miou_crf"] = refined.compute()
         return {**base, **{k: float(v) for k, v in metrics.items() if not np.isnan(v)}}
+
+
+def _max_pixels(options: dict[str, Any]) -> int:
+    """The plugin option ``max_pixels``: the most pixels of one image (default
+    :data:`~negev_image.images.MAX_PIXELS`); a larger image is a bad item."""
+    limit = int(options.get("max_pixels", MAX_PIXELS))
+    if limit < 1:
+        raise ValueError(f"plugin option max_pixels must be >= 1, got {limit}")
+    return limit
 
 
 def _flag(value: Any) -> bool:

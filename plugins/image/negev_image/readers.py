@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import read_manifest
-from negev_image.images import check_image
+from negev_image.images import MAX_PIXELS, check_image
 
 __all__ = ["VOC_CLASSES", "read_coco", "read_csv", "read_voc", "truth_mask"]
 
@@ -88,7 +88,7 @@ def _split_ids(root: Path, seed: int) -> tuple[dict[str, list[str]], list[BadIte
     return splits, bad
 
 
-def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
+def read_voc(root: str | Path, seed: int = 0, max_pixels: int = MAX_PIXELS) -> DataSplits:
     """A Pascal VOC directory (VOCdevkit/VOC2007 layout: Annotations, JPEGImages,
     ImageSets/Main, optionally SegmentationClass).
 
@@ -130,7 +130,7 @@ def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
             bad.append(BadItem(name, str(exc)))
             parsed[image_id] = None
             continue
-        except (AttributeError, TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: "inf"
             bad.append(
                 BadItem(name, "an <object> lacks a <bndbox> with numeric xmin/ymin/xmax/ymax")
             )
@@ -138,7 +138,7 @@ def read_voc(root: str | Path, seed: int = 0) -> DataSplits:
             continue
         image_path = root / "JPEGImages" / f"{image_id}.jpg"
         try:
-            size = check_image(image_path)
+            size = check_image(image_path, max_pixels)
         except ValueError as exc:
             reason = str(exc).removeprefix(f"{image_path}: ")
             bad.append(BadItem(f"JPEGImages/{image_id}.jpg", reason))
@@ -190,7 +190,9 @@ def _is_box(value: Any) -> bool:
     )
 
 
-def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) -> DataSplits:
+def read_coco(
+    path: str | Path, image_root: str | None = None, seed: int = 0, max_pixels: int = MAX_PIXELS
+) -> DataSplits:
     """A COCO instances JSON (``images``, ``annotations``, ``categories``), cut 70/15/15 by seed.
 
     Classes are the categories in id order; ``iscrowd`` regions count as labels but not as boxes.
@@ -248,7 +250,7 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
             )
             continue
         try:
-            size = check_image(file)
+            size = check_image(file, max_pixels)
         except ValueError as exc:
             bad.append(BadItem(image["file_name"], str(exc).removeprefix(f"{file}: ")))
             continue
@@ -267,7 +269,12 @@ def read_coco(path: str | Path, image_root: str | None = None, seed: int = 0) ->
     return DataSplits.shuffled(examples, classes, True, bad, seed)
 
 
-def read_csv(path: str | Path, classes: list[str] | None = None, seed: int = 0) -> DataSplits:
+def read_csv(
+    path: str | Path,
+    classes: list[str] | None = None,
+    seed: int = 0,
+    max_pixels: int = MAX_PIXELS,
+) -> DataSplits:
     """A manifest CSV (:mod:`negev.plugins.manifest`): ``path``, ``labels`` (``|``-separated;
     empty = no class present), optional ``split`` (else cut 70/15/15 by seed); relative paths are
     relative to the CSV's folder. ``classes`` fixes the class list (default: the labels found).
@@ -276,7 +283,7 @@ def read_csv(path: str | Path, classes: list[str] | None = None, seed: int = 0) 
     examples = []
     for row in manifest.rows:
         try:
-            size = check_image(row.file)
+            size = check_image(row.file, max_pixels)
         except ValueError as exc:
             manifest.bad.append(BadItem(row.name, str(exc).removeprefix(f"{row.file}: ")))
             continue

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
-from negev_image.images import IMAGENET_MEAN, IMAGENET_STD
+from negev_image.images import IMAGENET_MEAN, IMAGENET_STD, MAX_PIXELS, open_image
 
 __all__ = ["crop_box", "model_view"]
 
@@ -58,11 +58,14 @@ def crop_box(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def _open(path: Path, size: int, generator: torch.Generator | None, scale) -> tuple[Tensor, Box]:
+def _open(
+    path: Path, size: int, generator: torch.Generator | None, scale, max_pixels: int
+) -> tuple[Tensor, Box]:
     """Decode the file at ``path`` (JPEGs at the smallest DCT scale that keeps the crop at least
-    ``size`` px a side) and return (3, H, W) uint8 and the crop in its pixels."""
+    ``size`` px a side; none over ``max_pixels``) and return (3, H, W) uint8 and the crop in its
+    pixels."""
     try:
-        with Image.open(path) as image:
+        with open_image(path, max_pixels) as image:
             width, height = image.size
             box = (0, 0, height, width)
             if generator is not None:
@@ -73,7 +76,7 @@ def _open(path: Path, size: int, generator: torch.Generator | None, scale) -> tu
             image.draft("RGB", need)
             factor = image.size[0] / width
             rgb = image.convert("RGB")  # decodes every pixel: a truncated file fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: cannot read image ({exc})") from None
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
     if factor != 1:  # the crop in the pixels of the reduced image
@@ -90,6 +93,7 @@ def model_view(
     generator: torch.Generator | None = None,
     scale: tuple[float, float] = (0.5, 1.0),
     flip: bool | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Tensor:
     """The model input of an image: (3, size, size) float32, ImageNet-normalised.
 
@@ -98,6 +102,7 @@ def model_view(
         generator: draws a random resized crop (area share in ``scale``) and, when ``flip`` is
             None, a horizontal flip with probability 1/2 (training); None: the whole image.
         flip: flip horizontally (True), never (False), or at random (None, with a generator).
+        max_pixels: the most pixels of an image file (:func:`negev_image.images.open_image`).
 
     Raises:
         ValueError: naming the file when it cannot be read.
@@ -111,7 +116,7 @@ def model_view(
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"{path}: no such image file")
-        pixels, box = _open(path, size, generator, scale)
+        pixels, box = _open(path, size, generator, scale, max_pixels)
     top, left, h, w = box
     x = pixels[:, top : top + h, left : left + w].float().div_(255).unsqueeze(0)
     if x.shape[-2:] != (size, size):

@@ -301,9 +301,9 @@ def test_cli_train_evaluate_explain_on_the_demo(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "cell(row" in result.output
-    pngs = sorted(p.name for p in (tmp_path / "ex").glob("*.png"))
-    assert len(pngs) == 11 and "digits_grid.png" in pngs and "digits_7.png" in pngs
-    with Image.open(tmp_path / "ex" / "digits_grid.png") as grid:
+    pngs = sorted(p.name.partition("_")[2] for p in (tmp_path / "ex").glob("digits-*.png"))
+    assert len(pngs) == 11 and "grid.png" in pngs and "7.png" in pngs
+    with Image.open(next((tmp_path / "ex").glob("digits-*_grid.png"))) as grid:
         assert grid.size == (6 * 256, 2 * 274)
     result = runner.invoke(app, ["explain", "--checkpoint", str(run), "--input", "nope.png"])
     assert result.exit_code != 0 and "nope.png: no such image file" in result.output

@@ -174,7 +174,10 @@ def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
 def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
     """SDF with the task labels as 0/1 properties (``label_columns``, default every property
     but the split one) and optionally a ``split`` property (``split_column``)."""
-    supplier = Chem.SDMolSupplier(str(path), sanitize=False)
+    try:
+        supplier = Chem.SDMolSupplier(str(path), sanitize=False)
+    except OSError as exc:  # RDKit refuses an empty file
+        raise ValueError(f"{path}: RDKit cannot read it as SDF ({exc})") from None
     records, properties = [], set()
     for index, mol in enumerate(supplier, start=1):
         name = f"{path.name}:record {index}"

@@ -12,8 +12,9 @@ from rdkit.Chem.Draw import rdMolDraw2D
 from sklearn.metrics import average_precision_score
 from torch import Tensor
 
+from negev.files import safe_name
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import evidence_rgb, file_stem
+from negev.plugins.render import evidence_rgb, item_stem, write_file
 from negev_molecule import data
 from negev_molecule.chem import parse_smiles
 from negev_molecule.encoders import HashedEnvironmentEncoder, MessagePassingEncoder
@@ -101,8 +102,7 @@ class MoleculePlugin(ModalityPlugin):
         as PNG and SVG."""
         graph: MolGraph = example.inputs
         mol = Chem.MolFromSmiles(graph.smiles)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = file_stem(example.name, "molecule")
+        stem = item_stem(example.name)
         written = []
         for c, name in enumerate(classes):
             high, low = data.atom_evidence(graph, maps[c, : len(graph.regions)].numpy())
@@ -126,10 +126,10 @@ class MoleculePlugin(ModalityPlugin):
                     legend=legend,
                 )
                 drawer.FinishDrawing()
-                path = out_dir / f"{stem}_{name}.{suffix}"
                 content = drawer.GetDrawingText()
-                path.write_bytes(content if isinstance(content, bytes) else content.encode())
-                written.append(path)
+                content = content if isinstance(content, bytes) else content.encode()
+                file = f"{stem}_{safe_name(name)}.{suffix}"
+                written.append(write_file(out_dir, file, lambda p, c=content: p.write_bytes(c)))
         return written
 
     def evidence_metrics(

@@ -120,14 +120,15 @@ def test_cli_train_evaluate_explain(tmp_path):
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(out)])
     assert result.exit_code == 0, result.output
     assert "roc_auc" in json.loads((out / "evaluation_test.json").read_text())
+    drawn = tmp_path / "drawn"
     result = runner.invoke(
-        app, ["explain", "--checkpoint", str(out), "-i", "Oc1ccc(Cl)cc1", "--out", str(tmp_path)]
+        app, ["explain", "--checkpoint", str(out), "-i", "Oc1ccc(Cl)cc1", "--out", str(drawn)]
     )
     assert result.exit_code == 0, result.output
     assert "env0:Cl" in result.output or "env1:" in result.output
-    png = next(tmp_path.glob("*_active.png")).read_bytes()
+    png = next(drawn.glob("*_active.png")).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "<svg" in next(tmp_path.glob("*_active.svg")).read_text()
+    assert "<svg" in next(drawn.glob("*_active.svg")).read_text()
     result = runner.invoke(app, ["explain", "--checkpoint", str(out), "-i", "C1CC"])
     assert result.exit_code == 1 and "does not parse" in result.output
 

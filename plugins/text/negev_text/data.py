@@ -30,6 +30,9 @@ _FILLER = [
     "the place is near the station", "we stayed two nights", "it opened in may",
 ]  # fmt: skip
 _KINDS = ["praise"] * 3 + ["complaint", "contrast", "denial", "plain", "none"]
+#: Longest text, in characters (option ``max_chars``): the CSV field limit, for JSONL too. A
+#: longer text is a bad item.
+MAX_CHARS = 131_072
 
 
 def demo(size: int, seed: int) -> list[Example]:
@@ -126,8 +129,9 @@ def read(
     Options: ``text_column`` (``text``), ``label_column`` (``label``; several labels per text
     separated by ``|`` make the data multi-label), ``split_column`` (``split``: train / val /
     test, optional), ``classes`` (comma-separated; labels outside it are bad items; default:
-    every label seen), ``positive_spans`` / ``negative_spans`` columns of ground-truth character
-    spans (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in JSONL), used for evaluation
+    every label seen), ``max_chars`` (longest text, default 131,072: a longer one is bad),
+    ``positive_spans`` / ``negative_spans`` columns of ground-truth character spans
+    (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in JSONL), used for evaluation
     only. A text or label column that no line has is an error naming the columns there are.
 
     Returns:
@@ -139,6 +143,9 @@ def read(
     text_column = options.get("text_column", "text")
     label_column = options.get("label_column", "label")
     split_column = options.get("split_column", "split")
+    max_chars = int(options.get("max_chars", MAX_CHARS))
+    if max_chars < 1:
+        raise ValueError(f"plugin option max_chars must be >= 1, got {max_chars}")
     rows, bad = [], []
     if path.suffix.lower() in (".jsonl", ".json"):
         raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
@@ -183,6 +190,11 @@ def read(
         try:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"empty text (column {text_column!r})")
+            if len(text) > max_chars:
+                raise ValueError(
+                    f"text of {len(text)} characters, over the limit of max_chars={max_chars} "
+                    "(a plugin option)"
+                )
             if not labels:
                 raise ValueError(f"no label (column {label_column!r})")
             split = str(row.get(split_column) or "").strip() if has_split else None

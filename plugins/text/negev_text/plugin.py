@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
-from negev.plugins.render import evidence_css, file_stem
+from negev.plugins.render import evidence_css, item_stem, write_file
 from negev_text import data
 from negev_text.encoders import ConvWindowEncoder, HashedNgramEncoder, TransformerWindowEncoder
 from negev_text.eraser import faithfulness, iou_f1, top_k_spans
@@ -124,6 +124,10 @@ class TextPlugin(ModalityPlugin):
     def read_input(self, text: str) -> Example:
         if not text.strip():
             raise ValueError("--input is an empty text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # bytes the command line could not decode
+            raise ValueError(f"--input {text[:40]!r}... is not UTF-8 (at {exc.start})") from None
         return Example(text[:40], text, ())
 
     # -- evidence ----------------------------------------------------------------------------
@@ -176,14 +180,13 @@ class TextPlugin(ModalityPlugin):
                 for s, e, w in zip(tokens.starts, tokens.ends, weight, strict=True)
             )
             rows.append(f"<p><b>{html.escape(name)}</b> {float(scores[c]):+.2f}<br>{cells}</p>")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{file_stem(example.name, 'text')}.html"
-        path.write_text(
+        page = (
             '<html><head><meta charset="utf-8"></head><body style="font-family:sans-serif">'
             + "\n".join(rows)
             + "</body></html>\n"
-        )
-        return [path]
+        ).encode("utf-8", "backslashreplace")
+        name = f"{item_stem(example.name, key=example.inputs)}.html"
+        return [write_file(out_dir, name, lambda path: path.write_bytes(page))]
 
     def evidence_metrics(
         self,
