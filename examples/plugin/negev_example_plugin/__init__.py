@@ -138,8 +138,7 @@ class TokensPlugin(ModalityPlugin):
             values = maps[c, : len(example.inputs)]
             scale = float(values.abs().max()) or 1.0
             cells = "".join(
-                f'<span style="background:{evidence_css(float(v) / scale)};padding:2px">'
-                f"{html.escape(t)}</span> "
+                f'<span style="background:{evidence_css(float(v) / scale)};padding:2px">{t}</span> '
                 for t, v in zip(example.inputs, values, strict=True)
             )
             rows.append(f"<p><b>{html.escape(name)}</b> ({float(scores[c]):+.2f}): {cells}</p>")
