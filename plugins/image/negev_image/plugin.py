@@ -325,4 +325,3 @@ class ImagePlugin(ModalityPlugin):
             if crf is not None:
                 metrics["miou_crf"] = refined.compute()
         return {**base, **{k: float(v) for k, v in metrics.items() if not np.isnan(v)}}
-
