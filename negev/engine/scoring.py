@@ -89,5 +89,9 @@ def evaluate(
         loader.close()
     metrics = classification_metrics(scores, examples, num_classes, meta["multilabel"])
     if evidence:
-        metrics.update(evidence_metrics(plugin, examples, maps, meta["classes"], scores, model))
+        metrics.update(
+            evidence_metrics(
+                plugin, examples, maps, meta["classes"], scores, model, meta["multilabel"]
+            )
+        )
     return Evaluation(metrics, split, len(examples), find_checkpoint(Path(run), which))

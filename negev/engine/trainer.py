@@ -284,7 +284,9 @@ def train(
             metrics = classification_metrics(scores, data.test, num_classes, data.multilabel)
             if evidence:
                 metrics.update(
-                    evidence_metrics(plugin, data.test, maps, data.classes, scores, model)
+                    evidence_metrics(
+                        plugin, data.test, maps, data.classes, scores, model, data.multilabel
+                    )
                 )
             (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     finally:

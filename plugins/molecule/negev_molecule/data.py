@@ -16,8 +16,10 @@ from rdkit import Chem, RDConfig
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
+from negev.plugins.options import parse_options
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
+from negev_molecule.options import MoleculeOptions
 
 # The rule of the "nci" demo: active = has an aromatic hydroxyl and no halogen (RDKit's
 # FragmentDescriptors fr_Ar_OH and fr_halogen). The halogen inhibits: negative evidence.
@@ -34,7 +36,7 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     The file's ``split`` column (option ``split_column``), when it has one, fixes the splits;
     otherwise they are cut 70/15/15 by the seed. When no row can be used the splits are empty and
     every row is in ``bad``, with its reason."""
-    options = config.get("plugin", {})
+    options = parse_options(MoleculeOptions, config.get("plugin") or {}, owner="molecule")
     featurize = Featurizer.of(options)
     builtin = spec is None or spec.startswith("demo:")
     seed = int(config.get("seed", 0))
@@ -67,21 +69,11 @@ class Featurizer:
     rings: bool = False
 
     @classmethod
-    def of(cls, options: dict[str, Any]) -> Featurizer:
-        return cls(
-            int(options.get("radius", 2)),
-            _flag(options.get("brics", False)),
-            _flag(options.get("rings", False)),
-        )
+    def of(cls, options: MoleculeOptions) -> Featurizer:
+        return cls(options.radius, options.brics, options.rings)
 
     def __call__(self, mol: Chem.Mol) -> MolGraph:
         return MolGraph.from_mol(mol, self.radius, self.brics, self.rings)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
 
 
 def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
@@ -130,14 +122,14 @@ def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], li
     return examples, bad
 
 
-def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
+def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
     """CSV with a SMILES column (``smiles_column``, default ``smiles``), one 0/1 column per task
     (``label_columns``, default every other column except ``id``/``name`` and the split column)
     and optionally a ``split`` column (``split_column``) of train / val / test; an empty label
     cell is a missing label. Without ``label_columns``, a column whose cells are mostly not 0/1
     (a measured value, a name) is an error that names it and suggests ``label_columns``; a few
     such cells in a 0/1 column are bad rows."""
-    column = options.get("smiles_column", "smiles")
+    column = options.smiles_column
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         header = reader.fieldnames or []
@@ -147,12 +139,12 @@ def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
                 "with smiles_column"
             )
         records = [(f"{path.name}:{n}", row) for n, row in enumerate(reader, start=2)]
-    split_column = options.get("split_column", "split")
+    split_column = options.split_column
     tasks = _tasks(options, header, (column, split_column), path, records)
     return _examples(records, tasks, featurize, lambda row: row[column], split_column)
 
 
-def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
+def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
     """SDF with the task labels as 0/1 properties (``label_columns``, default every property
     but the split one) and optionally a ``split`` property (``split_column``)."""
     supplier = Chem.SDMolSupplier(str(path), sanitize=False)
@@ -165,7 +157,7 @@ def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
         props = mol.GetPropsAsDict()
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    split_column = options.get("split_column", "split")
+    split_column = options.split_column
     tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
@@ -180,9 +172,7 @@ _TRUE, _FALSE = ("1", "1.0", "True", "true"), ("0", "0.0", "False", "false")
 def _tasks(options, header, reserved, path, records) -> list[str]:
     """The label columns: ``label_columns`` as given, or every column but the reserved ones and
     ``id``/``name``, each of which must then hold mostly 0/1/empty."""
-    tasks = options.get("label_columns")
-    if isinstance(tasks, str):
-        tasks = [t for t in tasks.split(",") if t]
+    tasks = list(options.label_columns)
     if tasks:
         missing = [t for t in tasks if t not in header]
         if missing:

@@ -15,6 +15,7 @@ from typing import Any
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
+from negev_text.options import TextOptions
 
 DEMO_CLASSES = ["positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
@@ -109,7 +110,7 @@ def _chatter(rng: random.Random) -> str:
     )
 
 
-def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
+def load(path: Path, options: TextOptions, seed: int = 0) -> DataSplits:
     """The splits of a CSV / JSONL file (see :func:`read`): the file's ``split`` column when it
     has one, else cut 70/15/15 by ``seed``. When no line can be used the splits are empty and
     every line is in ``bad``, with its reason."""
@@ -120,7 +121,7 @@ def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
 
 
 def read(
-    path: Path, options: dict[str, Any]
+    path: Path, options: TextOptions
 ) -> tuple[list[tuple[str | None, Example]], list[BadItem], list[str], bool]:
     """CSV or JSONL (by suffix) with a text column and a label column.
 
@@ -137,9 +138,8 @@ def read(
     """
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
-    text_column = options.get("text_column", "text")
-    label_column = options.get("label_column", "label")
-    split_column = options.get("split_column", "split")
+    text_column, label_column = options.text_column, options.label_column
+    split_column = options.split_column
     rows, bad = [], []
     raw_lines = path.read_bytes().split(b"\n")
     if path.suffix.lower() in (".jsonl", ".json"):
@@ -177,7 +177,7 @@ def read(
                 f"with --set {option}=..."
             )
     has_split = split_column in columns
-    known = options.get("classes")
+    known = options.classes
     found = sorted(
         {label for _, row in rows for label in _labels(row.get(label_column))} if not known else
         [c for c in str(known).split(",") if c]
