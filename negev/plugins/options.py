@@ -95,7 +95,8 @@ def type_name(annotation: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
     if origin is tuple:
-        return f"comma-separated {type_name(args[0])}s"
+        plural = {int: "ints", float: "numbers", str: "texts", bool: "true / false values"}
+        return f"comma-separated {plural.get(args[0], type_name(args[0]))}"
     return {bool: "true or false", int: "an int", float: "a number", str: "text"}.get(
         annotation, getattr(annotation, "__name__", str(annotation))
     )
