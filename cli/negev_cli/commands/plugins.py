@@ -40,7 +40,7 @@ def _print_options(name: str) -> None:
     if plugin.options_class is None:
         Console().print(f"{name}: the plugin declares no options class (options are not checked)")
         return
-    table = Table(title=f"options of the {name!r} plugin (--set key=value, or [plugin] in TOML)")
+    table = Table(title=f"options of the {name!r} plugin (--set key=value, or \\[plugin] in TOML)")
     for column in ("option", "type", "default", "help"):
         table.add_column(column, overflow="fold")
     for key, kind, default, text in describe_options(plugin.options_class):

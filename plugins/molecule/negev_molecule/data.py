@@ -41,9 +41,9 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     builtin = spec is None or spec.startswith("demo:")
     seed = int(config.get("seed", 0))
     if spec is None or spec == "demo:nci":
-        examples, bad = nci_demo(featurize)
+        examples, bad = nci_demo(featurize, options.demo_size)
     elif spec == "demo:chembl":
-        examples, bad = chembl_demo(featurize)
+        examples, bad = chembl_demo(featurize, options.demo_size)
     elif builtin:
         raise ValueError(f"unknown demo {spec!r}; the demos are demo:nci and demo:chembl")
     else:
@@ -76,12 +76,15 @@ class Featurizer:
         return MolGraph.from_mol(mol, self.radius, self.brics, self.rings)
 
 
-def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
-    """RDKit's NCI sample (4,999 SMILES, 8 of which do not parse), labelled by the A-not-B rule,
-    with the atoms of A and B as ground-truth positive and negative evidence."""
+def nci_demo(
+    featurize: Featurizer = Featurizer(), size: int | None = None
+) -> tuple[list[Example], list[BadItem]]:
+    """RDKit's NCI sample (4,999 SMILES, 8 of which do not parse; its first ``size`` lines),
+    labelled by the A-not-B rule, with the atoms of A and B as ground-truth positive and
+    negative evidence."""
     group_a, group_b = Chem.MolFromSmarts(GROUP_A[1]), Chem.MolFromSmarts(GROUP_B[1])
     examples, bad = [], []
-    for line_number, line in enumerate(NCI_FILE.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(NCI_FILE.read_text().splitlines()[:size], start=1):
         smiles, _, identifier = line.partition("\t")
         name = f"first_5K.smi:{line_number} (NCI {identifier.strip()})"
         try:
@@ -97,15 +100,17 @@ def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[
     return examples, bad
 
 
-def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
+def chembl_demo(
+    featurize: Featurizer = Featurizer(), size: int | None = None
+) -> tuple[list[Example], list[BadItem]]:
     """A measured property: ChEMBL series CHEMBL2321810 shipped with RDKit (pIC50), active at
-    pIC50 >= 7."""
+    pIC50 >= 7 (its first ``size`` lines)."""
     activity = {}
     with open(CHEMBL_DIR / "CHEMBL2321810_act.csv", newline="") as file:
         for row in csv.DictReader(file):
             activity[row["Name"]] = float(row["Act"])
     examples, bad = [], []
-    lines = (CHEMBL_DIR / "CHEMBL2321810.smi").read_text().splitlines()
+    lines = (CHEMBL_DIR / "CHEMBL2321810.smi").read_text().splitlines()[:size]
     for line_number, line in enumerate(lines, start=1):
         smiles, _, identifier = line.strip().rpartition(" ")
         name = f"CHEMBL2321810.smi:{line_number} ({identifier})"

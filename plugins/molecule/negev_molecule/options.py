@@ -26,3 +26,4 @@ class MoleculeOptions:
     smiles_column: str = option("smiles", "CSV: the SMILES column")
     label_columns: tuple[str, ...] = option((), "the 0/1 task columns (default: all the others)")
     split_column: str = option("split", "the train / val / test column or property")
+    demo_size: int | None = option(None, "demo: its first molecules only (default: all)")
