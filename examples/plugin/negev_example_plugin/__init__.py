@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from negev.metrics.regions import pointing_accuracy
 from negev.plugins import BadItem, DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.options import option
 from negev.plugins.render import evidence_css, file_stem
@@ -158,14 +159,13 @@ class TokensPlugin(ModalityPlugin):
         scores: Tensor | None = None,
     ) -> dict[str, float]:
         """Pointing: the top region of a present class lies on its ground-truth evidence."""
-        hits, total = 0, 0
+        regions, truth = [], []
         for example, item_maps in zip(examples, maps, strict=True):
             for c, positions in example.truth.get("evidence", {}).items():
                 if c in example.labels and positions:
-                    top = int(item_maps[c, : len(example.inputs)].argmax())
-                    hits += top in positions
-                    total += 1
-        return {"pointing": hits / total} if total else {}
+                    regions.append(item_maps[c, : len(example.inputs)])
+                    truth.append(torch.tensor([i in positions for i in range(len(example.inputs))]))
+        return {"pointing": pointing_accuracy(regions, truth)} if regions else {}
 
 
 def _demo(size: int, seed: int) -> list[Example]:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.normalize import ChannelStats
 from negev.plugins.render import file_stem
 from negev_bags.bags import SUFFIXES, Bag, check_bag, read_bag
 from negev_bags.demo import ARTEFACT, TUMOUR, slide_demo
@@ -81,18 +82,8 @@ class BagsPlugin(ModalityPlugin):
         first, _ = bags[0].inputs.load()
         state: dict[str, Any] = {"in_features": int(first.shape[1])}
         if options.standardize:
-            total = torch.zeros(first.shape[1], dtype=torch.float64)
-            square = torch.zeros_like(total)
-            count = 0
-            for example in bags:
-                features, _ = example.inputs.load()
-                total += features.double().sum(0)
-                square += features.double().square().sum(0)
-                count += features.shape[0]
-            mean = total / count
-            std = (square / count - mean.square()).clamp(min=0).sqrt()
-            state["mean"] = mean.tolist()
-            state["std"] = torch.where(std > 1e-8, std, torch.ones_like(std)).tolist()
+            features = (example.inputs.load()[0] for example in bags)
+            state.update(ChannelStats.fit(features, channel_dim=-1).to_dict())
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
