@@ -62,7 +62,9 @@ def measure(options: dict[str, Any], out: Path) -> dict[str, float]:
     plugin, config, model, meta = load_model(out)
     test = prepare_data(plugin, config, None).test
     scores, maps = predict(model, plugin, test, 64, torch.device("cpu"), keep_maps=True)
-    evidence = plugin.evidence_metrics(test, maps, meta["classes"], scores, model=model)
+    evidence = plugin.evidence_metrics(
+        test, maps, meta["classes"], scores, model=model, multilabel=meta["multilabel"]
+    )
     return {**metrics, **evidence}
 
 

@@ -109,3 +109,8 @@ def test_bad_items_are_listed_and_skipped_only_on_request(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "bad_items.json").read_text())
     assert [item["item"] for item in report] == ["items.csv:62", "items.csv:63", "items.csv:64"]
+    # evaluate on data with bad items: the same advice, and the option it names exists there
+    result = invoke("evaluate", "--checkpoint", str(out), "--data", str(data))
+    assert result.exit_code == 1 and "pass --skip-bad" in result.output
+    result = invoke("evaluate", "--checkpoint", str(out), "--data", str(data), "--skip-bad")
+    assert result.exit_code == 0, result.output

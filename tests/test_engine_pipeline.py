@@ -79,7 +79,7 @@ def test_image_augmentation_is_seeded_and_absent_in_evaluation(tmp_path):
     _, config = resolve_config({}, {"modality": "image", "data": str(tmp_path / "voc")})
     data = plugin.load_data(config.data, config.to_dict())
     plugin.load_state(plugin.fit_state(data, {"plugin": {"image_size": 64}}))
-    assert plugin.augment  # on by default for data on disk
+    assert plugin.options.augment  # on by default for data on disk
     example = data.train[0]
 
     def load(train: bool, seed: int) -> torch.Tensor:

@@ -73,7 +73,7 @@ def _item(modality: str, name: str, classes: int):
     plugin = get_plugin(modality)
     generator = torch.Generator().manual_seed(0)
     if modality == "text":
-        plugin.options = {"widths": "1"}
+        plugin.load_state({}, {"plugin": {"widths": "1"}})
         return plugin, Example(name, "good food here", ()), torch.randn(classes, 3)
     if modality == "molecule":
         graph = Featurizer()(parse_smiles("CCO"))

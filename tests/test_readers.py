@@ -28,6 +28,7 @@ from negev_image.readers import read_csv as read_image_csv
 from negev_image.readers import read_voc
 from negev_molecule import data as molecules
 from negev_text import data as texts
+from negev_text.options import TextOptions
 
 BOM = b"\xef\xbb\xbf"
 LONG = b"y" * (FIELD_LIMIT + 1)
@@ -38,7 +39,7 @@ def _molecule_csv(path: Path):
 
 
 def _text(path: Path):
-    return texts.load(path, {})
+    return texts.load(path, TextOptions())
 
 
 def _bags(path: Path):
@@ -122,7 +123,7 @@ def test_jsonl_with_a_bom_and_lines_that_are_not_objects(tmp_path):
         b'{"text": "ok", "label": "neg"}',
     ]
     path.write_bytes(BOM + b"\n".join(lines) + b"\n")
-    result = texts.load(path, {})
+    result = texts.load(path, TextOptions())
     assert [b.name for b in result.bad] == [f"t.jsonl:{n}" for n in range(2, 7)]
     assert result.bad[0].reason == "not a JSON object but a list"
     assert _count(result) == 2
@@ -156,7 +157,7 @@ def test_images_over_the_pixel_limit_are_bad_items_naming_the_file(tmp_path):
 
 def test_molecules_texts_clips_and_bags_over_their_limits_are_bad_items(tmp_path):
     (tmp_path / "t.csv").write_text("text,label\ngood food,pos\n" + "x" * 50 + ",neg\n")
-    result = texts.load(tmp_path / "t.csv", {"max_chars": 20})
+    result = texts.load(tmp_path / "t.csv", TextOptions(max_chars=20))
     assert [(b.name, b.reason) for b in result.bad] == [
         ("t.csv:3", "text of 50 characters, over the limit of max_chars=20 (a plugin option)")
     ]

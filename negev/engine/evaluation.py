@@ -122,9 +122,12 @@ def evidence_metrics(
     classes: list[str],
     scores: Tensor,
     model: EvidenceModel,
+    multilabel: bool,
 ) -> dict[str, float]:
-    """The plugin's evidence metrics. ``model`` goes to hooks that take it (faithfulness metrics
-    score modified inputs with it); hooks written without it are called as before."""
-    if "model" in inspect.signature(plugin.evidence_metrics).parameters:
-        return plugin.evidence_metrics(examples, maps, classes, scores, model=model)
-    return plugin.evidence_metrics(examples, maps, classes, scores)
+    """The plugin's evidence metrics. ``model`` (faithfulness metrics score modified inputs
+    with it) and ``multilabel`` (how the model was trained) go to hooks whose signature takes
+    them; hooks written without them are called as before."""
+    taken = inspect.signature(plugin.evidence_metrics).parameters
+    extra = {"model": model, "multilabel": multilabel}
+    extra = {k: v for k, v in extra.items() if k in taken}
+    return plugin.evidence_metrics(examples, maps, classes, scores, **extra)

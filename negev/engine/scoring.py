@@ -58,10 +58,9 @@ def evaluate(
     split = split or ("test" if data is None else "all")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    plugin, config, model, meta = load_model(run, device, which)
+    plugin, config, model, meta = load_model(run, device, which, options)
     if data is not None:
         config.data = data
-    config.plugin.update(options or {})
     config.skip_bad = skip_bad
     splits = prepare_data(plugin, config, None, required=() if split == "all" else (split,))
     if splits.classes != meta["classes"]:
@@ -90,5 +89,9 @@ def evaluate(
         loader.close()
     metrics = classification_metrics(scores, examples, num_classes, meta["multilabel"])
     if evidence:
-        metrics.update(evidence_metrics(plugin, examples, maps, meta["classes"], scores, model))
+        metrics.update(
+            evidence_metrics(
+                plugin, examples, maps, meta["classes"], scores, model, meta["multilabel"]
+            )
+        )
     return Evaluation(metrics, split, len(examples), find_checkpoint(Path(run), which))

@@ -4,6 +4,7 @@ pipeline, mixed precision, model selection on validation, with progress."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from negev.engine.objectives import default_loss, training_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin
+from negev.plugins.options import plugin_table
 
 __all__ = [
     "DataError",
@@ -98,8 +100,20 @@ def resolve_config(
     if not modality:
         raise ValueError("no modality given (--modality or 'modality' in the config file)")
     plugin = get_plugin(modality)
+    sets = cli_options.get("plugin") or {}
+    cli_options = {k: v for k, v in cli_options.items() if k != "plugin"}
     config = RunConfig.build(plugin.default_config(), file_options, cli_options)
+    config.plugin = plugin_table(plugin, config.plugin, sets)
     return plugin, config
+
+
+def load_plugin_state(plugin: ModalityPlugin, state: dict[str, Any], config: RunConfig) -> None:
+    """``plugin.load_state(state, config)``, or ``load_state(state)`` for a plugin whose
+    override takes no config (written for the first contract)."""
+    if len(inspect.signature(plugin.load_state).parameters) > 1:
+        plugin.load_state(state, config.to_dict())
+    else:
+        plugin.load_state(state)
 
 
 def prepare_data(
@@ -187,7 +201,7 @@ def train(
     monitor = monitor_name(config, data.multilabel)
     num_classes = len(data.classes)
     plugin_state = plugin.fit_state(data, config.to_dict())
-    plugin.load_state(plugin_state)
+    load_plugin_state(plugin, plugin_state, config)
 
     torch.manual_seed(config.seed)
     model = build_model(plugin, config, num_classes).to(device)
@@ -270,7 +284,9 @@ def train(
             metrics = classification_metrics(scores, data.test, num_classes, data.multilabel)
             if evidence:
                 metrics.update(
-                    evidence_metrics(plugin, data.test, maps, data.classes, scores, model)
+                    evidence_metrics(
+                        plugin, data.test, maps, data.classes, scores, model, data.multilabel
+                    )
                 )
             (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     finally:
@@ -447,15 +463,21 @@ def _restore(
 
 
 def load_model(
-    checkpoint: str | Path, device: str = "cpu", which: str = "best"
+    checkpoint: str | Path,
+    device: str = "cpu",
+    which: str = "best",
+    options: dict[str, Any] | None = None,
 ) -> tuple[ModalityPlugin, RunConfig, EvidenceModel, dict[str, Any]]:
     """Rebuild a trained model from a run directory (its ``best`` or ``latest`` checkpoint) or
-    a checkpoint directory (no unpickling)."""
+    a checkpoint directory (no unpickling). ``options``: plugin options (``--set`` text) that
+    override the run's, checked against the plugin's options; a key of the saved table that the
+    plugin no longer declares (a run saved when misspelt keys were ignored) is left out."""
     loaded = load_checkpoint(Path(checkpoint), which=which)
     meta = loaded["meta"]
     plugin = get_plugin(meta["modality"])
     config = RunConfig.build(meta["config"])
-    plugin.load_state(meta.get("plugin_state", {}))
+    config.plugin = plugin_table(plugin, config.plugin, options, strict=False)
+    load_plugin_state(plugin, meta.get("plugin_state", {}), config)
     model = build_model(plugin, config, len(meta["classes"]))
     try:
         model.load_state_dict(loaded["weights"])

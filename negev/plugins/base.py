@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from negev.plugins.options import parse_options
+
 __all__ = ["BadItem", "DataSplits", "Example", "ModalityPlugin", "RegionEncoder"]
 
 
@@ -137,9 +139,25 @@ class ModalityPlugin(abc.ABC):
     #: The encoder is a 2-D CNN over (B, C, H, W) inputs: on accelerators the engine runs it in
     #: the channels_last memory format.
     channels_last: ClassVar[bool] = False
+    #: The plugin's options: a frozen dataclass of typed fields with defaults and help
+    #: (:mod:`negev.plugins.options`), against which the engine checks ``config["plugin"]`` and
+    #: which it fills with the defaults; None: no checking, the table is passed as given.
+    options_class: ClassVar[type | None] = None
+
+    def options_of(self, config: dict[str, Any] | None) -> Any:
+        """The typed options (an ``options_class`` instance) of ``config["plugin"]``.
+
+        Raises:
+            ValueError: an unknown option or a value of the wrong type, named.
+        """
+        if self.options_class is None:
+            raise TypeError(f"plugin {self.name!r} declares no options_class")
+        table = (config or {}).get("plugin") or {}
+        return parse_options(self.options_class, table, owner=self.name)
 
     def default_config(self) -> dict[str, Any]:
-        """Default hyper-parameters: engine keys (epochs, lr, pooling, ...) and plugin keys."""
+        """Default engine options (epochs, lr, pooling, ...), and a ``plugin`` table for a plugin
+        without ``options_class`` (with one, its defaults are the dataclass's)."""
         return {}
 
     @abc.abstractmethod
@@ -222,10 +240,14 @@ class ModalityPlugin(abc.ABC):
         :meth:`load_state` before a model is rebuilt. Nothing by default."""
         return {}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`fit_state` learnt (called before ``build_encoder``); plugins
-        without state keep nothing."""
-        del state
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        """Restore what :meth:`fit_state` learnt, with the run's ``config`` (called before
+        ``build_encoder``, in training and when a saved model is loaded): the one place where a
+        plugin keeps what its config-less hooks (``load_item``, ``collate``, ``read_input``,
+        ``region_names``, ``render_evidence``, ``evidence_metrics``) need, best as one immutable
+        object built from the options and the state. Plugins without state keep nothing. The
+        engine passes ``config`` only to overrides whose signature takes it."""
+        del state, config
 
     def region_names(self, example: Example) -> list[str | None] | None:
         """Readable names of the item's regions in flattened order (for the terminal), None for a

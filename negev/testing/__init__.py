@@ -4,6 +4,7 @@ They are written for clarity, not speed: a straightforward algorithm that the fa
 :mod:`negev.nn` must agree with.
 """
 
+from negev.testing.plugin_check import check_plugin
 from negev.testing.reference import (
     brute_force_ap_svm_loss,
     loop_ap_svm,
@@ -13,6 +14,7 @@ from negev.testing.reference import (
 )
 
 __all__ = [
+    "check_plugin",
     "brute_force_ap_svm_loss",
     "loop_ap_svm",
     "naive_lse_pool",

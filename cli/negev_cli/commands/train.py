@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,26 +23,16 @@ def parse_count(value: str | None) -> float | int | None:
     return int(number) if number >= 1 and number == int(number) else number
 
 
-def parse_sets(values: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` plugin options; values are read as int, float, bool or text."""
-    options: dict[str, Any] = {}
+def parse_sets(values: list[str] | None) -> dict[str, str]:
+    """``--set key=value`` plugin options as text; the engine reads each value as the type the
+    plugin declares for it (:mod:`negev.plugins.options`)."""
+    options: dict[str, str] = {}
     for item in values or []:
         if "=" not in item:
             raise ValueError(f"--set needs key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        options[key.strip()] = _literal(raw.strip())
+        options[key.strip()] = raw.strip()
     return options
-
-
-def _literal(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 @friendly_errors

@@ -17,20 +17,35 @@ import csv
 import dataclasses
 import html
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from negev.metrics.regions import pointing_accuracy
 from negev.plugins import BadItem, DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.options import option
 from negev.plugins.render import evidence_css, item_stem, write_file
 
-__all__ = ["TokenEncoder", "TokensPlugin"]
+__all__ = ["TokenEncoder", "TokensOptions", "TokensPlugin"]
 
 VOCAB = 30
 CLASSES = ["alpha", "beta"]
 SIGNAL = (1, 2, 5, 7)  # the tokens that decide the labels; the others are filler
+
+
+@dataclass(frozen=True)
+class TokensOptions:
+    """The plugin's options (``--set key=value``), checked by the engine."""
+
+    demo_size: int = option(600, "items of the built-in demo data")
+    swap: float = option(0.1, "share of filler tokens swapped for others in training")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.swap <= 1:
+            raise ValueError(f"plugin option swap must be in [0, 1], got {self.swap}")
 
 
 class TokenEncoder(RegionEncoder):
@@ -53,20 +68,15 @@ class TokenEncoder(RegionEncoder):
 class TokensPlugin(ModalityPlugin):
     name = "tokens"
     description = "Integer token sequences (the example plugin of the plugin guide)"
-    swap = 0.0  # share of filler tokens swapped in training (set by fit_state / load_state)
+    options_class = TokensOptions
+    options = TokensOptions()  # the run's, set by load_state; read by load_item
 
     def default_config(self) -> dict[str, Any]:
-        return {
-            "epochs": 6,
-            "batch_size": 32,
-            "lr": 0.01,
-            "pooling": "maxmin",
-            "plugin": {"demo_size": 600, "swap": 0.1},
-        }
+        return {"epochs": 6, "batch_size": 32, "lr": 0.01, "pooling": "maxmin"}
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
         if spec is None:
-            examples, bad = _demo(int(config["plugin"].get("demo_size", 600)), config["seed"]), []
+            examples, bad = _demo(self.options_of(config).demo_size, config.get("seed", 0)), []
             classes = CLASSES
         else:
             examples, bad, classes = _read_csv(Path(spec))
@@ -78,14 +88,8 @@ class TokensPlugin(ModalityPlugin):
         splits.builtin = spec is None  # the demo's own bad items (none here) would be skipped
         return splits
 
-    def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
-        swap = float(config["plugin"].get("swap", 0.1))
-        if not 0 <= swap <= 1:
-            raise ValueError(f"plugin option swap must be in [0, 1], got {swap}")
-        return {"swap": swap}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.swap = float(state.get("swap", 0.0))
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.options = self.options_of(config)  # nothing learnt from the data: options only
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         return TokenEncoder()
@@ -100,9 +104,9 @@ class TokensPlugin(ModalityPlugin):
     ) -> Example:
         """(L,) int64 tokens; in training, filler tokens swapped at random (``swap``)."""
         tokens = torch.tensor(example.inputs, dtype=torch.long)
-        if train and self.swap > 0:
+        if train and self.options.swap > 0:
             filler = torch.tensor([t for t in range(VOCAB) if t not in SIGNAL])
-            draws = torch.rand(len(tokens), generator=generator) < self.swap
+            draws = torch.rand(len(tokens), generator=generator) < self.options.swap
             draws &= ~torch.isin(tokens, torch.tensor(SIGNAL))
             picks = torch.randint(len(filler), (len(tokens),), generator=generator)
             tokens = torch.where(draws, filler[picks], tokens)
@@ -154,14 +158,13 @@ class TokensPlugin(ModalityPlugin):
         scores: Tensor | None = None,
     ) -> dict[str, float]:
         """Pointing: the top region of a present class lies on its ground-truth evidence."""
-        hits, total = 0, 0
+        regions, truth = [], []
         for example, item_maps in zip(examples, maps, strict=True):
             for c, positions in example.truth.get("evidence", {}).items():
                 if c in example.labels and positions:
-                    top = int(item_maps[c, : len(example.inputs)].argmax())
-                    hits += top in positions
-                    total += 1
-        return {"pointing": hits / total} if total else {}
+                    regions.append(item_maps[c, : len(example.inputs)])
+                    truth.append(torch.tensor([i in positions for i in range(len(example.inputs))]))
+        return {"pointing": pointing_accuracy(regions, truth)} if regions else {}
 
 
 def _demo(size: int, seed: int) -> list[Example]:

@@ -15,39 +15,33 @@ from torch import Tensor
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import item_stem, write_file
 from negev_audio.augment import augment_wave
-from negev_audio.clips import MAX_SECONDS, Waveform, read_clip
+from negev_audio.clips import Waveform, read_clip
 from negev_audio.data import read_csv
 from negev_audio.detection import segment_f1
 from negev_audio.encoders import LogMel, MelCNNEncoder
+from negev_audio.options import AudioOptions
 from negev_audio.sed import PSDS1, PSDS2, collar_f1, psds
-from negev_audio.synth import RATE, synth_demo
+from negev_audio.synth import synth_demo
 
 FOR, AGAINST, EVENT = (0, 170, 0), (210, 0, 0), (225, 225, 240)
+_FITTED = ("sample_rate", "hop", "n_mels", "time_masks", "freq_masks", "mask_width")
 
 
 class AudioPlugin(ModalityPlugin):
     """Clips from a CSV of ``path,labels[,events]`` (WAV/FLAC/OGG); the built-in demo (no
     ``--data``, or ``demo``) is synthetic tones, chirps, clicks and noise bursts.
 
-    Plugin options (``--set key=value``): ``sample_rate`` (Hz, default 8000; clips at other rates
-    are resampled), ``n_mels``, ``hop`` (samples per frame), ``width`` and ``blocks`` (CNN),
-    ``classes`` (CSV, ``|``-separated), ``segment`` (seconds, segment F1),
-    ``detection_threshold`` (share of a map's maximum that marks a frame active), ``demo_train`` /
-    ``demo_val`` / ``demo_test``, ``max_seconds`` (longest clip, default 600; a longer one is a
-    bad item).
-
-    Augmentation (training only): ``augment`` (a circular time shift and SpecAugment-style
-    masks; default on for data on disk, off for the synthetic demo), ``time_masks`` and
-    ``freq_masks`` (masks per clip, default 2 each), ``mask_width`` (largest share of the clip
-    or of the mel range a mask covers, default 0.1).
+    Plugin options: :class:`~negev_audio.options.AudioOptions` (``negev plugins --options
+    audio``). Augmentation (``augment``, training only): a circular time shift and
+    SpecAugment-style masks.
     """
 
     name = "audio"
     description = "Audio clips: log-mel time frames as regions, weak sound event tags"
+    options_class = AudioOptions
 
     def __init__(self) -> None:
         self.load_state({})
-        self._options: dict[str, Any] = {}  # plugin options of the data last loaded
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -59,58 +53,46 @@ class AudioPlugin(ModalityPlugin):
             "kmin": 0.1,
             "alpha": 0.7,
             "num_maps": 1,
-            "plugin": {"sample_rate": RATE, "n_mels": 32, "hop": 256, "width": 16, "blocks": 4},
         }
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
-        options = self._options = dict(config.get("plugin", {}))
+        options = self.options_of(config)
         if spec is None or spec == "demo":
-            sizes = tuple(
-                int(options.get(f"demo_{s}", d))
-                for s, d in (("train", 1200), ("val", 200), ("test", 400))
-            )
-            return synth_demo(sizes)
+            return synth_demo((options.demo_train, options.demo_val, options.demo_test))
         path = Path(spec)
         if path.suffix != ".csv" or not path.is_file():
             raise ValueError(f"--data {spec}: expected a .csv file of path,labels[,events]")
-        classes = options.get("classes")
-        rate = int(options.get("sample_rate", RATE))
+        classes = options.classes
         seed = int(config.get("seed", 0))
-        self.max_seconds = _max_seconds(options)
         return read_csv(
-            path,
-            rate,
-            classes.split("|") if classes else None,
-            seed,
-            self.frontend.n_fft,
-            self.max_seconds,
-        )
+            path, options.sample_rate, classes.split("|") if classes else None, seed,
+            self.frontend.n_fft, options.max_seconds,
+        )  # fmt: skip
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
-        options = config.get("plugin", {})
-        augment = str(options.get("augment", not data.builtin)).lower()
-        if augment not in ("true", "false", "1", "0"):
-            raise ValueError(f"plugin option augment must be true or false, got {augment!r}")
+        options = self.options_of(config)
         return {
-            "sample_rate": int(options.get("sample_rate", RATE)),
-            "hop": int(options.get("hop", 256)),
-            "n_mels": int(options.get("n_mels", 32)),
-            "augment": augment in ("true", "1"),
-            "time_masks": int(options.get("time_masks", 2)),
-            "freq_masks": int(options.get("freq_masks", 2)),
-            "mask_width": float(options.get("mask_width", 0.1)),
-            "max_seconds": _max_seconds(options),
+            "sample_rate": options.sample_rate,
+            "hop": options.hop,
+            "n_mels": options.n_mels,
+            "augment": options.augment if options.augment is not None else not data.builtin,
+            "time_masks": options.time_masks,
+            "freq_masks": options.freq_masks,
+            "mask_width": options.mask_width,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.sample_rate = int(state.get("sample_rate", RATE))
-        self.hop = int(state.get("hop", 256))
-        self.n_mels = int(state.get("n_mels", 32))
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        """``self.options``: the run's options with the fitted values (and the front end)."""
+        options = self.options_of(config)
+        fitted = {k: state[k] for k in _FITTED if k in state}
+        options = self.options = dataclasses.replace(
+            options, augment=bool(state.get("augment", False)), **fitted
+        )
+        self.sample_rate, self.hop, self.n_mels = options.sample_rate, options.hop, options.n_mels
         self.frontend = LogMel(self.sample_rate, self.n_mels, self.hop)
-        self.augment = bool(state.get("augment", False))
-        self.masks = (int(state.get("time_masks", 2)), int(state.get("freq_masks", 2)))
-        self.mask_width = float(state.get("mask_width", 0.1))
-        self.max_seconds = float(state.get("max_seconds", MAX_SECONDS))
+        self.augment = options.augment
+        self.masks = (options.time_masks, options.freq_masks)
+        self.mask_width = options.mask_width
 
     def _frames(self, samples: int) -> int:
         return int(self.frontend.frames(torch.tensor(samples)))
@@ -122,14 +104,8 @@ class AudioPlugin(ModalityPlugin):
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         if config.get("weights"):
             raise ValueError("the audio plugin has no pretrained weights to load (--weights)")
-        options = config.get("plugin", {})
-        return MelCNNEncoder(
-            self.sample_rate,
-            self.n_mels,
-            self.hop,
-            int(options.get("width", 16)),
-            int(options.get("blocks", 4)),
-        )
+        options = self.options_of(config)
+        return MelCNNEncoder(self.sample_rate, self.n_mels, self.hop, options.width, options.blocks)
 
     def _wave(self, example: Example) -> Tensor:
         inputs = example.inputs
@@ -137,7 +113,8 @@ class AudioPlugin(ModalityPlugin):
             if inputs.rate == self.sample_rate:
                 return inputs.samples
             return AF.resample(inputs.samples, inputs.rate, self.sample_rate)
-        return read_clip(inputs, self.sample_rate, self.frontend.n_fft, self.max_seconds)
+        limit = self.options.max_seconds
+        return read_clip(inputs, self.sample_rate, self.frontend.n_fft, limit)
 
     def load_item(
         self,
@@ -165,7 +142,8 @@ class AudioPlugin(ModalityPlugin):
         return {"waves": batch, "lengths": lengths}
 
     def read_input(self, text: str) -> Example:
-        read_clip(text, self.sample_rate, self.frontend.n_fft, self.max_seconds)  # fail now
+        limit = self.options.max_seconds
+        read_clip(text, self.sample_rate, self.frontend.n_fft, limit)  # fail now, naming the file
         return Example(text, text, ())
 
     def region_names(self, example: Example) -> list[str]:
@@ -248,7 +226,7 @@ class AudioPlugin(ModalityPlugin):
         known = [i for i, e in enumerate(examples) if "events" in e.truth]
         if not known:
             return {}
-        threshold = float(self._options.get("detection_threshold", 0.5))
+        threshold = self.options.detection_threshold
         relative, sign, events, durations, frame_scores = [], [], [], [], []
         for i in known:
             truth = examples[i].truth
@@ -263,7 +241,7 @@ class AudioPlugin(ModalityPlugin):
             durations.append(truth["duration"])
         timing = {
             "frame_seconds": self.hop / self.sample_rate,
-            "segment": float(self._options.get("segment", 1.0)),
+            "segment": self.options.segment,
             "first_frame": self._frame_seconds(0),
         }
         metrics = segment_f1(relative, events, durations, **timing)
@@ -273,10 +251,3 @@ class AudioPlugin(ModalityPlugin):
         metrics["psds1"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS1)
         metrics["psds2"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS2)
         return metrics
-
-
-def _max_seconds(options: dict[str, Any]) -> float:
-    limit = float(options.get("max_seconds", MAX_SECONDS))
-    if not limit > 0:
-        raise ValueError(f"plugin option max_seconds must be > 0, got {limit}")
-    return limit

@@ -11,61 +11,14 @@ from torch import Tensor
 
 from negev.files import safe_name
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
+from negev.plugins.normalize import ChannelStats
 from negev.plugins.render import item_stem, write_file
-from negev_bags.bags import MAX_INSTANCES, SUFFIXES, Bag, check_bag, read_bag
+from negev_bags.bags import SUFFIXES, Bag, check_bag, read_bag
 from negev_bags.demo import ARTEFACT, TUMOUR, slide_demo
 from negev_bags.encoders import InstanceEncoder
 from negev_bags.evidence import instance_auprc, write_instance_csv, write_scatter
+from negev_bags.options import BagsOptions
 from negev_bags.readers import read_bag_csv, read_mil_table
-
-OPTIONS = {
-    "format": "files (a CSV bag,label[,split] of bag files) or table (one row per instance)",
-    "hidden": "instance MLP sizes, e.g. '256,128'; '' (default) = a linear instance scorer",
-    "standardize": "scale features by the training instances' mean / std (default true)",
-    "chunk": "instances per chunk on huge bags (default 16384)",
-    "bag_column": "table: the bag id column (index or name, default 0)",
-    "label_column": "table: the label column (index or name, default 1)",
-    "negative": "the label meaning 'no class' (default '0' when labels are 0 / 1)",
-    "classes": "fixed class list, '|'-separated",
-    "dim": "expected feature width (default: the first good bag's)",
-    "max_instances": f"most instances of a bag (default {MAX_INSTANCES}); a larger one is bad",
-    "stats_bags": "training bags read for the feature statistics (default 200)",
-    "demo_train": "demo slides (default 200)",
-    "demo_val": "(default 60)",
-    "demo_test": "(default 120)",
-    "demo_dim": "demo feature width (default 32)",
-    "demo_min": "fewest instances of a demo slide (default 500)",
-    "demo_max": "most instances of a demo slide (default 20000)",
-}
-
-
-def _hidden(value: Any) -> tuple[int, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(int(v) for v in value)
-    text = str(value).strip().lower()
-    if text in ("", "identity", "none", "linear"):
-        return ()
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        message = f"plugin option hidden must be sizes like '256,128', got {value!r}"
-        raise ValueError(message) from None
-
-
-def _max_instances(options: dict[str, Any]) -> int:
-    limit = int(options.get("max_instances", MAX_INSTANCES))
-    if limit < 1:
-        raise ValueError(f"plugin option max_instances must be >= 1, got {limit}")
-    return limit
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return text in ("true", "1", "yes")
 
 
 class BagsPlugin(ModalityPlugin):
@@ -74,14 +27,14 @@ class BagsPlugin(ModalityPlugin):
     ``--data bags.csv``: a CSV ``bag,label[,split]`` of ``.pt`` / ``.npy`` / ``.h5`` files (the
     CLAM / Trident ``features`` + ``coords`` layout), or with ``--set format=table`` one table of
     instances ``bag id, label, features...``. No ``--data`` (or ``demo``): generated slides
-    labelled "tumour AND NOT artefact". Plugin options: see ``OPTIONS``.
+    labelled "tumour AND NOT artefact". Plugin options: :class:`~negev_bags.options.BagsOptions`.
     """
 
     name = "bags"
     description = "Bags of instance features (MIL, whole slides): instances as regions"
+    options_class = BagsOptions
 
     def __init__(self) -> None:
-        self._options: dict[str, Any] = {}
         self.load_state({})
 
     def default_config(self) -> dict[str, Any]:
@@ -95,75 +48,49 @@ class BagsPlugin(ModalityPlugin):
             "kmin": 0.02,
             "alpha": 1.0,
             "num_maps": 1,
-            "plugin": {"hidden": "", "standardize": True, "chunk": 16384},
         }
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
-        options = self._options = dict(config.get("plugin", {}))
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown bags option {unknown[0]!r}; known: {', '.join(sorted(OPTIONS))}"
-            )
+        options = self.options_of(config)
         seed = int(config.get("seed", 0))
         if spec is None or spec == "demo":
-            sizes = tuple(
-                int(options.get(f"demo_{s}", d))
-                for s, d in (("train", 200), ("val", 60), ("test", 120))
-            )
-            instances = (int(options.get("demo_min", 500)), int(options.get("demo_max", 20_000)))
-            return slide_demo(sizes, seed, int(options.get("demo_dim", 32)), instances)
+            sizes = (options.demo_train, options.demo_val, options.demo_test)
+            instances = (options.demo_min, options.demo_max)
+            return slide_demo(sizes, seed, options.demo_dim, instances)
         path = Path(spec)
         if path.suffix.lower() != ".csv" or not path.is_file():
             raise ValueError(f"--data {spec}: expected a .csv file (bag,label[,split] or a table)")
-        classes = options.get("classes")
+        classes = options.classes
         common = {
-            "classes": str(classes).split("|") if classes else None,
-            "negative": options.get("negative"),
+            "classes": classes.split("|") if classes else None,
+            "negative": options.negative,
             "seed": seed,
-            "max_instances": _max_instances(options),
+            "max_instances": options.max_instances,
         }
-        fmt = str(options.get("format", "files"))
-        if fmt == "files":
-            dim = options.get("dim")
-            return read_bag_csv(path, width=int(dim) if dim else None, **common)
-        if fmt == "table":
-            return read_mil_table(
-                path,
-                bag_column=options.get("bag_column", 0),
-                label_column=options.get("label_column", 1),
-                **common,
-            )
-        raise ValueError(f"plugin option format must be files or table, got {fmt!r}")
+        if options.format == "files":
+            return read_bag_csv(path, width=options.dim or None, **common)
+        return read_mil_table(
+            path,
+            bag_column=_column(options.bag_column),
+            label_column=_column(options.label_column),
+            **common,
+        )
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
         """The feature width, and the mean / std of the training instances (of the first
         ``stats_bags`` training bags) when ``standardize``."""
-        options = config.get("plugin", {})
-        bags = data.train[: int(options.get("stats_bags", 200))]
+        options = self.options_of(config)
+        bags = data.train[: options.stats_bags]
         first, _ = bags[0].inputs.load()
-        state: dict[str, Any] = {
-            "in_features": int(first.shape[1]),
-            "max_instances": _max_instances(options),
-        }
-        if _flag(options.get("standardize", True)):
-            total = torch.zeros(first.shape[1], dtype=torch.float64)
-            square = torch.zeros_like(total)
-            count = 0
-            for example in bags:
-                features, _ = example.inputs.load()
-                total += features.double().sum(0)
-                square += features.double().square().sum(0)
-                count += features.shape[0]
-            mean = total / count
-            std = (square / count - mean.square()).clamp(min=0).sqrt()
-            state["mean"] = mean.tolist()
-            state["std"] = torch.where(std > 1e-8, std, torch.ones_like(std)).tolist()
+        state: dict[str, Any] = {"in_features": int(first.shape[1])}
+        if options.standardize:
+            features = (example.inputs.load()[0] for example in bags)
+            state.update(ChannelStats.fit(features, channel_dim=-1).to_dict())
         return state
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.options = self.options_of(config)
         self.in_features = state.get("in_features")
-        self.max_instances = int(state.get("max_instances", MAX_INSTANCES))
         self.mean = torch.tensor(state["mean"]) if "mean" in state else None
         self.std = torch.tensor(state["std"]) if "std" in state else None
 
@@ -172,14 +99,8 @@ class BagsPlugin(ModalityPlugin):
             raise ValueError("the bags plugin has no pretrained weights to load (--weights)")
         if self.in_features is None:
             raise ValueError("the bags plugin needs the feature width: load the data first")
-        options = config.get("plugin", {})
-        return InstanceEncoder(
-            self.in_features,
-            _hidden(options.get("hidden", "")),
-            int(options.get("chunk", 16384)),
-            self.mean,
-            self.std,
-        )
+        options = self.options_of(config)
+        return InstanceEncoder(self.in_features, options.hidden, options.chunk, self.mean, self.std)
 
     def load_item(
         self,
@@ -202,7 +123,7 @@ class BagsPlugin(ModalityPlugin):
         as is (no copy: a huge bag is not duplicated)."""
         bags = [e.inputs.load()[0] for e in examples]
         for example, features in zip(examples, bags, strict=True):
-            problem = check_bag(features, self.in_features, self.max_instances)
+            problem = check_bag(features, self.in_features, self.options.max_instances)
             if problem:
                 raise ValueError(f"{example.name}: {problem}")
         if len(bags) == 1:
@@ -221,7 +142,7 @@ class BagsPlugin(ModalityPlugin):
         if path.suffix.lower() not in SUFFIXES:
             raise ValueError(f"{text}: a bag file is {', '.join(SUFFIXES)}")
         features, coords = read_bag(path)  # fail now, naming the file
-        problem = check_bag(features, self.in_features, self.max_instances)
+        problem = check_bag(features, self.in_features, self.options.max_instances)
         if problem:
             raise ValueError(f"{path.name}: {problem}")
         return Example(text, Bag(features, coords, path, len(features)), ())
@@ -279,3 +200,8 @@ class BagsPlugin(ModalityPlugin):
         kinds = [examples[i].truth["kinds"] for i in known]
         values = [maps[i][0, : len(k)] for i, k in zip(known, kinds, strict=True)]  # no padding
         return instance_auprc(values, kinds, TUMOUR, ARTEFACT)
+
+
+def _column(value: str) -> int | str:
+    """A table column option: an index (digits) or a header name."""
+    return int(value) if value.isdigit() else value

@@ -20,7 +20,7 @@ from negev_image import readers
 from negev_image.crf import DenseCRF
 from negev_image.digits import DigitCanvasConfig, digits_demo
 from negev_image.drawing import evidence_overlay, grid
-from negev_image.images import MAX_PIXELS, read_image, to_model_input
+from negev_image.images import read_image, to_model_input
 from negev_image.localization import (
     SegmentationIoU,
     corloc_counts,
@@ -29,10 +29,10 @@ from negev_image.localization import (
     pointing_game,
     upsample_maps,
 )
+from negev_image.options import IMAGE_SIZE, ImageOptions
 from negev_image.transforms import model_view
 from negev_image.trunks import ImageEncoder, SmallCNN, load_trunk_weights, resnet_trunk
 from negev_image.wsol import (
-    RESIZE_LENGTH,
     BoxAccuracy,
     PixelAP,
     contour_boxes,
@@ -49,33 +49,19 @@ class ImagePlugin(ModalityPlugin):
     """Images from a Pascal VOC directory, a COCO instances JSON or a CSV of ``path,labels``;
     the built-in demo (no ``--data``, or ``demo``) is cluttered canvases of handwritten digits.
 
-    Plugin options (``--set key=value``): ``trunk`` (``small`` or ``resnet18`` ... ``resnet152``),
-    ``width`` and ``spatial`` (small trunk: channels, 3x3 layers), ``image_size`` (side the
-    images are resized to; default 448, the demo's canvas size for the demo), ``image_root``
-    (COCO images), ``classes`` (CSV, ``|``-separated), ``demo_train`` / ``demo_val`` /
-    ``demo_test`` / ``canvas`` (demo sizes),
-    ``pointing_tolerance`` / ``game_tolerance`` (pixels; default 18 and 15 scaled to the image
-    size), ``seg_threshold`` (segmentation background threshold). Pretrained ResNet weights come
-    from ``--weights PATH`` (a torchvision state dict).
-
-    Augmentation (training only): ``augment`` (random resized crop + horizontal flip; default
-    on for data on disk, off for the digits demo, whose digits a flip would change),
-    ``crop_scale`` (smallest area share of a crop, default 0.5). ``max_pixels``: the most pixels
-    of one image (default 100 million); a larger one is a bad item, refused from its header.
-    Test-time views averaged by the test evaluation: ``test_scales`` (``,``-separated sides,
-    e.g. ``448,576``; default ``image_size``) and ``test_flip`` (also each view flipped).
+    Plugin options: :class:`~negev_image.options.ImageOptions` (``negev plugins --options
+    image``). Pretrained ResNet weights come from ``--weights PATH`` (a torchvision state dict).
+    Augmentation (``augment``, training only): random resized crop + horizontal flip.
+    Test-time views averaged by the test evaluation: ``test_scales`` and ``test_flip``.
     """
 
     name = "image"
     description = "Images: CNN feature-map cells as regions (ResNet or a small CNN), WILDCAT"
     channels_last = True
+    options_class = ImageOptions
 
     def __init__(self) -> None:
-        self.image_size = 448
-        self.max_pixels = MAX_PIXELS
-        self.augment, self.crop_scale = False, 0.5
-        self.stride = 32
-        self._options: dict[str, Any] = {}  # plugin options of the data last loaded
+        self.load_state({})
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -87,19 +73,15 @@ class ImagePlugin(ModalityPlugin):
             "kmin": 0.2,
             "alpha": 0.7,
             "num_maps": 4,
-            "plugin": {"trunk": "small", "width": 32, "spatial": 5},
         }
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
-        options = self._options = dict(config.get("plugin", {}))
+        options = self.options_of(config)
         seed = int(config.get("seed", 0))
-        self.max_pixels = limit = _max_pixels(options)
+        limit = options.max_pixels
         if spec is None or spec == "demo":
-            canvas = DigitCanvasConfig(size=int(options.get("canvas", 64)))
-            sizes = tuple(
-                int(options.get(f"demo_{s}", d))
-                for s, d in (("train", 2000), ("val", 300), ("test", 600))
-            )
+            canvas = DigitCanvasConfig(size=options.canvas)
+            sizes = (options.demo_train, options.demo_val, options.demo_test)
             return digits_demo(sizes, canvas, seed=0)
         path = Path(spec)
         if path.is_dir():
@@ -107,57 +89,58 @@ class ImagePlugin(ModalityPlugin):
         if not path.is_file():
             raise ValueError(f"--data {spec}: no such file or directory")
         if path.suffix == ".json":
-            return readers.read_coco(path, options.get("image_root"), seed, limit)
+            return readers.read_coco(path, options.image_root, seed, limit)
         if path.suffix == ".csv":
-            classes = options.get("classes")
+            classes = options.classes
             return readers.read_csv(path, classes.split("|") if classes else None, seed, limit)
         raise ValueError(
             f"--data {spec}: expected a VOC directory, a COCO .json or a .csv of path,labels"
         )
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
-        options = config.get("plugin", {})
-        size = options.get("image_size")
+        options = self.options_of(config)
+        size = options.image_size
         if size is None:
-            size = data.train[0].inputs.shape[-1] if data.builtin else 448
-        augment = _flag(options.get("augment", not data.builtin))
-        scale = float(options.get("crop_scale", 0.5))
-        if not 0 < scale <= 1:
-            raise ValueError(f"plugin option crop_scale must be in (0, 1], got {scale}")
-        return {
-            "image_size": int(size),
-            "augment": augment,
-            "crop_scale": scale,
-            "max_pixels": _max_pixels(options),
-        }
+            size = data.train[0].inputs.shape[-1] if data.builtin else IMAGE_SIZE
+        augment = options.augment if options.augment is not None else not data.builtin
+        return {"image_size": int(size), "augment": augment, "crop_scale": options.crop_scale}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.image_size = int(state.get("image_size", 448))
-        self.max_pixels = int(state.get("max_pixels", MAX_PIXELS))
-        self.augment = bool(state.get("augment", False))
-        self.crop_scale = float(state.get("crop_scale", 0.5))
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        """``self.options``: the run's options with ``image_size`` and ``augment`` resolved."""
+        options = self.options_of(config)
+        self.options = dataclasses.replace(
+            options,
+            image_size=int(state.get("image_size", IMAGE_SIZE)),
+            augment=bool(state.get("augment", False)),
+            crop_scale=float(state.get("crop_scale", options.crop_scale)),
+        )
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per feature-map cell of the trunk."""
+        return 4 if self.options.trunk == "small" else 32
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
-        options = config.get("plugin", {})
-        trunk = str(options.get("trunk", "small"))
+        options = self.options_of(config)
+        trunk = options.trunk
         weights = config.get("weights")
         if trunk == "small":
             if weights:
                 raise ValueError("--weights loads torchvision ResNet weights: use a resnet trunk")
-            self.stride = 4
-            net = SmallCNN(int(options.get("width", 32)), int(options.get("spatial", 5)))
+            net = SmallCNN(options.width, options.spatial)
             return ImageEncoder(net, net.out_channels)
         if trunk.startswith("resnet") and trunk[6:].isdigit():
             net, channels = resnet_trunk(int(trunk[6:]))
             if weights:
                 load_trunk_weights(net, weights)
-            self.stride = 32
             return ImageEncoder(net, channels)
         raise ValueError(f"plugin option trunk must be 'small' or 'resnet<depth>', got {trunk!r}")
 
     def _pixels(self, example: Example) -> Tensor:
         inputs = example.inputs
-        return inputs if isinstance(inputs, Tensor) else read_image(inputs, self.max_pixels)
+        if isinstance(inputs, Tensor):
+            return inputs
+        return read_image(inputs, self.options.max_pixels)
 
     def load_item(
         self,
@@ -171,26 +154,25 @@ class ImagePlugin(ModalityPlugin):
         (:func:`negev_image.transforms.model_view`): a random resized crop and flip when
         training with ``augment``, else the whole image at the view's ``size`` (default
         ``image_size``), flipped if the view says so."""
-        view = view or {}
+        view, options = view or {}, self.options
+        augment = train and options.augment
         inputs = model_view(
             example.inputs,
-            int(view.get("size", self.image_size)),
-            generator if train and self.augment else None,
-            (self.crop_scale, 1.0),
-            flip=bool(view.get("flip", False)) if not (train and self.augment) else None,
-            max_pixels=self.max_pixels,
+            int(view.get("size", options.image_size)),
+            generator if augment else None,
+            (options.crop_scale, 1.0),
+            flip=bool(view.get("flip", False)) if not augment else None,
+            max_pixels=options.max_pixels,
         )
         return dataclasses.replace(example, inputs=inputs)
 
     def test_views(self, config: dict[str, Any]) -> list[dict[str, Any]]:
         """Every side of ``test_scales`` (the plain ``image_size`` first), each also flipped
         with ``test_flip``."""
-        options = config.get("plugin", {})
-        sizes = [self.image_size]
-        for part in str(options.get("test_scales", "")).split(","):
-            if part.strip() and int(part) not in sizes:
-                sizes.append(int(part))
-        flips = (False, True) if _flag(options.get("test_flip", False)) else (False,)
+        options = self.options_of(config)
+        sizes = [self.options.image_size]
+        sizes += [s for s in dict.fromkeys(options.test_scales) if s not in sizes]
+        flips = (False, True) if options.test_flip else (False,)
         return [{"size": s, "flip": f} for s in sizes for f in flips]
 
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
@@ -202,14 +184,14 @@ class ImagePlugin(ModalityPlugin):
         inputs = example.inputs
         if isinstance(inputs, Tensor) and inputs.is_floating_point():  # from load_item
             return inputs
-        return to_model_input(self._pixels(example), self.image_size)
+        return to_model_input(self._pixels(example), self.options.image_size)
 
     def read_input(self, text: str) -> Example:
-        read_image(text, self.max_pixels)  # a clear error naming the file now, not in the model
+        read_image(text, self.options.max_pixels)  # a clear error naming the file now
         return Example(text, text, ())
 
     def region_names(self, example: Example) -> list[str]:
-        side = math.ceil(self.image_size / self.stride)
+        side = math.ceil(self.options.image_size / self.stride)
         return [f"cell(row {r}, col {c})" for r in range(side) for c in range(side)]
 
     def render_evidence(
@@ -264,18 +246,18 @@ class ImagePlugin(ModalityPlugin):
             if truth.sum() > 0:
                 voc07.append(float(average_precision(scores[keep, c], truth, "voc07")))
         base = {"mAP_voc07": float(np.mean(voc07))} if voc07 else {}
-        options = self._options
+        options = self.options
         peaks, boxes = [], []
         located = [0, 0]  # CorLoc (correct, total), counted image by image: full-size maps of a
         # whole test set would not fit in memory
-        segmentation = SegmentationIoU(len(classes), float(options.get("seg_threshold", 0.5)))
+        segmentation = SegmentationIoU(len(classes), options.seg_threshold)
         has_mask = False
         with_boxes = [i for i, e in enumerate(examples) if "boxes" in e.truth]
-        interval = float(options.get("wsol_interval", 0.01))
+        interval = options.wsol_interval
         box_v1 = BoxAccuracy(multi_contour=False, iou_thresholds=(0.5,), interval=interval)
         box_v2, pixel_ap = BoxAccuracy(interval=interval), PixelAP(interval)
 
-        side = int(options.get("wsol_size", RESIZE_LENGTH))
+        side = options.wsol_size
 
         def wsol_update(item_maps: Tensor, truth: dict[str, Any], mask: Any) -> None:
             """The protocol's items: every (image, class present) pair, its boxes and mask, at
@@ -296,8 +278,8 @@ class ImagePlugin(ModalityPlugin):
                     pixel_ap.update(score, np.where(mask == 255, 255, mask == c + 1))
 
         crf = None
-        if str(options.get("crf", "false")).lower() in ("1", "true", "yes"):
-            crf = DenseCRF(max_pixels=int(options.get("crf_pixels", DenseCRF.max_pixels)))
+        if options.crf:
+            crf = DenseCRF(max_pixels=options.crf_pixels)
         refined = SegmentationIoU(len(classes), segmentation.threshold)
 
         def crf_image(i: int) -> Tensor:
@@ -331,9 +313,10 @@ class ImagePlugin(ModalityPlugin):
         if not with_boxes:
             return base
         side = max(examples[with_boxes[0]].truth["size"])
-        scale = side / 448 if side < 448 else 1.0
-        tol_ap = float(options.get("pointing_tolerance", round(OQUAB_TOLERANCE * scale)))
-        tol_game = float(options.get("game_tolerance", round(ZHANG_TOLERANCE * scale)))
+        scale = side / IMAGE_SIZE if side < IMAGE_SIZE else 1.0
+        tol_ap, tol_game = options.pointing_tolerance, options.game_tolerance
+        tol_ap = float(round(OQUAB_TOLERANCE * scale)) if tol_ap is None else tol_ap
+        tol_game = float(round(ZHANG_TOLERANCE * scale)) if tol_game is None else tol_game
         metrics = {
             "pointing_ap": pointing_ap(scores[with_boxes].numpy(), peaks, boxes, tol_ap)[0],
             "pointing_game": pointing_game(peaks, boxes, tol_game),
@@ -347,20 +330,3 @@ class ImagePlugin(ModalityPlugin):
             if crf is not None:
                 metrics["miou_crf"] = refined.compute()
         return {**base, **{k: float(v) for k, v in metrics.items() if not np.isnan(v)}}
-
-
-def _max_pixels(options: dict[str, Any]) -> int:
-    """The plugin option ``max_pixels``: the most pixels of one image (default
-    :data:`~negev_image.images.MAX_PIXELS`); a larger image is a bad item."""
-    limit = int(options.get("max_pixels", MAX_PIXELS))
-    if limit < 1:
-        raise ValueError(f"plugin option max_pixels must be >= 1, got {limit}")
-    return limit
-
-
-def _flag(value: Any) -> bool:
-    """A boolean plugin option (``true``/``false``, ``1``/``0``, ``yes``/``no``, a bool)."""
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return text in ("true", "1", "yes")

@@ -180,6 +180,7 @@ def test_image_plugin_reports_the_protocol_and_the_crf_on_the_demo():
     options = {"demo_train": 1, "demo_val": 1, "demo_test": 6, "crf": "true", "wsol_size": 0}
     config = {"plugin": options}
     splits = plugin.load_data(None, config)
+    plugin.load_state(plugin.fit_state(splits, config), config)
     maps, scores = [], []
     for example in splits.test:
         mask = torch.as_tensor(np.asarray(example.truth["mask"]).astype(np.int64))

@@ -16,9 +16,11 @@ from rdkit import Chem, RDConfig
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
+from negev.plugins.options import parse_options
 from negev.plugins.tables import read_csv_rows
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
+from negev_molecule.options import MAX_ATOMS, MoleculeOptions
 
 # The rule of the "nci" demo: active = has an aromatic hydroxyl and no halogen (RDKit's
 # FragmentDescriptors fr_Ar_OH and fr_halogen). The halogen inhibits: negative evidence.
@@ -35,14 +37,14 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     The file's ``split`` column (option ``split_column``), when it has one, fixes the splits;
     otherwise they are cut 70/15/15 by the seed. When no row can be used the splits are empty and
     every row is in ``bad``, with its reason."""
-    options = config.get("plugin", {})
+    options = parse_options(MoleculeOptions, config.get("plugin") or {}, owner="molecule")
     featurize = Featurizer.of(options)
     builtin = spec is None or spec.startswith("demo:")
     seed = int(config.get("seed", 0))
     if spec is None or spec == "demo:nci":
-        examples, bad = nci_demo(featurize)
+        examples, bad = nci_demo(featurize, options.demo_size)
     elif spec == "demo:chembl":
-        examples, bad = chembl_demo(featurize)
+        examples, bad = chembl_demo(featurize, options.demo_size)
     elif builtin:
         raise ValueError(f"unknown demo {spec!r}; the demos are demo:nci and demo:chembl")
     else:
@@ -59,12 +61,6 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     return splits
 
 
-#: Most atoms of one molecule (plugin option ``max_atoms``): a larger one is a bad item. Drug-like
-#: molecules have under 100 heavy atoms; the regions of one take time quadratic in its atoms
-#: (RDKit writes each region's SMILES from the whole molecule): ~4 s at 1,000 atoms.
-MAX_ATOMS = 1000
-
-
 @dataclass(frozen=True)
 class Featurizer:
     """Turns a molecule into a :class:`MolGraph` with the regions the plugin options ask for;
@@ -77,16 +73,8 @@ class Featurizer:
     max_atoms: int = MAX_ATOMS
 
     @classmethod
-    def of(cls, options: dict[str, Any]) -> Featurizer:
-        max_atoms = int(options.get("max_atoms", MAX_ATOMS))
-        if max_atoms < 1:
-            raise ValueError(f"plugin option max_atoms must be >= 1, got {max_atoms}")
-        return cls(
-            int(options.get("radius", 2)),
-            _flag(options.get("brics", False)),
-            _flag(options.get("rings", False)),
-            max_atoms,
-        )
+    def of(cls, options: MoleculeOptions) -> Featurizer:
+        return cls(options.radius, options.brics, options.rings, options.max_atoms)
 
     def __call__(self, mol: Chem.Mol) -> MolGraph:
         atoms = mol.GetNumAtoms()
@@ -97,18 +85,15 @@ class Featurizer:
         return MolGraph.from_mol(mol, self.radius, self.brics, self.rings)
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
-
-
-def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
-    """RDKit's NCI sample (4,999 SMILES, 8 of which do not parse), labelled by the A-not-B rule,
-    with the atoms of A and B as ground-truth positive and negative evidence."""
+def nci_demo(
+    featurize: Featurizer = Featurizer(), size: int | None = None
+) -> tuple[list[Example], list[BadItem]]:
+    """RDKit's NCI sample (4,999 SMILES, 8 of which do not parse; its first ``size`` lines),
+    labelled by the A-not-B rule, with the atoms of A and B as ground-truth positive and
+    negative evidence."""
     group_a, group_b = Chem.MolFromSmarts(GROUP_A[1]), Chem.MolFromSmarts(GROUP_B[1])
     examples, bad = [], []
-    for line_number, line in enumerate(NCI_FILE.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(NCI_FILE.read_text().splitlines()[:size], start=1):
         smiles, _, identifier = line.partition("\t")
         name = f"first_5K.smi:{line_number} (NCI {identifier.strip()})"
         try:
@@ -125,15 +110,17 @@ def nci_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[
     return examples, bad
 
 
-def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], list[BadItem]]:
+def chembl_demo(
+    featurize: Featurizer = Featurizer(), size: int | None = None
+) -> tuple[list[Example], list[BadItem]]:
     """A measured property: ChEMBL series CHEMBL2321810 shipped with RDKit (pIC50), active at
-    pIC50 >= 7."""
+    pIC50 >= 7 (its first ``size`` lines)."""
     activity = {}
     with open(CHEMBL_DIR / "CHEMBL2321810_act.csv", newline="") as file:
         for row in csv.DictReader(file):
             activity[row["Name"]] = float(row["Act"])
     examples, bad = [], []
-    lines = (CHEMBL_DIR / "CHEMBL2321810.smi").read_text().splitlines()
+    lines = (CHEMBL_DIR / "CHEMBL2321810.smi").read_text().splitlines()[:size]
     for line_number, line in enumerate(lines, start=1):
         smiles, _, identifier = line.strip().rpartition(" ")
         name = f"CHEMBL2321810.smi:{line_number} ({identifier})"
@@ -150,14 +137,14 @@ def chembl_demo(featurize: Featurizer = Featurizer()) -> tuple[list[Example], li
     return examples, bad
 
 
-def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
+def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
     """CSV with a SMILES column (``smiles_column``, default ``smiles``), one 0/1 column per task
     (``label_columns``, default every other column except ``id``/``name`` and the split column)
     and optionally a ``split`` column (``split_column``) of train / val / test; an empty label
     cell is a missing label. Without ``label_columns``, a column whose cells are mostly not 0/1
     (a measured value, a name) is an error that names it and suggests ``label_columns``; a few
     such cells in a 0/1 column are bad rows."""
-    column = options.get("smiles_column", "smiles")
+    column = options.smiles_column
     table = read_csv_rows(path)
     if column not in table.header:
         raise ValueError(
@@ -165,13 +152,13 @@ def read_csv(path: Path, options: dict[str, Any], featurize: Featurizer):
             "with smiles_column"
         )
     records = [(f"{path.name}:{line}", row) for line, row in table.rows]
-    split_column = options.get("split_column", "split")
+    split_column = options.split_column
     tasks = _tasks(options, table.header, (column, split_column), path, records)
     rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
     return rows, table.bad + bad, tasks
 
 
-def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
+def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
     """SDF with the task labels as 0/1 properties (``label_columns``, default every property
     but the split one) and optionally a ``split`` property (``split_column``)."""
     try:
@@ -192,7 +179,7 @@ def read_sdf(path: Path, options: dict[str, Any], featurize: Featurizer):
             continue
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    split_column = options.get("split_column", "split")
+    split_column = options.split_column
     tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
@@ -207,9 +194,7 @@ _TRUE, _FALSE = ("1", "1.0", "True", "true"), ("0", "0.0", "False", "false")
 def _tasks(options, header, reserved, path, records) -> list[str]:
     """The label columns: ``label_columns`` as given, or every column but the reserved ones and
     ``id``/``name``, each of which must then hold mostly 0/1/empty."""
-    tasks = options.get("label_columns")
-    if isinstance(tasks, str):
-        tasks = [t for t in tasks.split(",") if t]
+    tasks = list(options.label_columns)
     if tasks:
         missing = [t for t in tasks if t not in header]
         if missing:

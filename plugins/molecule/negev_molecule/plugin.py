@@ -20,22 +20,21 @@ from negev_molecule.chem import parse_smiles
 from negev_molecule.encoders import HashedEnvironmentEncoder, MessagePassingEncoder
 from negev_molecule.faithfulness import atom_faithfulness
 from negev_molecule.graph import MolGraph, collate_graphs
+from negev_molecule.options import MoleculeOptions
 
 
 class MoleculePlugin(ModalityPlugin):
     """Molecules from SMILES (CSV) or SDF; demos ``demo:nci`` (default, rule-based, with
     ground-truth evidence atoms) and ``demo:chembl`` (measured pIC50).
 
-    Plugin options (``--set key=value``): ``encoder`` (``hashed``: Morgan environments hashed
-    into ``buckets`` embedding rows; or ``mpnn``: message passing with ``layers``), ``hidden``,
-    ``radius`` (environments), ``rings`` (add rings and ring systems as regions), ``brics`` (add
-    BRICS fragments), ``smiles_column``, ``label_columns`` (comma-separated), ``split_column``,
-    ``max_atoms`` (most atoms of a molecule, default 1000; a larger one is a bad item).
+    Plugin options: :class:`~negev_molecule.options.MoleculeOptions` (``negev plugins
+    --options molecule``).
     """
 
     name = "molecule"
     description = "Molecules (RDKit): substructure regions, inhibiting groups as negative evidence"
     search_encoders = ("hashed", "mpnn")  # what `negev tune` tries
+    options_class = MoleculeOptions
 
     def default_config(self) -> dict[str, Any]:
         # Regions are the Morgan environments (radius 2) and the encoder embeds their bit: the
@@ -55,26 +54,22 @@ class MoleculePlugin(ModalityPlugin):
             "kmin": 0.25,
             "alpha": 1.0,
             "monitor": "roc_auc",
-            "plugin": {"encoder": "hashed", "buckets": 2048, "hidden": 32, "radius": 2,
-                       "rings": False},
         }  # fmt: skip
 
     def __init__(self) -> None:
-        self.options: dict[str, Any] = {}  # the run's plugin options: regions of --input items
+        self.options = MoleculeOptions()  # the run's, set by load_state: regions of --input items
 
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
-        self.options = dict(config.get("plugin", {}))
         return data.load(spec, config)
 
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.options = self.options_of(config)
+
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
-        options = self.options = dict(config.get("plugin", {}))
-        hidden = int(options.get("hidden", 32))
-        kind = options.get("encoder", "hashed")
-        if kind == "hashed":
-            return HashedEnvironmentEncoder(int(options.get("buckets", 2048)), hidden)
-        if kind == "mpnn":
-            return MessagePassingEncoder(hidden, int(options.get("layers", 1)))
-        raise ValueError(f"plugin option encoder must be 'hashed' or 'mpnn', got {kind!r}")
+        options = self.options_of(config)
+        if options.encoder == "hashed":
+            return HashedEnvironmentEncoder(options.buckets, options.hidden)
+        return MessagePassingEncoder(options.hidden, options.layers)
 
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
         return collate_graphs([e.inputs for e in examples])

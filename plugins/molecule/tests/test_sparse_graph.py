@@ -88,5 +88,5 @@ def test_a_molecule_over_max_atoms_is_a_bad_item(tmp_path):
         ("big.csv:3", "60 atoms, over the limit of max_atoms=50 (a plugin option)")
     ]
     assert len(splits.train + splits.val + splits.test) == 2
-    with pytest.raises(ValueError, match="max_atoms"):
-        data.Featurizer.of({"max_atoms": 0})
+    with pytest.raises(ValueError, match="max_atoms must be >= 1"):
+        data.load(str(path), {"plugin": {"max_atoms": 0}})

@@ -14,6 +14,7 @@ from typing import Any
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
 from negev.plugins.tables import read_csv_rows
+from negev_text.options import TextOptions
 
 DEMO_CLASSES = ["positive"]
 _SUBJECTS = ["the food", "the service", "the room", "this phone", "the movie", "the staff"]
@@ -30,9 +31,6 @@ _FILLER = [
     "the place is near the station", "we stayed two nights", "it opened in may",
 ]  # fmt: skip
 _KINDS = ["praise"] * 3 + ["complaint", "contrast", "denial", "plain", "none"]
-#: Longest text, in characters (option ``max_chars``): the CSV field limit, for JSONL too. A
-#: longer text is a bad item.
-MAX_CHARS = 131_072
 
 
 def demo(size: int, seed: int) -> list[Example]:
@@ -111,7 +109,7 @@ def _chatter(rng: random.Random) -> str:
     )
 
 
-def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
+def load(path: Path, options: TextOptions, seed: int = 0) -> DataSplits:
     """The splits of a CSV / JSONL file (see :func:`read`): the file's ``split`` column when it
     has one, else cut 70/15/15 by ``seed``. When no line can be used the splits are empty and
     every line is in ``bad``, with its reason."""
@@ -122,7 +120,7 @@ def load(path: Path, options: dict[str, Any], seed: int = 0) -> DataSplits:
 
 
 def read(
-    path: Path, options: dict[str, Any]
+    path: Path, options: TextOptions
 ) -> tuple[list[tuple[str | None, Example]], list[BadItem], list[str], bool]:
     """CSV or JSONL (by suffix) with a text column and a label column.
 
@@ -140,12 +138,8 @@ def read(
     """
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
-    text_column = options.get("text_column", "text")
-    label_column = options.get("label_column", "label")
-    split_column = options.get("split_column", "split")
-    max_chars = int(options.get("max_chars", MAX_CHARS))
-    if max_chars < 1:
-        raise ValueError(f"plugin option max_chars must be >= 1, got {max_chars}")
+    text_column, label_column = options.text_column, options.label_column
+    split_column, max_chars = options.split_column, options.max_chars
     rows, bad = [], []
     if path.suffix.lower() in (".jsonl", ".json"):
         raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
@@ -177,7 +171,7 @@ def read(
                 f"with --set {option}=..."
             )
     has_split = split_column in columns
-    known = options.get("classes")
+    known = options.classes
     found = sorted(
         {label for _, row in rows for label in _labels(row.get(label_column))} if not known else
         [c for c in str(known).split(",") if c]

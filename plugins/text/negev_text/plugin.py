@@ -17,29 +17,24 @@ from negev.plugins.render import evidence_css, item_stem, write_file
 from negev_text import data
 from negev_text.encoders import ConvWindowEncoder, HashedNgramEncoder, TransformerWindowEncoder
 from negev_text.eraser import faithfulness, iou_f1, top_k_spans
+from negev_text.options import TextOptions
 from negev_text.tokens import UNK, Tokens, build_vocabulary, hashed_ngrams
 
 
 class TextPlugin(ModalityPlugin):
     """Texts from CSV / JSONL, or the built-in demo (praise, negation, contrast).
 
-    Plugin options (``--set key=value``): ``encoder`` (``hashed``: each window's n-gram hashed
-    into ``buckets`` embedding rows of size ``hidden``; ``conv``; or ``transformer`` with
-    ``transformer_path`` = a local directory saved by ``transformers``), ``widths`` (window
-    widths, e.g. ``1,2,3``), ``max_tokens``, ``demo_size``, ``evidence_class`` (the class the
-    ground-truth spans speak for; default the last), and the reader's options (see
-    :func:`negev_text.data.read`).
+    Plugin options: :class:`~negev_text.options.TextOptions` (``negev plugins --options
+    text``); ``transformer_path`` is a local directory saved by ``transformers``.
     """
 
     name = "text"
     description = "Text: token-window regions, negation and contrast as negative evidence"
     search_encoders = ("hashed", "conv")  # what `negev tune` tries
+    options_class = TextOptions
 
     def __init__(self) -> None:
-        self.options: dict[str, Any] = {}
-        self.vocabulary: dict[str, int] = {}
-        self.multilabel = False
-        self._tokenizer = None
+        self.load_state({})
 
     def default_config(self) -> dict[str, Any]:
         # Windows are hashed n-grams (widths 1-2) and the pooling is their average: a linear
@@ -53,29 +48,20 @@ class TextPlugin(ModalityPlugin):
             "lr": 1e-2,
             "weight_decay": 1e-2,
             "pooling": "gap",
-            "plugin": {
-                "encoder": "hashed",
-                "buckets": 2**18,
-                "hidden": 16,
-                "widths": "1,2",
-                "max_tokens": 64,
-                "demo_size": 6000,
-            },
         }
 
     # -- data ------------------------------------------------------------------------------
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
-        self._configure(config.get("plugin", {}))
+        options = self.options_of(config)
         seed = int(config.get("seed", 0))
         if spec is None:
-            examples, bad = data.demo(int(self.options.get("demo_size", 6000)), seed), []
+            examples, bad = data.demo(options.demo_size, seed), []
             splits = DataSplits.shuffled(examples, data.DEMO_CLASSES, True, bad, seed)
             splits.builtin = True
         else:
-            splits = data.load(Path(spec), self.options, seed)
+            splits = data.load(Path(spec), options, seed)
             examples = splits.train + splits.val + splits.test
-        self.multilabel = splits.multilabel
-        limit = int(self.options.get("max_tokens", 64))
+        limit = options.max_tokens
         longer = sum(len(Tokens.of(e.inputs).words) > limit for e in examples)
         if longer:
             Console(stderr=True).print(
@@ -84,35 +70,31 @@ class TextPlugin(ModalityPlugin):
         return splits
 
     def fit_state(self, splits: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
-        self._configure(config.get("plugin", {}))
-        if self.options.get("encoder", "hashed") != "conv":
+        options = self.options_of(config)
+        if options.encoder != "conv":
             return {}
-        words = [self._tokens(e.inputs).words for e in splits.train]
+        words = [Tokens.of(e.inputs, options.max_tokens).words for e in splits.train]
         return {"vocabulary": build_vocabulary(words)}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        """The run's options and vocabulary, which the config-less hooks read."""
+        self.options = self.options_of(config)
         self.vocabulary = {w: i for i, w in enumerate(state.get("vocabulary", []))}
+        self._tokenizer = None  # of options.transformer_path, loaded when first needed
 
     # -- model -------------------------------------------------------------------------------
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
-        self._configure(config.get("plugin", {}))
-        kind = self.options.get("encoder", "hashed")
-        if kind == "hashed":
-            return HashedNgramEncoder(
-                self._buckets(), self._widths(), int(self.options.get("hidden", 16))
-            )
-        if kind == "conv":
+        options = self.options_of(config)
+        if options.encoder == "hashed":
+            return HashedNgramEncoder(options.buckets, options.widths, options.hidden)
+        if options.encoder == "conv":
             if not self.vocabulary:
                 raise ValueError("the text plugin has no vocabulary: train first (fit_state)")
-            return ConvWindowEncoder(len(self.vocabulary), self._widths())
-        if kind == "transformer":
-            return TransformerWindowEncoder(self._transformer_path(), self._widths())
-        raise ValueError(
-            f"plugin option encoder must be 'hashed', 'conv' or 'transformer', got {kind!r}"
-        )
+            return ConvWindowEncoder(len(self.vocabulary), options.widths)
+        return TransformerWindowEncoder(_transformer_path(options), options.widths)
 
     def collate(self, examples: list[Example]) -> dict[str, Tensor]:
-        if self.options.get("encoder", "hashed") == "hashed":
+        if self.options.encoder == "hashed":
             return self._collate_ngrams([self._tokens(e.inputs).words for e in examples])
         encoded = [self._ids(e.inputs) for e in examples]
         longest = max(len(ids) for ids in encoded)
@@ -136,7 +118,7 @@ class TextPlugin(ModalityPlugin):
         n = len(tokens.words)
         return [
             " ".join(tokens.words[s : s + w]) if s + w <= n else None
-            for w in self._widths()
+            for w in self.options.widths
             for s in range(n)
         ]
 
@@ -150,7 +132,7 @@ class TextPlugin(ModalityPlugin):
         Returns:
             (n,) float.
         """
-        widths = self._widths()
+        widths = self.options.widths
         longest = region_map.numel() // len(widths)
         scores = region_map.reshape(len(widths), longest).numpy()
         evidence = np.zeros(n)
@@ -195,6 +177,7 @@ class TextPlugin(ModalityPlugin):
         classes: list[str],
         scores: Tensor | None = None,
         model: torch.nn.Module | None = None,
+        multilabel: bool = True,
     ) -> dict[str, float]:
         """The rationale metrics of ERASER (DeYoung et al., 2020) for the positive and the
         negative evidence of ``evidence_class``, on the texts that have such ground-truth spans.
@@ -215,12 +198,13 @@ class TextPlugin(ModalityPlugin):
 
         With single-label data the classes compete in a softmax, so a model may hold the evidence
         against a class in the other classes' maps: the map scored is then the class's map minus
-        the mean of the others (the logit margin, region by region)."""
-        target = self.options.get("evidence_class", classes[-1])
+        the mean of the others (the logit margin, region by region); ``multilabel``: whether
+        the model was trained on multi-label data (the engine passes it)."""
+        target = self.options.evidence_class or classes[-1]
         if target not in classes:
             return {}
         c = classes.index(target)
-        if not self.multilabel and len(classes) > 1:
+        if not multilabel and len(classes) > 1:
             others = [k for k in range(len(classes)) if k != c]
             maps = [torch.cat([m, m[c : c + 1] - m[others].mean(0, keepdim=True)]) for m in maps]
             c = len(classes)
@@ -254,7 +238,7 @@ class TextPlugin(ModalityPlugin):
             predicted = [top_k_spans(v, k) for _, v in texts]
             metrics[f"{sign}_iou_f1"] = iou_f1(true_spans[sign], predicted)
         if model is not None and examples:
-            metrics.update(self.faithfulness(model, examples, maps, classes, c))
+            metrics.update(self.faithfulness(model, examples, maps, classes, c, multilabel))
         return metrics
 
     def faithfulness(
@@ -264,6 +248,7 @@ class TextPlugin(ModalityPlugin):
         maps: list[Tensor],
         classes: list[str],
         c: int,
+        multilabel: bool = True,
         batch_size: int = 64,
     ) -> dict[str, float]:
         """ERASER's comprehensiveness and sufficiency (:func:`negev_text.eraser.faithfulness`)
@@ -288,7 +273,7 @@ class TextPlugin(ModalityPlugin):
             return predict(model, self, rebuilt, batch_size, device)[0]
 
         full = run([(i, list(range(len(t.words)))) for i, t in enumerate(texts)])
-        if self.multilabel or len(classes) == 1:
+        if multilabel or len(classes) == 1:
             if c >= len(classes):  # one class in a softmax cannot be undecided
                 return {}
             sign = torch.where(full[:, label] > 0, 1.0, -1.0)
@@ -314,27 +299,11 @@ class TextPlugin(ModalityPlugin):
         return faithfulness(probability, [len(t.words) for t in texts], evidence)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _configure(self, options: dict[str, Any]) -> None:
-        self.options = dict(options)
-
-    def _widths(self) -> tuple[int, ...]:
-        raw = self.options.get("widths", "1,2,3")
-        widths = tuple(int(w) for w in str(raw).split(",") if w.strip())
-        if not widths or min(widths) < 1:
-            raise ValueError(f"plugin option widths must be positive integers, got {raw!r}")
-        return widths
-
-    def _buckets(self) -> int:
-        buckets = int(self.options.get("buckets", 2**18))
-        if buckets < 1:
-            raise ValueError(f"plugin option buckets must be >= 1, got {buckets}")
-        return buckets
-
     def _collate_ngrams(self, texts: list[list[str]]) -> dict[str, Tensor]:
         """``ngrams`` (B, len(widths) * L) bucket ids in the encoders' window layout and
         ``lengths`` (B,); an empty text counts as one unknown token."""
         texts = [words or ["<unk>"] for words in texts]
-        widths, buckets = self._widths(), self._buckets()
+        widths, buckets = self.options.widths, self.options.buckets
         longest = max(len(words) for words in texts)
         ngrams = torch.zeros(len(texts), len(widths), longest, dtype=torch.long)
         for row, words in enumerate(texts):
@@ -343,17 +312,9 @@ class TextPlugin(ModalityPlugin):
         lengths = torch.tensor([len(words) for words in texts])
         return {"ngrams": ngrams.flatten(1), "lengths": lengths}
 
-    def _transformer_path(self) -> str:
-        path = self.options.get("transformer_path")
-        if not path or not Path(path).is_dir():
-            raise ValueError(
-                f"encoder=transformer needs transformer_path, a local model directory; got {path!r}"
-            )
-        return str(path)
-
     def _tokens(self, text: str) -> Tokens:
-        limit = int(self.options.get("max_tokens", 64))
-        if self.options.get("encoder", "hashed") != "transformer":
+        limit = self.options.max_tokens
+        if self.options.encoder != "transformer":
             return Tokens.of(text, limit)
         encoded = self._hf_tokenizer()(
             text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
@@ -364,10 +325,9 @@ class TextPlugin(ModalityPlugin):
                       [e for _, e in offsets])  # fmt: skip
 
     def _ids(self, text: str) -> list[int]:
-        if self.options.get("encoder", "hashed") == "transformer":
-            limit = int(self.options.get("max_tokens", 64))
+        if self.options.encoder == "transformer":
             return self._hf_tokenizer()(
-                text, add_special_tokens=False, truncation=True, max_length=limit
+                text, add_special_tokens=False, truncation=True, max_length=self.options.max_tokens
             )["input_ids"] or [0]
         unknown = self.vocabulary.get(UNK, 1)
         return [self.vocabulary.get(w, unknown) for w in self._tokens(text).words] or [unknown]
@@ -377,6 +337,15 @@ class TextPlugin(ModalityPlugin):
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(
-                self._transformer_path(), local_files_only=True, trust_remote_code=False
+                _transformer_path(self.options), local_files_only=True, trust_remote_code=False
             )
         return self._tokenizer
+
+
+def _transformer_path(options: TextOptions) -> str:
+    path = options.transformer_path
+    if not path or not Path(path).is_dir():
+        raise ValueError(
+            f"encoder=transformer needs transformer_path, a local model directory; got {path!r}"
+        )
+    return path

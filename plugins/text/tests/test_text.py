@@ -17,6 +17,7 @@ from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 from negev_text import data
 from negev_text.encoders import ConvWindowEncoder, HashedNgramEncoder, TransformerWindowEncoder
+from negev_text.options import TextOptions
 from negev_text.tokens import Tokens, build_vocabulary
 
 
@@ -59,8 +60,7 @@ def test_demo_holds_no_cue_but_the_evidence():
 
 def test_evidence_metrics_against_hand_computed_values():
     plugin = get_plugin("text")
-    plugin._configure({"widths": "1,2"})
-    plugin.multilabel = True
+    plugin.load_state({}, {"plugin": {"widths": "1,2"}})
     text = "a b c d"  # windows: a b c d | ab bc cd
     maps = torch.tensor([[0.0, -4.0, 2.0, 0.0, 0.0, -2.0, 0.0, 0.0]])
     # token evidence: each window's score spread over its tokens
@@ -68,7 +68,7 @@ def test_evidence_metrics_against_hand_computed_values():
     first = Example("x", text, (), {"negative_spans": [(4, 5)], "positive_spans": [(2, 3)]})
     # negative ranking: b (-5) first, then a = d (0), c last; truth c -> precision 1/4 at recall 1
     second = Example("y", "a b c d", (), {"negative_spans": [(2, 3)]})
-    metrics = plugin.evidence_metrics([first, second], [maps, maps], ["positive"])
+    metrics = plugin.evidence_metrics([first, second], [maps, maps], ["positive"], multilabel=True)
     assert metrics["negative_token_auprc"] == pytest.approx((0.25 + 1.0) / 2)
     assert metrics["negative_token_f1"] == pytest.approx((0.0 + 1.0) / 2)
     # pooled: b, b (one true) then a, a, d, d then c, c (one true)
@@ -89,7 +89,7 @@ def test_reader_reports_bad_lines(tmp_path):
         b"fine,maybe,\n"
         b"ok,pos,5:9\n"
     )
-    rows, bad, classes, multilabel = data.read(path, {"classes": "neg,pos"})
+    rows, bad, classes, multilabel = data.read(path, TextOptions(classes="neg,pos"))
     examples = [e for _, e in rows]
     reasons = {item.name: item.reason for item in bad}
     assert "empty text" in reasons["reviews.csv:3"]
@@ -101,7 +101,7 @@ def test_reader_reports_bad_lines(tmp_path):
 
     jsonl = tmp_path / "tags.jsonl"
     jsonl.write_text('{"text": "a b", "label": ["x", "y"]}\n{"text": "c", "label": "y"}\n{oops\n')
-    rows, bad, classes, multilabel = data.read(jsonl, {})
+    rows, bad, classes, multilabel = data.read(jsonl, TextOptions())
     examples = [e for _, e in rows]
     assert multilabel and classes == ["x", "y"] and examples[0].labels == (0, 1)
     assert bad[0].name == "tags.jsonl:3" and "not JSON" in bad[0].reason
@@ -191,7 +191,7 @@ def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams():
     plugin = get_plugin("text")
     buckets, widths = 64, (1, 2)  # few buckets: collisions are part of the model
     config = {"plugin": {"encoder": "hashed", "buckets": buckets, "widths": "1,2", "hidden": 4}}
-    plugin.fit_state(None, config)
+    plugin.load_state(plugin.fit_state(None, config), config)
     torch.manual_seed(0)
     encoder = plugin.build_encoder(config)
     assert not encoder.embed.weight.any()  # starts as the constant model; trained weights:
@@ -221,20 +221,20 @@ def test_reader_names_a_missing_column_and_reads_splits(tmp_path):
     with pytest.raises(
         ValueError, match=r"no column 'text' \(columns: label, review\).*text_column"
     ):
-        data.load(path, {})
+        data.load(path, TextOptions())
     rows = ["text,label,split"] + [f"text {i},{'ab'[i % 2]},{('train', 'val', 'test')[i % 3]}"
                                    for i in range(9)]  # fmt: skip
     # "all" is no split either (it once crashed the grouping: KeyError 'all')
     path.write_text("\n".join([*rows, "odd one,a,dev", "odd two,b,all"]) + "\n")
     for seed in (0, 3):
-        splits = data.load(path, {}, seed)
+        splits = data.load(path, TextOptions(), seed)
         assert [e.name for e in splits.val] == ["reviews.csv:3", "reviews.csv:6", "reviews.csv:9"]
         assert [e.name for e in splits.test] == ["reviews.csv:4", "reviews.csv:7", "reviews.csv:10"]
         assert len(splits.train) == 3
     assert splits.bad[0].name == "reviews.csv:11" and "split 'dev'" in splits.bad[0].reason
     assert splits.bad[1].name == "reviews.csv:12" and "split 'all'" in splits.bad[1].reason
     path.write_text("text,label\n,a\nsome text,\n")  # every line bad: reported, not raised
-    splits = data.load(path, {})
+    splits = data.load(path, TextOptions())
     assert not splits.train + splits.val + splits.test
     assert [b.reason for b in splits.bad] == [
         "empty text (column 'text')",

@@ -1,0 +1,44 @@
+"""The text plugin's options (``--set key=value``, ``[plugin]`` in TOML), declared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from negev.plugins.options import option
+from negev.plugins.tables import FIELD_LIMIT
+
+__all__ = ["MAX_CHARS", "TextOptions"]
+
+#: Longest text, in characters (option ``max_chars``): the CSV field limit, for JSONL too. A
+#: longer text is a bad item.
+MAX_CHARS = FIELD_LIMIT
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """Options of the ``text`` plugin and of its reader (:func:`negev_text.data.read`)."""
+
+    encoder: Literal["hashed", "conv", "transformer"] = option(
+        "hashed", "hashed: n-grams hashed into embeddings; conv; or transformer"
+    )
+    buckets: int = option(2**18, "hashed: embedding rows the n-grams are hashed into")
+    hidden: int = option(16, "hashed: embedding size")
+    widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
+    max_tokens: int = option(64, "tokens kept per text (longer texts are truncated)")
+    transformer_path: str | None = option(None, "transformer: a local transformers directory")
+    demo_size: int = option(6000, "demo: texts")
+    evidence_class: str | None = option(None, "class the truth spans speak for (default: last)")
+    text_column: str = option("text", "the text column")
+    label_column: str = option("label", "the label column (|-separated labels: multi-label)")
+    split_column: str = option("split", "the train / val / test column (optional)")
+    classes: str | None = option(None, "fixed class list, comma-separated (default: every label)")
+    max_chars: int = option(MAX_CHARS, "longest text in characters; a longer one is a bad item")
+
+    def __post_init__(self) -> None:
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"plugin option widths must be positive integers, got {self.widths}")
+        if self.buckets < 1:
+            raise ValueError(f"plugin option buckets must be >= 1, got {self.buckets}")
+        if self.max_chars < 1:
+            raise ValueError(f"plugin option max_chars must be >= 1, got {self.max_chars}")
