@@ -58,7 +58,9 @@ def evaluate(
     split = split or ("test" if data is None else "all")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    plugin, config, model, meta = load_model(run, device, which)
+    # resolved once: one warning if it falls back
+    checkpoint = find_checkpoint(Path(run), which)
+    plugin, config, model, meta = load_model(checkpoint, device)
     if data is not None:
         config.data = data
     config.plugin.update(options or {})
@@ -91,4 +93,4 @@ def evaluate(
     metrics = classification_metrics(scores, examples, num_classes, meta["multilabel"])
     if evidence:
         metrics.update(evidence_metrics(plugin, examples, maps, meta["classes"], scores, model))
-    return Evaluation(metrics, split, len(examples), find_checkpoint(Path(run), which))
+    return Evaluation(metrics, split, len(examples), checkpoint)

@@ -137,6 +137,9 @@ class ModalityPlugin(abc.ABC):
     #: The encoder is a 2-D CNN over (B, C, H, W) inputs: on accelerators the engine runs it in
     #: the channels_last memory format.
     channels_last: ClassVar[bool] = False
+    #: ``build_encoder`` loads pretrained encoder weights from ``config["weights"]`` (a local
+    #: file, ``--weights``); the engine refuses ``weights`` for a plugin that does not.
+    takes_weights: ClassVar[bool] = False
 
     def default_config(self) -> dict[str, Any]:
         """Default hyper-parameters: engine keys (epochs, lr, pooling, ...) and plugin keys."""

@@ -67,6 +67,7 @@ class ImagePlugin(ModalityPlugin):
     name = "image"
     description = "Images: CNN feature-map cells as regions (ResNet or a small CNN), WILDCAT"
     channels_last = True
+    takes_weights = True
 
     def __init__(self) -> None:
         self.image_size = 448
