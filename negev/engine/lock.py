@@ -49,10 +49,8 @@ class RunLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             holder = self._holder() or "another process"
-            raise RunLockedError(
-                f"{self.run_dir} is in use by {holder}: wait for it to end, or choose another "
-                "--out"
-            ) from None
+            advice = "wait for it to end, or choose another --out"
+            raise RunLockedError(f"{self.run_dir} is in use by {holder}: {advice}") from None
         try:
             stale = self._holder()
             if stale:

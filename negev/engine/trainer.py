@@ -121,10 +121,8 @@ def resolve_config(
 def check_plugin_options(plugin: ModalityPlugin, config: RunConfig) -> None:
     """Refuse options the plugin cannot honour (``weights`` for a plugin that takes none)."""
     if config.weights and not plugin.takes_weights:
-        raise ValueError(
-            f"weights: the {plugin.name} plugin takes no pretrained weights, got "
-            f"{config.weights!r}"
-        )
+        refused = f"the {plugin.name} plugin takes no pretrained weights"
+        raise ValueError(f"weights: {refused}, got {config.weights!r}")
 
 
 def prepare_data(
@@ -207,7 +205,7 @@ def train(
         fresh = not resume or not has_checkpoint(run_dir)
         if resume and fresh and main:
             console.print(
-                f"{run_dir} has no checkpoint yet (the run stopped during its first epoch): "
+                f"{run_dir} has no checkpoint yet (the run stopped before its first one): "
                 "starting it again"
             )
         return _train(
