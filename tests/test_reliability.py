@@ -288,8 +288,12 @@ def test_every_run_file_gets_the_same_mode_from_the_umask(tmp_path):
         out = run(tmp_path / "run", 2).run_dir
     finally:
         os.umask(previous)
-    modes = {str(p.relative_to(out)): p.stat().st_mode & 0o777 for p in out.rglob("*")}
-    files = {name: mode for name, mode in modes.items() if (out / name).is_file()}
+    # the empty .negev.lock is filelock's (versions before 4 give it 0644 whatever the umask)
+    files = {
+        str(p.relative_to(out)): p.stat().st_mode & 0o777
+        for p in out.rglob("*")
+        if p.is_file() and p.name != ".negev.lock"
+    }
     assert any(name.endswith("state.pt") for name in files)
     assert set(files.values()) == {0o640}, files
 
