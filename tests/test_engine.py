@@ -47,11 +47,11 @@ def test_losses_and_poolings_train(tmp_path, loss, pooling):
 
 
 def test_checkpoint_is_safetensors_and_reloads(tmp_path):
-    out = run(tmp_path, "ckpt")
+    out = run(tmp_path, "ckpt", keep=1)
     target = latest_checkpoint(out)
     assert target.name == "checkpoint-0002"
     best = json.loads((out / "best.json").read_text())["checkpoint"]
-    # checkpoints other than the latest and the best are removed
+    # checkpoints other than the last `keep` and the best are removed
     assert {p.name for p in out.glob("checkpoint-*")} == {"checkpoint-0002", best}
     meta = json.loads((target / "config.json").read_text())
     assert meta["modality"] == "tokens" and meta["plugin_version"] == "0.1.0"

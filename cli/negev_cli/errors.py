@@ -1,13 +1,17 @@
-"""One readable line per error, a non-zero exit code, a traceback only with ``--debug``."""
+"""One readable line per error, a non-zero exit code, a traceback only with ``--debug``;
+negev's warnings as one line each."""
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import typer
 from rich.console import Console
+
+from negev.engine.checkpoint import RunWarning
 
 _state = {"debug": False}
 err = Console(stderr=True)
@@ -23,7 +27,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
@@ -33,9 +39,17 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if _state["debug"]:
                 raise
             message = str(exc) or type(exc).__name__
-            if isinstance(exc, FileNotFoundError) and exc.filename:
+            if isinstance(exc, OSError) and exc.filename:
                 message = f"{exc.filename}: {exc.strerror or message}"
             err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warning: <message>`` for negev's run warnings, Python's format for the others."""
+    if issubclass(category, RunWarning):
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    else:
+        err.print(warnings.formatwarning(message, category, filename, lineno, line), end="")

@@ -7,7 +7,9 @@
 - :mod:`negev.engine.precision`: mixed precision (autocast, gradient scaler).
 - :mod:`negev.engine.data`: the input pipeline (Dataset over examples, DataLoader workers).
 - :mod:`negev.engine.trainer`: the training loop, model selection, resuming, data parallelism.
-- :mod:`negev.engine.checkpoint`: atomic safetensors checkpoints, ``best`` and ``latest``.
+- :mod:`negev.engine.checkpoint`: atomic safetensors checkpoints, ``best`` and ``latest``, the
+  last ``keep`` kept and the newest readable one used; atomic run files.
+- :mod:`negev.engine.lock`: one writer per run directory.
 - :mod:`negev.engine.evaluation`: predictions and metrics.
 - :mod:`negev.engine.scoring` / :mod:`negev.engine.explanation`: :func:`evaluate` and
   :func:`explain` on a trained run, what the CLI and the benchmarks call.

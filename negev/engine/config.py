@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
 import os
 import sys
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,15 @@ else:  # pragma: no cover
 
 from negev.nn import POOLINGS
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "RunConfig", "default_workers", "load_toml"]
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "RunConfig",
+    "check_type",
+    "default_workers",
+    "load_toml",
+]
 
 LOSSES = ("bce", "ce", "ap", "mantra")
 OPTIMIZERS = ("adamw", "sgd")
@@ -45,6 +59,9 @@ class RunConfig:
     the cosine decay, ``accumulate`` sums the gradients of that many batches per step,
     ``clip_grad`` caps the gradient norm, ``decay_norms_biases=False`` exempts normalisation
     weights and biases from weight decay.
+
+    Checkpoints: ``keep`` the last that many (besides the best); a resume falls back to the
+    newest readable one.
     """
 
     modality: str = ""
@@ -77,6 +94,7 @@ class RunConfig:
     accumulate: int = 1
     clip_grad: float | None = None
     decay_norms_biases: bool = True
+    keep: int = 2
     plugin: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -88,9 +106,12 @@ class RunConfig:
             for key, value in layer.items():
                 if key not in known:
                     raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(known))}")
+                if value is None:
+                    continue
+                value = check_type(key, value)
                 if key == "plugin":
-                    merged["plugin"].update(value or {})
-                elif value is not None:
+                    merged["plugin"].update(value)
+                else:
                     merged[key] = value
         config = cls(**merged)
         config.validate()
@@ -112,13 +133,20 @@ class RunConfig:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        for name in ("epochs", "batch_size", "num_maps", "accumulate"):
+        for name in ("epochs", "batch_size", "num_maps", "accumulate", "keep"):
             _check_int(name, getattr(self, name), 1)
         for name, low in (("patience", 1), ("workers", 0), ("threads", 1)):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), low)
+        _check_int("seed", self.seed, 0, SEED_MAX)
+        for name in FLOAT_OPTIONS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not self.backbone_lr_mult >= 0:
             raise ValueError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -132,9 +160,49 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, int)
+    if bad or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
+
+
+# seeds of torch, NumPy and the per-epoch generators (seed * 100003 + epoch) all take it
+SEED_MAX = 2**32 - 1
+FLOAT_OPTIONS = (
+    "lr", "weight_decay", "kmax", "kmin", "alpha", "beta_pos", "beta_neg", "backbone_lr_mult",
+    "warmup_epochs", "clip_grad",
+)  # fmt: skip
+# what each plain type of an option's annotation accepts, and its name in messages
+_KINDS: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an int", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, (str, os.PathLike))),
+    dict: ("a table of options", lambda v: isinstance(v, dict)),
+}
+
+
+@functools.cache
+def _option_kinds(name: str) -> tuple[type, ...] | None:
+    """The plain types option ``name``'s annotation allows (None: a type this check does not
+    know, left to :meth:`RunConfig.validate`)."""
+    hint = typing.get_type_hints(RunConfig).get(name)
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kinds = tuple(typing.get_origin(a) or a for a in (typing.get_args(hint) if union else (hint,)))
+    kinds = tuple(k for k in kinds if k is not type(None))
+    return kinds if kinds and all(k in _KINDS for k in kinds) else None
+
+
+def check_type(name: str, value: Any) -> Any:
+    """``value`` if it has option ``name``'s type (a path for a string option is given as a
+    string), else a one-line :class:`ValueError` naming the option, the type and the value."""
+    kinds = _option_kinds(name)
+    if kinds is None or any(_KINDS[kind][1](value) for kind in kinds):
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+    shown = [kind for kind in kinds if not (kind is int and float in kinds)]  # an int is a number
+    expected = " or ".join(_KINDS[kind][0] for kind in shown)
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def default_workers() -> int:
@@ -157,4 +225,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
-    return {key.replace("-", "_"): value for key, value in raw.items()}
+    options = {key.replace("-", "_"): value for key, value in raw.items()}
+    for key, value in options.items():
+        try:
+            check_type(key, value)
+        except ValueError as exc:
+            raise ValueError(f"config file {path}: {exc}") from None
+    return options

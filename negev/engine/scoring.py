@@ -58,7 +58,9 @@ def evaluate(
     split = split or ("test" if data is None else "all")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    plugin, config, model, meta = load_model(run, device, which, options)
+    # resolved once: one warning if it falls back
+    checkpoint = find_checkpoint(Path(run), which)
+    plugin, config, model, meta = load_model(checkpoint, device, options=options)
     if data is not None:
         config.data = data
     config.skip_bad = skip_bad
@@ -94,4 +96,4 @@ def evaluate(
                 plugin, examples, maps, meta["classes"], scores, model, meta["multilabel"]
             )
         )
-    return Evaluation(metrics, split, len(examples), find_checkpoint(Path(run), which))
+    return Evaluation(metrics, split, len(examples), checkpoint)

@@ -37,10 +37,11 @@ from typing import Any
 import optuna
 from rich.console import Console
 
-from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run
+from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run, write_file
 from negev.engine.config import RunConfig
+from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
-from negev.engine.trainer import prepare_data, train
+from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.plugins import ModalityPlugin
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
@@ -127,10 +128,25 @@ def search(
             the epochs, at least 2).
         evaluate_test: score the chosen model on the test split (after the search).
         overwrite: replace a run (or search) already in ``config.out``.
+
+    The run directory is locked for the search (see :class:`~negev.engine.lock.RunLock`).
     """
     console = console or Console(stderr=True, quiet=quiet)
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
+    check_plugin_options(plugin, config)
+    with RunLock(config.out):
+        return _search(
+            plugin, config, trials, timeout, encoders, patience, evaluate_test, overwrite, console
+        )  # fmt: skip
+
+
+def _search(
+    plugin: ModalityPlugin, config: RunConfig, trials: int, timeout: float | None,
+    encoders: tuple[str, ...] | None, patience: int | None, evaluate_test: bool, overwrite: bool,
+    console: Console,
+) -> SearchResult:  # fmt: skip
+    """:func:`search` in a run directory this process holds."""
     run_dir = Path(config.out)
     trial_root = run_dir / "trials"
     if (holds_run(run_dir) or trial_root.exists()) and not overwrite:
@@ -209,7 +225,7 @@ def search(
     metrics: dict[str, float] = {}
     if evaluate_test:
         metrics = evaluate(run_dir, "test", device=config.device).metrics
-        (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return SearchResult(run_dir, best, records, monitor["name"], metrics)
 
 
@@ -261,9 +277,7 @@ def _drop_checkpoints(trial_run: Path) -> None:
 def _write_trials(
     run_dir: Path, records: list[TrialRecord], best: TrialRecord, monitor: str | None
 ) -> None:
-    with open(run_dir / "trials.jsonl", "w") as file:
-        for record in records:
-            file.write(json.dumps(asdict(record)) + "\n")
+    write_file(run_dir / "trials.jsonl", "".join(json.dumps(asdict(r)) + "\n" for r in records))
     lines = [
         f"# Search: {len(records)} trials, chosen by validation {monitor}",
         "",
@@ -277,4 +291,4 @@ def _write_trials(
             f"| {r.number}{mark} | {value} | {r.best_epoch or '-'} | {r.epochs_run} | "
             f"{r.seconds:.0f} | {_describe(r.params)} |"
         )
-    (run_dir / "trials.md").write_text("\n".join(lines) + "\n")
+    write_file(run_dir / "trials.md", "\n".join(lines) + "\n")

@@ -7,6 +7,8 @@ import contextlib
 import inspect
 import json
 import math
+import os
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -20,17 +22,22 @@ from torch.nn.parallel import DistributedDataParallel
 
 import negev
 from negev.engine.checkpoint import (
+    RunWarning,
+    append_line,
     clear_run,
+    has_checkpoint,
     holds_run,
     load_checkpoint,
     read_best,
     save_checkpoint,
     write_best,
+    write_file,
 )
 from negev.engine.config import RunConfig, default_workers
 from negev.engine.data import BatchLoader, ItemKey, item_seed
 from negev.engine.distributed import World, init_world
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
+from negev.engine.lock import RunLock
 from negev.engine.model import EvidenceModel, build_model
 from negev.engine.objectives import default_loss, training_loss
 from negev.engine.precision import autocast, grad_scaler
@@ -41,6 +48,7 @@ from negev.plugins.options import plugin_table
 __all__ = [
     "DataError",
     "TrainResult",
+    "check_plugin_options",
     "load_model",
     "monitor_name",
     "prepare_data",
@@ -49,6 +57,13 @@ __all__ = [
 ]
 
 METRICS = "metrics.jsonl"
+# options that change how a model is trained, not its parameters: a resumed run may change them
+TRAINING_OPTIONS = frozenset(
+    ("out", "data", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "loss", "seed",
+     "device", "skip_bad", "monitor", "patience", "workers", "precision", "threads",
+     "backbone_lr_mult", "warmup_epochs", "accumulate", "clip_grad", "decay_norms_biases",
+     "keep")
+)  # fmt: skip
 
 
 class DataError(ValueError):
@@ -104,7 +119,15 @@ def resolve_config(
     cli_options = {k: v for k, v in cli_options.items() if k != "plugin"}
     config = RunConfig.build(plugin.default_config(), file_options, cli_options)
     config.plugin = plugin_table(plugin, config.plugin, sets)
+    check_plugin_options(plugin, config)
     return plugin, config
+
+
+def check_plugin_options(plugin: ModalityPlugin, config: RunConfig) -> None:
+    """Refuse options the plugin cannot honour (``weights`` for a plugin that takes none)."""
+    if config.weights and not plugin.takes_weights:
+        refused = f"the {plugin.name} plugin takes no pretrained weights"
+        raise ValueError(f"weights: {refused}, got {config.weights!r}")
 
 
 def load_plugin_state(plugin: ModalityPlugin, state: dict[str, Any], config: RunConfig) -> None:
@@ -133,7 +156,7 @@ def prepare_data(
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             report = [{"item": b.name, "reason": b.reason} for b in data.bad]
-            (run_dir / "bad_items.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_file(run_dir / "bad_items.json", json.dumps(report, indent=2) + "\n")
         if not usable:
             where = f" (all in {run_dir}/bad_items.json)" if run_dir is not None else ""
             raise DataError(
@@ -165,8 +188,11 @@ def train(
 
     After every epoch the model is scored on the validation split; the epoch with the best
     ``monitor`` value is kept as the run's ``best`` checkpoint (beside ``latest``), and training
-    stops after ``patience`` epochs without improvement. A directory that already holds a run is
-    refused unless ``resume`` (continue it) or ``overwrite`` (clear it first).
+    stops after ``patience`` epochs without improvement; the last ``keep`` checkpoints are kept
+    besides the best. The run directory is locked for the run (another process writing into it
+    fails at once, naming this one). A directory that already holds a run is refused unless
+    ``resume`` (continue it from its newest readable checkpoint; a run stopped before its first
+    checkpoint starts again) or ``overwrite`` (clear it first).
     ``evaluate_test=False`` never touches the test split (model selection, searches);
     ``evidence=True`` adds the plugin's evidence metrics on the test split to the same pass.
 
@@ -175,19 +201,43 @@ def train(
     the run directory.
     """
     console = console or Console(stderr=True, quiet=quiet)
-    run_dir = Path(config.out)
     if resume and overwrite:
         raise ValueError("--resume continues a run, --overwrite replaces it: give one")
-    if not resume and not overwrite and holds_run(run_dir):
-        raise ValueError(
-            f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to "
-            "replace it (or choose another --out)"
-        )
+    check_plugin_options(plugin, config)
+    run_dir = Path(config.out)
+    # rank 0 writes the run directory; every rank reads it before any writes (init_world waits
+    # for all of them)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(run_dir) if main else contextlib.nullcontext():
+        if not resume and not overwrite and holds_run(run_dir):
+            raise ValueError(
+                f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to "
+                "replace it (or choose another --out)"
+            )
+        if resume and not holds_run(run_dir):
+            raise ValueError(f"{run_dir} holds no run to resume")
+        fresh = not resume or not has_checkpoint(run_dir)
+        if resume and fresh and main:
+            console.print(
+                f"{run_dir} has no checkpoint yet (the run stopped before its first one): "
+                "starting it again"
+            )
+        return _train(
+            plugin, config, run_dir, fresh, console, quiet, evaluate_test, evidence
+        )  # fmt: skip
+
+
+def _train(
+    plugin: ModalityPlugin, config: RunConfig, run_dir: Path, fresh: bool, console: Console,
+    quiet: bool, evaluate_test: bool, evidence: bool,
+) -> TrainResult:  # fmt: skip
+    """:func:`train` in a run directory this process may write (``fresh``: clear it first)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
     world = init_world(device)
-    if overwrite and world.main and holds_run(run_dir):
+    if fresh and world.main:
+        # also what a run killed while clearing, or before its first checkpoint, left
         clear_run(run_dir)
     data = prepare_data(plugin, config, run_dir if world.main else None)
     if data.bad and world.main:  # a warning, not progress: shown even when quiet
@@ -213,13 +263,13 @@ def train(
     scheduler = build_scheduler(optimizer, config, plan.steps_per_epoch)
     scaler = grad_scaler(device, config.precision)
     start_epoch, best = 0, None
-    if resume:
+    if not fresh:
         start_epoch, best = _restore(
             run_dir, plugin, config, data, model, optimizer, scheduler, scaler
         )
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / METRICS).write_text("")
+        write_file(run_dir / METRICS, "")
     wrapped = DistributedDataParallel(model) if world.size > 1 else model
     meta = {**_meta(plugin, config, data), "plugin_state": plugin_state}
     bar_console = console if not quiet and world.main else None
@@ -250,8 +300,7 @@ def train(
                 val = classification_metrics(scores, data.val, num_classes, data.multilabel)
                 record = {"epoch": epoch + 1, "train_loss": train_loss}
                 record.update({f"val_{k}": v for k, v in val.items()})
-                with open(run_dir / METRICS, "a") as file:
-                    file.write(json.dumps(record) + "\n")
+                append_line(run_dir / METRICS, json.dumps(record))
                 improved = _better(val[monitor], best and best["value"])
                 if improved:
                     best = {"checkpoint": f"checkpoint-{epoch + 1:04d}", "epoch": epoch + 1}
@@ -266,7 +315,7 @@ def train(
                 }
                 save_checkpoint(
                     run_dir, epoch + 1, model, {**meta, "epoch": epoch + 1}, state,
-                    best=_pointer(best) if improved else None,
+                    best=_pointer(best) if improved else None, keep=config.keep,
                 )  # fmt: skip
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
                 kept = " (best)" if improved else ""
@@ -288,7 +337,7 @@ def train(
                         plugin, data.test, maps, data.classes, scores, model, data.multilabel
                     )
                 )
-            (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
     finally:
         loader.close()
     if world.size > 1:
@@ -434,9 +483,9 @@ def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[s
 def _restore(
     run_dir, plugin, config, data, model, optimizer, scheduler, scaler
 ) -> tuple[int, dict[str, Any] | None]:
-    """Load the latest checkpoint of ``run_dir`` for resuming; returns the next epoch and the
-    best epoch so far (``best.json`` is rewritten from the checkpoint's state, in case the run
-    was killed between writing the two)."""
+    """Load the newest readable checkpoint of ``run_dir`` for resuming; returns the next epoch
+    and the best epoch so far (``best.json`` is rewritten from the checkpoint's state, in case
+    the run was killed between writing the two, or the resume fell back to an older one)."""
     checkpoint = load_checkpoint(run_dir, with_state=True)
     meta = checkpoint["meta"]
     if meta["modality"] != plugin.name or meta["classes"] != data.classes:
@@ -444,7 +493,16 @@ def _restore(
             f"cannot resume {run_dir}: it was trained for modality {meta['modality']!r} with "
             f"classes {meta['classes'][:5]}..., not {plugin.name!r} with {data.classes[:5]}..."
         )
-    model.load_state_dict(checkpoint["weights"])
+    try:
+        model.load_state_dict(checkpoint["weights"])
+    except RuntimeError as exc:
+        changed = _model_options_changed(meta["config"], config.to_dict())
+        if not changed:
+            raise ValueError(f"cannot resume {run_dir}: {_first_line(exc)}") from None
+        raise ValueError(
+            f"cannot resume {run_dir}: {changed} (options that shape the model cannot change "
+            "on resume)"
+        ) from None
     state = checkpoint["state"]
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -452,14 +510,67 @@ def _restore(
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
     best = json.loads(state["best"]) if "best" in state else read_best(run_dir)
-    if best is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+    main = not dist.is_initialized() or dist.get_rank() == 0
+    if best is not None and not (run_dir / best["checkpoint"]).is_dir():
+        # a resume that fell back past the epoch that became the best after it
+        if main:
+            warnings.warn(
+                f"{run_dir}: the best checkpoint so far ({best['checkpoint']}) is gone; the best "
+                f"epoch is chosen again from epoch {int(state['epoch']) + 2} on",
+                RunWarning,
+                stacklevel=3,
+            )
+        best = None
+    if best is not None and main:
         write_best(run_dir, best)
     next_epoch = int(state["epoch"]) + 1
-    # drop metrics of epochs after the checkpoint (a run killed between the two writes)
-    lines = (run_dir / METRICS).read_text().splitlines() if (run_dir / METRICS).exists() else []
-    kept = [line for line in lines if json.loads(line)["epoch"] <= next_epoch]
-    (run_dir / METRICS).write_text("".join(line + "\n" for line in kept))
+    if main:
+        _truncate_metrics(run_dir / METRICS, next_epoch)
     return next_epoch, best
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Keep the records of the first ``epochs`` epochs (a run killed between writing its metrics
+    and its checkpoint, or resumed from an older checkpoint, wrote more); a line that is not a
+    record (cut short by a kill or a full disk) is dropped with a warning naming it."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    kept, dropped = [], []
+    for number, line in enumerate(lines, 1):
+        try:
+            epoch = json.loads(line)["epoch"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            dropped.append(f"{path}:{number}")
+            continue
+        if isinstance(epoch, int) and epoch <= epochs:
+            kept.append(line)
+    if dropped:
+        warnings.warn(
+            f"dropped unreadable metric records: {', '.join(dropped)}", RunWarning, stacklevel=4
+        )
+    write_file(path, "".join(line + "\n" for line in kept))
+
+
+def _model_options_changed(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """The options that may shape the model and differ between a run's saved config and the
+    current one, as "num_maps is 2 here, 1 in the run" (empty when none differs)."""
+
+    def model_options(config: dict[str, Any]) -> dict[str, Any]:
+        options = {k: v for k, v in config.items() if k not in TRAINING_OPTIONS | {"plugin"}}
+        options.update({f"plugin.{k}": v for k, v in config.get("plugin", {}).items()})
+        return options
+
+    before, now = model_options(saved), model_options(current)
+    return "; ".join(
+        f"{name} is {now.get(name)!r} here, {before.get(name)!r} in the run"
+        for name in sorted(before.keys() | now.keys())
+        if before.get(name) != now.get(name)
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    """The first informative line of a ``load_state_dict`` error (torch's runs over many)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
 
 
 def load_model(
@@ -482,6 +593,5 @@ def load_model(
     try:
         model.load_state_dict(loaded["weights"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
-        raise ValueError(f"incompatible checkpoint {checkpoint}: {first[0].strip()}") from exc
+        raise ValueError(f"incompatible checkpoint {checkpoint}: {_first_line(exc)}") from exc
     return plugin, config, model.to(torch.device(device)).eval(), meta

@@ -155,6 +155,10 @@ class ModalityPlugin(abc.ABC):
         table = (config or {}).get("plugin") or {}
         return parse_options(self.options_class, table, owner=self.name)
 
+    #: ``build_encoder`` loads pretrained encoder weights from ``config["weights"]`` (a local
+    #: file, ``--weights``); the engine refuses ``weights`` for a plugin that does not.
+    takes_weights: ClassVar[bool] = False
+
     def default_config(self) -> dict[str, Any]:
         """Default engine options (epochs, lr, pooling, ...), and a ``plugin`` table for a plugin
         without ``options_class`` (with one, its defaults are the dataclass's)."""

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from negev.engine import evaluate
+from negev.engine.checkpoint import write_file
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
 
@@ -48,5 +49,5 @@ def evaluate_command(
         table.add_row(name, f"{value:.4f}")
     Console().print(table)
     target = out or Path(checkpoint) / f"evaluation_{result.split}.json"
-    target.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    write_file(target, json.dumps(result.metrics, indent=2) + "\n")
     Console().print(f"wrote {target} ({result.checkpoint.name})")

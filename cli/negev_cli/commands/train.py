@@ -84,6 +84,9 @@ def train_command(
         "--decay-norms-biases/--no-decay-norms-biases",
         help="Weight decay on normalisation weights and biases too (default: yes).",
     ),
+    keep: int = typer.Option(
+        None, help="Checkpoints kept besides the best (default 2): a resume falls back on them."
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Plugin option key=value (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
@@ -121,6 +124,7 @@ def train_command(
         "accumulate": accumulate,
         "clip_grad": clip_grad,
         "decay_norms_biases": decay_norms_biases,
+        "keep": keep,
         "plugin": parse_sets(set_),
     }
     cli = {k: v for k, v in cli.items() if v is not None}

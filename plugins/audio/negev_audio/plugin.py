@@ -102,8 +102,6 @@ class AudioPlugin(ModalityPlugin):
         return (frame * self.hop + self.frontend.n_fft / 2) / self.sample_rate
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
-        if config.get("weights"):
-            raise ValueError("the audio plugin has no pretrained weights to load (--weights)")
         options = self.options_of(config)
         return MelCNNEncoder(self.sample_rate, self.n_mels, self.hop, options.width, options.blocks)
 

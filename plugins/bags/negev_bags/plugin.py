@@ -95,8 +95,6 @@ class BagsPlugin(ModalityPlugin):
         self.std = torch.tensor(state["std"]) if "std" in state else None
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
-        if config.get("weights"):
-            raise ValueError("the bags plugin has no pretrained weights to load (--weights)")
         if self.in_features is None:
             raise ValueError("the bags plugin needs the feature width: load the data first")
         options = self.options_of(config)

@@ -59,6 +59,7 @@ class ImagePlugin(ModalityPlugin):
     description = "Images: CNN feature-map cells as regions (ResNet or a small CNN), WILDCAT"
     channels_last = True
     options_class = ImageOptions
+    takes_weights = True
 
     def __init__(self) -> None:
         self.load_state({})
