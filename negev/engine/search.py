@@ -30,7 +30,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,9 @@ def search(
         params = suggest(trial, encoders)
         options = {**config.plugin, **params.pop("plugin", {})}
         out = trial_root / f"trial-{trial.number:03d}"
-        trial_config = replace(config, **params, plugin=options, out=str(out), patience=patience)
-        trial_config.validate()
+        # a trial that picks another pooling drops the configured one's parameters (build)
+        overrides = {**params, "plugin": options, "out": str(out), "patience": patience}
+        trial_config = RunConfig.build(config.to_dict(), overrides)
         start = time.perf_counter()
         shown = {**params, **({"encoder": options["encoder"]} if len(encoders) > 1 else {})}
         try:

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 import negev
@@ -26,14 +27,16 @@ from negev.engine.checkpoint import (
     save_checkpoint,
     write_best,
 )
-from negev.engine.config import RunConfig, default_workers
+from negev.engine.config import POOL_PARAMS, RunConfig, default_workers
 from negev.engine.data import BatchLoader, ItemKey, item_seed
 from negev.engine.distributed import World, init_world
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.model import EvidenceModel, build_model
-from negev.engine.objectives import default_loss, training_loss
+from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
+from negev.errors import CheckpointError, DataError
+from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin
 
 __all__ = [
@@ -47,10 +50,6 @@ __all__ = [
 ]
 
 METRICS = "metrics.jsonl"
-
-
-class DataError(ValueError):
-    """The dataset has items that cannot be used."""
 
 
 @dataclass
@@ -183,7 +182,7 @@ def train(
         )
         for item in data.bad[:10]:
             warn.print(f"  {item.name}: {item.reason}", highlight=False)
-    loss_name = config.loss or default_loss(data.multilabel)
+    objective = Objective(config.loss or default_loss(data.multilabel), data.multilabel, world)
     monitor = monitor_name(config, data.multilabel)
     num_classes = len(data.classes)
     plugin_state = plugin.fit_state(data, config.to_dict())
@@ -228,8 +227,8 @@ def train(
             if _patience_spent(config, best, epoch):
                 break
             train_loss = _train_epoch(
-                wrapped, optimizer, scheduler, scaler, loader, plan, config, epoch, loss_name,
-                data.multilabel, world, device, bar_console,
+                wrapped, optimizer, scheduler, scaler, loader, plan, config, epoch, objective,
+                world, device, bar_console,
             )  # fmt: skip
             if world.main:
                 scores, _ = score("val")
@@ -343,7 +342,7 @@ class _TrainPlan:
 
 def _train_epoch(
     model, optimizer, scheduler, scaler, loader: BatchLoader, plan: _TrainPlan,
-    config: RunConfig, epoch: int, loss_name: str, multilabel: bool, world: World,
+    config: RunConfig, epoch: int, objective: Objective, world: World,
     device: torch.device, console: Console | None,
 ) -> float:  # fmt: skip
     """One pass over the training split; returns the mean training loss (global batch).
@@ -377,12 +376,9 @@ def _train_epoch(
                 with sync:
                     with autocast(device, config.precision):
                         scores = model(local["inputs"]).scores
-                    loss = training_loss(
-                        loss_name, scores.float(), local["targets"], multilabel, world,
-                        len(batch), local["known"],
-                    )  # fmt: skip
+                    loss = objective(scores.float(), local["targets"], len(batch), local["known"])
                     # the step's loss: the mean over its items (the AP loss ranks each batch)
-                    share = 1 / len(step) if loss_name == "ap" else len(batch) / items
+                    share = 1 / len(step) if objective.couples_samples else len(batch) / items
                     scaler.scale(loss * share).backward()
                 value = loss.detach()
                 if world.size > 1:
@@ -454,12 +450,36 @@ def load_model(
     loaded = load_checkpoint(Path(checkpoint), which=which)
     meta = loaded["meta"]
     plugin = get_plugin(meta["modality"])
-    config = RunConfig.build(meta["config"])
+    config = RunConfig.build(_taken_pool_params(meta["config"]))
     plugin.load_state(meta.get("plugin_state", {}))
     model = build_model(plugin, config, len(meta["classes"]))
-    try:
-        model.load_state_dict(loaded["weights"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
-        raise ValueError(f"incompatible checkpoint {checkpoint}: {first[0].strip()}") from exc
+    mismatch = _weights_mismatch(model.state_dict(), loaded["weights"])
+    if mismatch:
+        raise CheckpointError(f"incompatible checkpoint {checkpoint}: {mismatch}")
+    model.load_state_dict(loaded["weights"])
     return plugin, config, model.to(torch.device(device)).eval(), meta
+
+
+def _taken_pool_params(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config without the pooling parameters its pooling does not take: checkpoints
+    written before the pooling registry recorded all of them (and the pooling ignored the
+    others), so this rebuilds the model they hold."""
+    if saved.get("pooling") not in POOLINGS:
+        return saved
+    taken = POOLINGS.get(saved["pooling"]).defaults
+    return {k: v for k, v in saved.items() if k not in POOL_PARAMS or k in taken}
+
+
+def _weights_mismatch(expected: dict[str, Tensor], weights: dict[str, Tensor]) -> str | None:
+    """Why ``weights`` do not fit a model whose state dict is ``expected`` (None: they fit)."""
+    missing = [k for k in expected if k not in weights]
+    if missing:
+        return f"{len(missing)} weight(s) missing, first {missing[0]!r}"
+    unexpected = [k for k in weights if k not in expected]
+    if unexpected:
+        return f"{len(unexpected)} unexpected weight(s), first {unexpected[0]!r}"
+    for key, tensor in expected.items():
+        if weights[key].shape != tensor.shape:
+            shape, want = tuple(weights[key].shape), tuple(tensor.shape)
+            return f"weight {key!r} has shape {shape}, the model needs {want}"
+    return None
