@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
 from negev.errors import CheckpointError, DataError
 from negev.nn import POOLINGS
-from negev.plugins import DataSplits, ModalityPlugin, get_plugin
+from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
 
 __all__ = [
     "DataError",
@@ -397,14 +396,10 @@ def _train_epoch(
 
 
 def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[str, Any]:
-    version = "unknown"
-    for entry in metadata.entry_points(group="negev.modalities", name=plugin.name):
-        if entry.dist is not None:
-            version = entry.dist.version
     return {
         "negev_version": negev.__version__,
         "modality": plugin.name,
-        "plugin_version": version,
+        "plugin_version": plugin_version(plugin.name),
         "classes": data.classes,
         "multilabel": data.multilabel,
         "config": config.to_dict(),
