@@ -14,7 +14,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = ("sklearn", "typer", "rich", "optuna", "safetensors", "scipy")
+OPTIONAL = ("sklearn", "typer", "rich", "optuna", "safetensors", "scipy", "torchmetrics")
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -27,7 +27,8 @@ def test_core_distribution_needs_torch_and_numpy_only():
     extras = project["optional-dependencies"]
     assert {"typer", "rich", "safetensors", "scikit-learn", "optuna"} <= _names(extras["cli"])
     assert _names(extras["sklearn"]) == {"scikit-learn"}
-    assert extras["all"] == ["negev[cli,sklearn]"]
+    assert _names(extras["metrics"]) == {"torchmetrics"}
+    assert extras["all"] == ["negev[cli,sklearn,metrics]"]
     assert "-e .[all,test]" in (ROOT / "requirements-dev.txt").read_text().splitlines()
 
 
@@ -40,6 +41,11 @@ for name in {OPTIONAL!r}:
 import negev, negev.nn, negev.nn.functional, negev.metrics, negev.plugins, negev.errors
 from negev.nn import create_loss, create_pool
 create_pool("maxmin"), create_loss("bce")
+from negev.metrics import average_precision
+try:
+    from negev.metrics import MeanAveragePrecision
+except ModuleNotFoundError as exc:
+    assert "pip install 'negev[metrics]'" in str(exc), exc
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
