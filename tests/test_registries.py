@@ -7,10 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typer.testing import CliRunner
 
-from negev.engine import RunConfig
+from negev.engine import RunConfig, load_model
 from negev.engine.distributed import World
 from negev.engine.objectives import Objective
+from negev.engine.trainer import _taken_pool_params
 from negev.errors import ConfigError, PluginError
 from negev.nn import (
     LOSSES,
@@ -25,6 +27,7 @@ from negev.nn import (
     register_loss,
     register_pool,
 )
+from negev_cli.app import app
 
 SCORES = torch.randn(3, 2, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
@@ -200,3 +203,22 @@ def test_the_engine_trains_with_a_registered_loss_through_its_module(scratch_reg
     torch.testing.assert_close(value, expected)
     with pytest.raises(ConfigError, match="loss 'ap' does not support missing labels"):
         Objective("ap", True, World())(scores, targets, 6, known)
+
+
+def test_pooling_maxmin_trains_max_plus_min_and_saves_what_it_built(tmp_path):
+    out = tmp_path / "run"
+    options = ["--pooling", "maxmin", "--epochs", "1", "--set", "demo_size=60", "--out", str(out)]
+    result = CliRunner().invoke(app, ["train", "-m", "tokens", "-q", *options])
+    assert result.exit_code == 0, result.output
+    _, config, model, meta = load_model(out)
+    pool = model.head.pool
+    assert (pool.kmax, pool.kmin, pool.alpha) == (1, 1, 1.0)  # the README's max+min
+    saved = {k: meta["config"][k] for k in ("kmax", "kmin", "alpha", "beta_pos", "beta_neg")}
+    assert saved == {"kmax": None, "kmin": None, "alpha": 1.0, "beta_pos": None, "beta_neg": None}
+
+
+def test_a_checkpoint_that_recorded_every_pooling_parameter_still_loads_as_built():
+    old = {"modality": "m", "pooling": "maxmin", "kmax": 0.2, "kmin": None, "alpha": 0.7,
+           "beta_pos": 5.0, "beta_neg": -5.0}  # fmt: skip
+    config = RunConfig.build(_taken_pool_params(old))
+    assert (config.alpha, config.kmax, config.beta_pos) == (0.7, None, None)  # max+min at 0.7
