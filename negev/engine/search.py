@@ -41,6 +41,7 @@ from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run
 from negev.engine.config import RunConfig
 from negev.engine.scoring import evaluate
 from negev.engine.trainer import prepare_data, train
+from negev.errors import ConfigError, NegevError
 from negev.plugins import ModalityPlugin
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
@@ -130,11 +131,11 @@ def search(
     """
     console = console or Console(stderr=True, quiet=quiet)
     if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
+        raise ConfigError(f"trials must be >= 1, got {trials}")
     run_dir = Path(config.out)
     trial_root = run_dir / "trials"
     if (holds_run(run_dir) or trial_root.exists()) and not overwrite:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} already holds a run: pass --overwrite to replace it (or choose another "
             "--out)"
         )
@@ -199,7 +200,7 @@ def search(
     study.optimize(objective, n_trials=trials, timeout=timeout)
     done = [r for r in records if r.state == "complete" and not math.isnan(r.value)]
     if not done:
-        raise RuntimeError(f"every trial failed; see {trial_root}")
+        raise NegevError(f"every trial failed; see {trial_root}")
     best = max(done, key=lambda r: (r.value, -r.number))  # ties: the earlier trial
     _adopt(Path(best.run), run_dir)
     for record in records:

@@ -34,7 +34,7 @@ from negev.engine.model import EvidenceModel, build_model
 from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
-from negev.errors import CheckpointError, DataError
+from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
 
@@ -79,7 +79,8 @@ def monitor_name(config: RunConfig, multilabel: bool) -> str:
     known = ("mAP", "roc_auc", "accuracy") if multilabel else ("accuracy", "macro_f1", "roc_auc")
     if name not in known:
         kind = "multi-label" if multilabel else "single-label"
-        raise ValueError(f"monitor must be one of {', '.join(known)} for {kind} data, got {name!r}")
+        choices = ", ".join(known)
+        raise ConfigError(f"monitor must be one of {choices} for {kind} data, got {name!r}")
     return name
 
 
@@ -94,7 +95,7 @@ def resolve_config(
     """Find the plugin, then merge its defaults, the config file and the command line."""
     modality = cli_options.get("modality") or file_options.get("modality")
     if not modality:
-        raise ValueError("no modality given (--modality or 'modality' in the config file)")
+        raise ConfigError("no modality given (--modality or 'modality' in the config file)")
     plugin = get_plugin(modality)
     config = RunConfig.build(plugin.default_config(), file_options, cli_options)
     return plugin, config
@@ -161,9 +162,9 @@ def train(
     console = console or Console(stderr=True, quiet=quiet)
     run_dir = Path(config.out)
     if resume and overwrite:
-        raise ValueError("--resume continues a run, --overwrite replaces it: give one")
+        raise ConfigError("--resume continues a run, --overwrite replaces it: give one")
     if not resume and not overwrite and holds_run(run_dir):
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to "
             "replace it (or choose another --out)"
         )
@@ -415,7 +416,7 @@ def _restore(
     checkpoint = load_checkpoint(run_dir, with_state=True)
     meta = checkpoint["meta"]
     if meta["modality"] != plugin.name or meta["classes"] != data.classes:
-        raise ValueError(
+        raise CheckpointError(
             f"cannot resume {run_dir}: it was trained for modality {meta['modality']!r} with "
             f"classes {meta['classes'][:5]}..., not {plugin.name!r} with {data.classes[:5]}..."
         )

@@ -51,12 +51,13 @@ class Entry:
         return resolved
 
     def _takes(self, key: str) -> str:
-        accepted = ", ".join(self.defaults) or "none"
-        close = difflib.get_close_matches(key, list(self.defaults), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         if not self.defaults:
             return f"({self.summary}) takes no parameter, got {key!r}"
-        return f"({self.summary}) takes no {key!r}{hint}; its parameters: {accepted}"
+        close = difflib.get_close_matches(key, list(self.defaults), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"({self.summary}) takes no {key!r}{hint}; its parameters: {', '.join(self.defaults)}"
+        )
 
 
 class Registry:
