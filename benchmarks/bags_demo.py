@@ -83,7 +83,8 @@ def _scaling_run(n: int, pooling: str, chunk: int, steps: int = 3) -> dict[str, 
     features = torch.randn(1, n, 1024)
     mask = torch.ones(1, n, dtype=torch.bool)
     encoder = InstanceEncoder(1024, (128,), chunk=chunk)
-    head = EvidenceHead(128, 1, pool=create_pool(pooling, kmax=0.02, kmin=0.02, alpha=1.0))
+    params = {"weldon": {"kmax": 0.02, "alpha": 1.0}}.get(pooling, {})  # each takes its own
+    head = EvidenceHead(128, 1, pool=create_pool(pooling, **params))
     model = torch.nn.ModuleList([encoder, head])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     base = _peak_mb()

@@ -80,8 +80,9 @@ def test_stateful_accumulates_batches():
         metric.update(scores[start : start + 17], targets[start : start + 17])
     assert metric.compute().item() == pytest.approx(mean_average_precision(scores, targets).item())
     metric.reset()
-    with pytest.raises(ValueError, match="before any update"):
-        metric.compute()
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        with pytest.raises(ValueError, match="before any update"):
+            metric.compute()
 
 
 def test_bad_inputs():
@@ -113,6 +114,7 @@ def _rank_main(rank: int, world: int, port: int, scores, targets, results) -> No
         rows = slice(0, 23) if rank == 0 else slice(23, None)
         metric.update(scores[rows], targets[rows])
         results[rank] = metric.compute().item()
+        results[f"per_class_{rank}"] = metric.compute_per_class().tolist()
     finally:
         dist.destroy_process_group()
 
@@ -125,3 +127,5 @@ def test_distributed_ranks_agree_with_one_process():
     mp.spawn(_rank_main, args=(2, _free_port(), scores, targets, results), nprocs=2, join=True)
     expected = mean_average_precision(scores, targets).item()
     assert results[0] == pytest.approx(expected) and results[1] == pytest.approx(expected)
+    per_class = average_precision(scores, targets).tolist()
+    assert results["per_class_0"] == pytest.approx(per_class) == results["per_class_1"]

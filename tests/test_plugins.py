@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 
@@ -37,9 +38,16 @@ def fake_plugins(tmp_path, monkeypatch):
             pass
     """
     _fake_distribution(tmp_path, "tokens-clone", "tokens", "fake_clash", clash)
+    abstract = """
+        from negev.plugins import ModalityPlugin
+        class Plugin(ModalityPlugin):
+            name = "abstract"
+            description = "forgets its hooks"
+    """
+    _fake_distribution(tmp_path, "abstract-plugin", "abstract", "fake_abstract", abstract)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for module in ("fake_broken", "fake_not_plugin", "fake_clash"):
+    for module in ("fake_broken", "fake_not_plugin", "fake_clash", "fake_abstract"):
         sys.modules.pop(module, None)
 
 
@@ -54,6 +62,9 @@ def test_broken_plugins_are_reported_and_refused(fake_plugins):
     found = discover_plugins()
     assert "ModuleNotFoundError" in found["brokenimport"][0].error
     assert "not a negev.plugins.ModalityPlugin" in found["notaplugin"][0].error
+    assert "PluginError: plugin does not implement build_encoder, collate" in (
+        found["abstract"][0].error
+    )
     assert len(found["tokens"]) == 2
     assert all("registered by several distributions" in s.error for s in found["tokens"])
     with pytest.raises(PluginError, match=r"modality 'brokenimport' \(broken-import\) is broken"):
@@ -64,3 +75,19 @@ def test_broken_plugins_are_reported_and_refused(fake_plugins):
     assert result.exit_code == 0
     for text in ("broken-import", "not-a-plugin", "tokens-clone", "negev-example-plugin"):
         assert text in result.output
+
+
+def test_getting_one_plugin_imports_no_other():
+    """Only the asked entry point is imported: not the other modalities' plugins nor their heavy
+    libraries (checked in a fresh interpreter)."""
+    code = """
+import sys
+from negev.plugins import get_plugin
+get_plugin("tokens")
+heavy = ("negev_image", "negev_molecule", "negev_text", "negev_audio", "negev_bags", "rdkit",
+         "torchvision", "torchaudio", "transformers")
+print(" ".join(m for m in heavy if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

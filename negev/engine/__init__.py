@@ -2,7 +2,7 @@
 
 - :mod:`negev.engine.config`: the run configuration (defaults, TOML, command line).
 - :mod:`negev.engine.model`: region encoder + evidence head.
-- :mod:`negev.engine.objectives`: losses by name (bce, ce, ap, mantra).
+- :mod:`negev.engine.objectives`: the registered losses over the global batch.
 - :mod:`negev.engine.recipe`: parameter groups, optimizer, warm-up + cosine schedule.
 - :mod:`negev.engine.precision`: mixed precision (autocast, gradient scaler).
 - :mod:`negev.engine.data`: the input pipeline (Dataset over examples, DataLoader workers).
@@ -15,12 +15,11 @@
   :func:`explain` on a trained run, what the CLI and the benchmarks call.
 """
 
-from negev.engine.config import LOSSES, PRECISIONS, RunConfig, load_toml
+from negev.engine.config import PRECISIONS, RunConfig, load_toml
 from negev.engine.evaluation import classification_metrics, predict
 from negev.engine.explanation import Explanation, explain
 from negev.engine.scoring import Evaluation, evaluate
 from negev.engine.trainer import (
-    DataError,
     TrainResult,
     load_model,
     monitor_name,
@@ -28,6 +27,8 @@ from negev.engine.trainer import (
     resolve_config,
     train,
 )
+from negev.errors import DataError
+from negev.nn import LOSSES
 
 __all__ = [
     "LOSSES",

@@ -44,6 +44,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from negev.errors import CheckpointError
 from negev.files import atomic_write
 
 __all__ = [
@@ -84,10 +85,6 @@ _NUMBERED = re.compile(r"checkpoint-(\d+)")
 class Checkpoint(dict):
     """What :func:`load_checkpoint` returns: ``weights``, ``meta``, ``state`` (or None) and
     ``path`` (the checkpoint directory read)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint, or a pointer to one, that cannot be read; the message names the file."""
 
 
 class RunWarning(UserWarning):

@@ -20,11 +20,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from negev.nn import POOLINGS
+from negev.nn import LOSSES, POOLINGS
 
 __all__ = [
-    "LOSSES",
     "OPTIMIZERS",
+    "POOL_PARAMS",
     "PRECISIONS",
     "RunConfig",
     "check_type",
@@ -32,7 +32,8 @@ __all__ = [
     "load_toml",
 ]
 
-LOSSES = ("bce", "ce", "ap", "mantra")
+# the RunConfig fields that parameterise a pooling; each pooling takes its own subset
+POOL_PARAMS = ("kmax", "kmin", "alpha", "beta_pos", "beta_neg")
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -40,6 +41,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 @dataclass
 class RunConfig:
     """Everything that defines a training run (saved with every checkpoint).
+
+    Pooling: ``pooling`` names a registered pooling (:data:`negev.nn.POOLINGS`); of ``kmax``,
+    ``kmin``, ``alpha``, ``beta_pos``, ``beta_neg`` it takes its own (``maxmin``: alpha only),
+    None meaning that pooling's default. Setting one it does not take is an error. In a built
+    config they hold what the pooling was built with (None for the ones it does not take).
 
     ``loss=None`` picks ``bce`` for multi-label data and ``ce`` for multi-class data. ``weights``
     is a local file of pretrained encoder weights, for plugins whose encoders take them. ``plugin``
@@ -73,12 +79,12 @@ class RunConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     pooling: str = "wildcat"
-    kmax: float | int = 0.2
+    kmax: float | int | None = None
     kmin: float | int | None = None
-    alpha: float = 0.7
+    alpha: float | None = None
     num_maps: int = 1
-    beta_pos: float = 5.0
-    beta_neg: float = -5.0
+    beta_pos: float | None = None
+    beta_neg: float | None = None
     loss: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -99,14 +105,25 @@ class RunConfig:
 
     @classmethod
     def build(cls, *layers: dict[str, Any]) -> RunConfig:
-        """Merge layers of options (later wins; ``plugin`` tables merge key by key)."""
+        """Merge layers of options (later wins; ``plugin`` tables merge key by key).
+
+        A layer that names a pooling other than the one finally chosen also loses its pooling
+        parameters (they were meant for its pooling: a plugin's WILDCAT k does not carry over to
+        ``--pooling maxmin``); the pooling parameters of every other layer must be ones the
+        chosen pooling takes. The unset ones get that pooling's defaults.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         merged: dict[str, Any] = {"plugin": {}}
+        chosen = next(
+            (layer["pooling"] for layer in reversed(layers) if layer.get("pooling") is not None),
+            cls.pooling,
+        )
         for layer in layers:
+            replaced = layer.get("pooling") not in (None, chosen)
             for key, value in layer.items():
                 if key not in known:
                     raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(known))}")
-                if value is None:
+                if value is None or (key in POOL_PARAMS and replaced):
                     continue
                 value = check_type(key, value)
                 if key == "plugin":
@@ -115,20 +132,26 @@ class RunConfig:
                     merged[key] = value
         config = cls(**merged)
         config.validate()
+        built = POOLINGS.resolve(config.pooling, config.pooling_params())
+        for key in POOL_PARAMS:
+            setattr(config, key, built.get(key))
         return config
+
+    def pooling_params(self) -> dict[str, Any]:
+        """The pooling parameters that are set (not None)."""
+        return {key: getattr(self, key) for key in POOL_PARAMS if getattr(self, key) is not None}
 
     def validate(self) -> None:
         """Raise :class:`ValueError` naming the first bad option."""
         if not self.modality:
             raise ValueError("no modality given (--modality or 'modality' in the config file)")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        POOLINGS.resolve(self.pooling, self.pooling_params())  # ConfigError: name or parameter
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
-        if self.loss is not None and self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.loss is not None:
+            LOSSES.get(self.loss)  # ConfigError naming the registered losses
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"

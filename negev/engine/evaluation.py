@@ -6,7 +6,6 @@ import inspect
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score, roc_auc_score
 from torch import Tensor
 
 from negev.engine.data import BatchLoader, eval_plan, to_device
@@ -81,6 +80,9 @@ def classification_metrics(
     the mean one-vs-rest AUC of each class's score). Missing labels (``Example.unknown``) are
     left out of their class's metrics and of the decisions that accuracy checks.
     """
+    # imported here: scikit-learn costs ~2 s of start-up to every command otherwise
+    from sklearn.metrics import f1_score, roc_auc_score
+
     targets = multi_hot([e.labels for e in examples], num_classes, torch.device("cpu"))
     if multilabel:
         known = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu")) == 0

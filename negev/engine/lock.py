@@ -21,6 +21,7 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from negev.engine.checkpoint import RunWarning, write_json
+from negev.errors import NegevError
 
 __all__ = ["RunLock", "RunLockedError"]
 
@@ -28,7 +29,7 @@ LOCK = ".negev.lock"
 HOLDER = ".negev.lock.holder"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(NegevError):
     """Another process holds the run directory's lock."""
 
 

@@ -11,7 +11,8 @@ import torch
 from negev.engine.checkpoint import find_checkpoint
 from negev.engine.data import BatchLoader
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
-from negev.engine.trainer import DataError, load_model, prepare_data
+from negev.engine.trainer import load_model, prepare_data
+from negev.errors import ConfigError, DataError
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -57,7 +58,7 @@ def evaluate(
     """
     split = split or ("test" if data is None else "all")
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     # resolved once: one warning if it falls back
     checkpoint = find_checkpoint(Path(run), which)
     plugin, config, model, meta = load_model(checkpoint, device, options=options)
@@ -66,7 +67,7 @@ def evaluate(
     config.skip_bad = skip_bad
     splits = prepare_data(plugin, config, None, required=() if split == "all" else (split,))
     if splits.classes != meta["classes"]:
-        raise ValueError(
+        raise DataError(
             f"the data has classes {splits.classes[:8]}, the model was trained on "
             f"{meta['classes'][:8]}"
         )

@@ -30,7 +30,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from negev.engine.config import RunConfig
 from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
 from negev.engine.trainer import check_plugin_options, prepare_data, train
+from negev.errors import ConfigError, NegevError
 from negev.plugins import ModalityPlugin
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
@@ -133,7 +134,7 @@ def search(
     """
     console = console or Console(stderr=True, quiet=quiet)
     if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
+        raise ConfigError(f"trials must be >= 1, got {trials}")
     check_plugin_options(plugin, config)
     with RunLock(config.out):
         return _search(
@@ -150,7 +151,7 @@ def _search(
     run_dir = Path(config.out)
     trial_root = run_dir / "trials"
     if (holds_run(run_dir) or trial_root.exists()) and not overwrite:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} already holds a run: pass --overwrite to replace it (or choose another "
             "--out)"
         )
@@ -176,8 +177,9 @@ def _search(
         params = suggest(trial, encoders)
         options = {**config.plugin, **params.pop("plugin", {})}
         out = trial_root / f"trial-{trial.number:03d}"
-        trial_config = replace(config, **params, plugin=options, out=str(out), patience=patience)
-        trial_config.validate()
+        # a trial that picks another pooling drops the configured one's parameters (build)
+        overrides = {**params, "plugin": options, "out": str(out), "patience": patience}
+        trial_config = RunConfig.build(config.to_dict(), overrides)
         start = time.perf_counter()
         shown = {**params, **({"encoder": options["encoder"]} if len(encoders) > 1 else {})}
         try:
@@ -214,7 +216,7 @@ def _search(
     study.optimize(objective, n_trials=trials, timeout=timeout)
     done = [r for r in records if r.state == "complete" and not math.isnan(r.value)]
     if not done:
-        raise RuntimeError(f"every trial failed; see {trial_root}")
+        raise NegevError(f"every trial failed; see {trial_root}")
     best = max(done, key=lambda r: (r.value, -r.number))  # ties: the earlier trial
     _adopt(Path(best.run), run_dir)
     for record in records:

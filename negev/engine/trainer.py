@@ -10,7 +10,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 import negev
@@ -33,16 +33,18 @@ from negev.engine.checkpoint import (
     write_best,
     write_file,
 )
-from negev.engine.config import RunConfig, default_workers
+from negev.engine.config import POOL_PARAMS, RunConfig, default_workers
 from negev.engine.data import BatchLoader, ItemKey, item_seed
 from negev.engine.distributed import World, init_world
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.lock import RunLock
 from negev.engine.model import EvidenceModel, build_model
-from negev.engine.objectives import default_loss, training_loss
+from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
-from negev.plugins import DataSplits, ModalityPlugin, get_plugin
+from negev.errors import CheckpointError, ConfigError, DataError
+from negev.nn import POOLINGS
+from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
 from negev.plugins.options import plugin_table
 
 __all__ = [
@@ -64,10 +66,6 @@ TRAINING_OPTIONS = frozenset(
      "backbone_lr_mult", "warmup_epochs", "accumulate", "clip_grad", "decay_norms_biases",
      "keep")
 )  # fmt: skip
-
-
-class DataError(ValueError):
-    """The dataset has items that cannot be used."""
 
 
 @dataclass
@@ -98,7 +96,8 @@ def monitor_name(config: RunConfig, multilabel: bool) -> str:
     known = ("mAP", "roc_auc", "accuracy") if multilabel else ("accuracy", "macro_f1", "roc_auc")
     if name not in known:
         kind = "multi-label" if multilabel else "single-label"
-        raise ValueError(f"monitor must be one of {', '.join(known)} for {kind} data, got {name!r}")
+        choices = ", ".join(known)
+        raise ConfigError(f"monitor must be one of {choices} for {kind} data, got {name!r}")
     return name
 
 
@@ -113,7 +112,7 @@ def resolve_config(
     """Find the plugin, then merge its defaults, the config file and the command line."""
     modality = cli_options.get("modality") or file_options.get("modality")
     if not modality:
-        raise ValueError("no modality given (--modality or 'modality' in the config file)")
+        raise ConfigError("no modality given (--modality or 'modality' in the config file)")
     plugin = get_plugin(modality)
     sets = cli_options.get("plugin") or {}
     cli_options = {k: v for k, v in cli_options.items() if k != "plugin"}
@@ -202,7 +201,7 @@ def train(
     """
     console = console or Console(stderr=True, quiet=quiet)
     if resume and overwrite:
-        raise ValueError("--resume continues a run, --overwrite replaces it: give one")
+        raise ConfigError("--resume continues a run, --overwrite replaces it: give one")
     check_plugin_options(plugin, config)
     run_dir = Path(config.out)
     # rank 0 writes the run directory; every rank reads it before any writes (init_world waits
@@ -210,12 +209,12 @@ def train(
     main = int(os.environ.get("RANK", "0")) == 0
     with RunLock(run_dir) if main else contextlib.nullcontext():
         if not resume and not overwrite and holds_run(run_dir):
-            raise ValueError(
+            raise ConfigError(
                 f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to "
                 "replace it (or choose another --out)"
             )
         if resume and not holds_run(run_dir):
-            raise ValueError(f"{run_dir} holds no run to resume")
+            raise ConfigError(f"{run_dir} holds no run to resume")
         fresh = not resume or not has_checkpoint(run_dir)
         if resume and fresh and main:
             console.print(
@@ -247,7 +246,7 @@ def _train(
         )
         for item in data.bad[:10]:
             warn.print(f"  {item.name}: {item.reason}", highlight=False)
-    loss_name = config.loss or default_loss(data.multilabel)
+    objective = Objective(config.loss or default_loss(data.multilabel), data.multilabel, world)
     monitor = monitor_name(config, data.multilabel)
     num_classes = len(data.classes)
     plugin_state = plugin.fit_state(data, config.to_dict())
@@ -292,8 +291,8 @@ def _train(
             if _patience_spent(config, best, epoch):
                 break
             train_loss = _train_epoch(
-                wrapped, optimizer, scheduler, scaler, loader, plan, config, epoch, loss_name,
-                data.multilabel, world, device, bar_console,
+                wrapped, optimizer, scheduler, scaler, loader, plan, config, epoch, objective,
+                world, device, bar_console,
             )  # fmt: skip
             if world.main:
                 scores, _ = score("val")
@@ -408,7 +407,7 @@ class _TrainPlan:
 
 def _train_epoch(
     model, optimizer, scheduler, scaler, loader: BatchLoader, plan: _TrainPlan,
-    config: RunConfig, epoch: int, loss_name: str, multilabel: bool, world: World,
+    config: RunConfig, epoch: int, objective: Objective, world: World,
     device: torch.device, console: Console | None,
 ) -> float:  # fmt: skip
     """One pass over the training split; returns the mean training loss (global batch).
@@ -442,12 +441,9 @@ def _train_epoch(
                 with sync:
                     with autocast(device, config.precision):
                         scores = model(local["inputs"]).scores
-                    loss = training_loss(
-                        loss_name, scores.float(), local["targets"], multilabel, world,
-                        len(batch), local["known"],
-                    )  # fmt: skip
+                    loss = objective(scores.float(), local["targets"], len(batch), local["known"])
                     # the step's loss: the mean over its items (the AP loss ranks each batch)
-                    share = 1 / len(step) if loss_name == "ap" else len(batch) / items
+                    share = 1 / len(step) if objective.couples_samples else len(batch) / items
                     scaler.scale(loss * share).backward()
                 value = loss.detach()
                 if world.size > 1:
@@ -466,14 +462,10 @@ def _train_epoch(
 
 
 def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[str, Any]:
-    version = "unknown"
-    for entry in metadata.entry_points(group="negev.modalities", name=plugin.name):
-        if entry.dist is not None:
-            version = entry.dist.version
     return {
         "negev_version": negev.__version__,
         "modality": plugin.name,
-        "plugin_version": version,
+        "plugin_version": plugin_version(plugin.name),
         "classes": data.classes,
         "multilabel": data.multilabel,
         "config": config.to_dict(),
@@ -489,7 +481,7 @@ def _restore(
     checkpoint = load_checkpoint(run_dir, with_state=True)
     meta = checkpoint["meta"]
     if meta["modality"] != plugin.name or meta["classes"] != data.classes:
-        raise ValueError(
+        raise CheckpointError(
             f"cannot resume {run_dir}: it was trained for modality {meta['modality']!r} with "
             f"classes {meta['classes'][:5]}..., not {plugin.name!r} with {data.classes[:5]}..."
         )
@@ -586,12 +578,37 @@ def load_model(
     loaded = load_checkpoint(Path(checkpoint), which=which)
     meta = loaded["meta"]
     plugin = get_plugin(meta["modality"])
-    config = RunConfig.build(meta["config"])
+    config = RunConfig.build(_taken_pool_params(meta["config"]))
     config.plugin = plugin_table(plugin, config.plugin, options, strict=False)
     load_plugin_state(plugin, meta.get("plugin_state", {}), config)
     model = build_model(plugin, config, len(meta["classes"]))
-    try:
-        model.load_state_dict(loaded["weights"])
-    except RuntimeError as exc:
-        raise ValueError(f"incompatible checkpoint {checkpoint}: {_first_line(exc)}") from exc
+    mismatch = _weights_mismatch(model.state_dict(), loaded["weights"])
+    if mismatch:
+        raise CheckpointError(f"incompatible checkpoint {checkpoint}: {mismatch}")
+    model.load_state_dict(loaded["weights"])
     return plugin, config, model.to(torch.device(device)).eval(), meta
+
+
+def _taken_pool_params(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config without the pooling parameters its pooling does not take: checkpoints
+    written before the pooling registry recorded all of them (and the pooling ignored the
+    others), so this rebuilds the model they hold."""
+    if saved.get("pooling") not in POOLINGS:
+        return saved
+    taken = POOLINGS.get(saved["pooling"]).defaults
+    return {k: v for k, v in saved.items() if k not in POOL_PARAMS or k in taken}
+
+
+def _weights_mismatch(expected: dict[str, Tensor], weights: dict[str, Tensor]) -> str | None:
+    """Why ``weights`` do not fit a model whose state dict is ``expected`` (None: they fit)."""
+    missing = [k for k in expected if k not in weights]
+    if missing:
+        return f"{len(missing)} weight(s) missing, first {missing[0]!r}"
+    unexpected = [k for k in weights if k not in expected]
+    if unexpected:
+        return f"{len(unexpected)} unexpected weight(s), first {unexpected[0]!r}"
+    for key, tensor in expected.items():
+        if weights[key].shape != tensor.shape:
+            shape, want = tuple(weights[key].shape), tuple(tensor.shape)
+            return f"weight {key!r} has shape {shape}, the model needs {want}"
+    return None

@@ -1,4 +1,4 @@
-"""Average precision per class and its mean, as functions and as a stateful metric.
+"""Average precision per class and its mean (the stateful metric: :mod:`negev.metrics.stateful`).
 
 ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds n (scikit-learn's
 ``average_precision_score``: tied scores form one threshold), or the PASCAL VOC 2007 11-point
@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from negev.nn.functional._checks import score_columns
 
-__all__ = ["MeanAveragePrecision", "average_precision", "mean_average_precision"]
+__all__ = ["average_precision", "mean_average_precision"]
 
 _INTERPOLATIONS = ("area", "voc07")
 
@@ -76,66 +75,3 @@ def _as_columns(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """(N, C) float64 scores (detached) and bool targets; NaN scores are refused."""
     matrix, labels = score_columns(scores, targets, finite=False)
     return matrix.detach().double(), labels
-
-
-class MeanAveragePrecision:
-    """Stateful mAP over batches (torchmetrics style): ``update()`` / ``compute()`` / ``reset()``.
-
-    Scores and targets are kept (on the CPU) until ``compute()``; under ``torch.distributed``
-    ``compute()`` gathers them from every rank first, so every rank returns the mAP of the whole
-    dataset.
-
-    Args:
-        interpolation: ``"area"`` or ``"voc07"``, see :func:`average_precision`.
-    """
-
-    def __init__(self, interpolation: str = "area"):
-        if interpolation not in _INTERPOLATIONS:
-            raise ValueError(
-                f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}"
-            )
-        self.interpolation = interpolation
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every batch seen so far."""
-        self._scores: list[Tensor] = []
-        self._targets: list[Tensor] = []
-
-    def update(self, scores: Tensor, targets: Tensor) -> None:
-        """Add a batch: scores (B, C) float and targets (B, C) in {0, 1}."""
-        values, labels = _as_columns(scores, targets)
-        if self._scores and values.shape[1] != self._scores[0].shape[1]:
-            raise ValueError(
-                f"batch has {values.shape[1]} columns, earlier batches had "
-                f"{self._scores[0].shape[1]}"
-            )
-        self._scores.append(values.cpu())
-        self._targets.append(labels.cpu())
-
-    def compute_per_class(self) -> Tensor:
-        """AP of each class over everything seen (all ranks), (C,) float64."""
-        if not self._scores:
-            raise ValueError("MeanAveragePrecision.compute() called before any update()")
-        scores, targets = torch.cat(self._scores), torch.cat(self._targets)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            scores, targets = _gather_rows(scores), _gather_rows(targets)
-        return average_precision(scores, targets, self.interpolation)
-
-    def compute(self) -> Tensor:
-        """mAP over the classes that have a positive (0-dim float64)."""
-        return torch.nanmean(self.compute_per_class())
-
-
-def _gather_rows(local: Tensor) -> Tensor:
-    """Concatenate a (n_rank, C) tensor of every rank along rows (ranks may differ in n_rank)."""
-    backend_device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
-    size = torch.tensor([local.shape[0]], device=backend_device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros(longest, *local.shape[1:], dtype=local.dtype, device=backend_device)
-    padded[: local.shape[0]] = local.to(backend_device)
-    parts = [torch.zeros_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[: int(s.item())].cpu() for part, s in zip(parts, sizes, strict=True)])

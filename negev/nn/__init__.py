@@ -5,11 +5,14 @@ Plain functions live in :mod:`negev.nn.functional`.
 
 from negev.nn import functional
 from negev.nn.modules import (
+    LOSSES,
     POOLINGS,
     APSVMLoss,
     AttentionMILPool,
     AttentionPool,
+    BCEWithLogitsLoss,
     ClassWisePool,
+    CrossEntropyLoss,
     DSMILPool,
     EvidenceHead,
     EvidenceOutput,
@@ -19,12 +22,18 @@ from negev.nn.modules import (
     MantraHingeLoss,
     MantraMultiLabelHingeLoss,
     WildcatPool,
+    create_loss,
     create_pool,
+    register_loss,
+    register_pool,
 )
 
 __all__ = [
+    "LOSSES",
     "POOLINGS",
     "APSVMLoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
     "MantraHingeLoss",
     "MantraMultiLabelHingeLoss",
     "AttentionMILPool",
@@ -37,6 +46,9 @@ __all__ = [
     "LinearSoftmaxPool",
     "LSEPool",
     "WildcatPool",
+    "create_loss",
     "create_pool",
     "functional",
+    "register_loss",
+    "register_pool",
 ]

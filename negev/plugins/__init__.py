@@ -8,6 +8,7 @@ from negev.plugins.registry import (
     PluginStatus,
     discover_plugins,
     get_plugin,
+    plugin_version,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "RegionEncoder",
     "discover_plugins",
     "get_plugin",
+    "plugin_version",
 ]

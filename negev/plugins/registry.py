@@ -1,25 +1,32 @@
 """Discovery of modality plugins through the ``negev.modalities`` entry-point group.
 
-Every plugin, first-party or not, is found the same way. A broken plugin never breaks discovery:
-it is reported with its distribution and the reason, and using it gives a clear error.
+Every plugin, first-party or not, is found the same way. :func:`get_plugin` imports only the
+entry point it is asked for (a plugin with heavy or broken dependencies costs nothing to the
+others); :func:`discover_plugins` imports them all and reports each broken one with its
+distribution and the reason. The installed entry points are read once per ``sys.path``.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 
+from negev.errors import PluginError
 from negev.plugins.base import ModalityPlugin
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginError", "PluginStatus", "discover_plugins", "get_plugin"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "PluginStatus",
+    "discover_plugins",
+    "get_plugin",
+    "plugin_version",
+]
 
 ENTRY_POINT_GROUP = "negev.modalities"
-_REQUIRED = ("load_data", "build_encoder", "collate", "read_input", "render_evidence")
-
-
-class PluginError(Exception):
-    """A plugin is unknown, broken or does not satisfy the contract."""
 
 
 @dataclass
@@ -46,53 +53,80 @@ class PluginStatus:
 
 def discover_plugins() -> dict[str, list[PluginStatus]]:
     """Load every entry point of the group; returns name -> statuses (several on a clash)."""
-    found: dict[str, list[PluginStatus]] = {}
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry.dist
-        dist_name = dist.metadata["Name"] if dist is not None else "?"
-        version = dist.version if dist is not None else "?"
-        plugin, error = None, None
-        try:
-            plugin = _instantiate(entry.load(), entry.name)
-        except Exception as exc:  # a broken plugin is reported, never raised here
-            error = f"{type(exc).__name__}: {exc}"
-        found.setdefault(entry.name, []).append(
-            PluginStatus(entry.name, dist_name, version, plugin, error)
-        )
-    for name, statuses in found.items():
-        if len(statuses) > 1:
-            owners = ", ".join(s.distribution for s in statuses)
-            for status in statuses:
-                status.error = (
-                    f"modality name {name!r} is registered by several distributions: {owners}"
-                )
-                status.plugin = None
-    return found
+    return {
+        name: [_load(entry, entries) for entry in entries] for name, entries in _entries().items()
+    }
 
 
 def get_plugin(name: str) -> ModalityPlugin:
-    """The plugin registered as ``name``; :class:`PluginError` if unknown or broken."""
-    found = discover_plugins()
-    if name not in found:
-        known = ", ".join(sorted(n for n, s in found.items() if all(x.ok for x in s))) or "none"
+    """The plugin registered as ``name``, importing only its entry point; :class:`PluginError`
+    if unknown or broken."""
+    entries = _entries()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
         raise PluginError(f"unknown modality {name!r}; installed modalities: {known}")
-    status = found[name][0]
+    status = _load(entries[name][0], entries[name])
     if not status.ok:
         raise PluginError(f"modality {name!r} ({status.distribution}) is broken: {status.error}")
     return status.plugin
 
 
+def plugin_version(name: str) -> str:
+    """The version of the distribution that registers modality ``name`` (``"unknown"``)."""
+    entries = _entries().get(name, ())
+    dist = entries[0].dist if len(entries) == 1 else None
+    return dist.version if dist is not None else "unknown"
+
+
+def _entries() -> dict[str, tuple[metadata.EntryPoint, ...]]:
+    return _scan(tuple(sys.path))
+
+
+@lru_cache(maxsize=4)
+def _scan(path: tuple[str, ...]) -> dict[str, tuple[metadata.EntryPoint, ...]]:
+    """name -> its entry points (several on a clash), read from the distributions on ``path``."""
+    found: dict[str, list[metadata.EntryPoint]] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, []).append(entry)
+    return {name: tuple(entries) for name, entries in found.items()}
+
+
+def _distribution(entry: metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry.dist
+    return (dist.metadata["Name"], dist.version) if dist is not None else ("?", "?")
+
+
+def _load(entry: metadata.EntryPoint, rivals: tuple[metadata.EntryPoint, ...]) -> PluginStatus:
+    """Import and check one entry point; never raises (a broken plugin is reported)."""
+    dist_name, version = _distribution(entry)
+    if len(rivals) > 1:
+        owners = ", ".join(_distribution(e)[0] for e in rivals)
+        error = f"modality name {entry.name!r} is registered by several distributions: {owners}"
+        return PluginStatus(entry.name, dist_name, version, None, error)
+    try:
+        plugin = _instantiate(entry.load(), entry.name)
+    except Exception as exc:  # a broken plugin is reported, never raised here
+        return PluginStatus(entry.name, dist_name, version, None, f"{type(exc).__name__}: {exc}")
+    return PluginStatus(entry.name, dist_name, version, plugin, None)
+
+
 def _instantiate(obj: object, name: str) -> ModalityPlugin:
-    plugin = obj() if inspect.isclass(obj) else obj
-    if not isinstance(plugin, ModalityPlugin):
+    """The plugin of an entry point: a :class:`ModalityPlugin` subclass (instantiated) or
+    instance."""
+    if inspect.isclass(obj):
+        if not issubclass(obj, ModalityPlugin):
+            raise PluginError(
+                f"entry point {name!r} is not a negev.plugins.ModalityPlugin: {obj!r}"
+            )
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(obj.__abstractmethods__))
+            raise PluginError(f"plugin does not implement {missing}")
+        obj = obj()
+    if not isinstance(obj, ModalityPlugin):
         raise PluginError(f"entry point {name!r} is not a negev.plugins.ModalityPlugin: {obj!r}")
-    missing = [m for m in _REQUIRED if getattr(type(plugin), m, None) is None]
-    if missing or inspect.isabstract(type(plugin)):
-        abstract = sorted(getattr(type(plugin), "__abstractmethods__", ())) or missing
-        raise PluginError(f"plugin does not implement {', '.join(abstract)}")
     for attribute in ("name", "description"):
-        if not isinstance(getattr(plugin, attribute, None), str):
+        if not isinstance(getattr(obj, attribute, None), str):
             raise PluginError(f"plugin has no string attribute {attribute!r}")
-    if plugin.name != name:
-        raise PluginError(f"plugin calls itself {plugin.name!r} but is registered as {name!r}")
-    return plugin
+    if obj.name != name:
+        raise PluginError(f"plugin calls itself {obj.name!r} but is registered as {name!r}")
+    return obj

@@ -8,8 +8,29 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from negev.engine import load_toml, resolve_config, train
+from negev.engine import RunConfig, load_toml, resolve_config, train
+from negev.nn import LOSSES, POOLINGS
 from negev_cli.errors import friendly_errors
+
+
+def _default(option: str) -> str:
+    """`` (default: ...)`` for an option of RunConfig: plugins may set their own."""
+    return f" (default: the plugin's, else {RunConfig.__dataclass_fields__[option].default})"
+
+
+def _pool_default(param: str) -> str:
+    """Which poolings take ``param`` and their defaults (``weldon 0.2, wildcat 0.2``)."""
+    shown = ", ".join(
+        f"{e.name} {e.defaults[param]}" for e in POOLINGS.entries() if param in e.defaults
+    )
+    return f" Only for the poolings taking it; default: the plugin's, else the pooling's ({shown})."
+
+
+POOLING_HELP = "; ".join(
+    f"{e.name} = {e.summary}" + (f" ({', '.join(e.defaults)})" if e.defaults else "")
+    for e in POOLINGS.entries()
+)
+LOSS_HELP = "; ".join(f"{e.name} = {e.summary}" for e in LOSSES.entries())
 
 
 def parse_count(value: str | None) -> float | int | None:
@@ -41,23 +62,36 @@ def train_command(
     data: str = typer.Option(None, help="Dataset path or spec; the built-in demo data if omitted."),
     out: str = typer.Option(None, help="Run directory (checkpoints, metrics.jsonl)."),
     config: Path = typer.Option(None, help="TOML file whose keys mirror these options."),
-    epochs: int = typer.Option(None, help="Training epochs."),
-    batch_size: int = typer.Option(None, help="Global batch size."),
-    lr: float = typer.Option(None, help="Learning rate."),
-    weight_decay: float = typer.Option(None, help="Weight decay."),
-    optimizer: str = typer.Option(None, help="adamw or sgd (momentum 0.9)."),
-    pooling: str = typer.Option(
-        None, help="max, gap, maxmin, weldon, wildcat, lse, linsoft or attention."
+    epochs: int = typer.Option(None, help=f"Training epochs{_default('epochs')}."),
+    batch_size: int = typer.Option(None, help=f"Global batch size{_default('batch_size')}."),
+    lr: float = typer.Option(None, help=f"Learning rate{_default('lr')}."),
+    weight_decay: float = typer.Option(None, help=f"Weight decay{_default('weight_decay')}."),
+    optimizer: str = typer.Option(
+        None, help=f"adamw or sgd (momentum 0.9){_default('optimizer')}."
     ),
-    kmax: str = typer.Option(None, help="k+: a count of regions or a fraction in (0, 1)."),
-    kmin: str = typer.Option(None, help="k-: a count or a fraction (default: k+)."),
-    alpha: float = typer.Option(None, help="Weight of the negative evidence."),
-    num_maps: int = typer.Option(None, help="Maps per class (WILDCAT's M)."),
-    beta_pos: float = typer.Option(None, help="LSE pooling: sharpness of the high term."),
-    beta_neg: float = typer.Option(None, help="LSE pooling: sharpness of the low term."),
-    loss: str = typer.Option(None, help="bce, ce, ap or mantra (default: bce or ce)."),
-    seed: int = typer.Option(None, help="Random seed."),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1, ..."),
+    pooling: str = typer.Option(None, help=f"{POOLING_HELP}{_default('pooling')}."),
+    kmax: str = typer.Option(
+        None, help=f"k+: a count of regions or a fraction in (0, 1).{_pool_default('kmax')}"
+    ),
+    kmin: str = typer.Option(
+        None, help=f"k-: a count or a fraction (None: k+).{_pool_default('kmin')}"
+    ),
+    alpha: float = typer.Option(
+        None, help=f"Weight of the negative evidence.{_pool_default('alpha')}"
+    ),
+    num_maps: int = typer.Option(None, help=f"Maps per class (WILDCAT's M){_default('num_maps')}."),
+    beta_pos: float = typer.Option(
+        None, help=f"Sharpness of the high term.{_pool_default('beta_pos')}"
+    ),
+    beta_neg: float = typer.Option(
+        None, help=f"Sharpness of the low term.{_pool_default('beta_neg')}"
+    ),
+    loss: str = typer.Option(
+        None,
+        help=f"{LOSS_HELP} (default: the plugin's, else bce on multi-label data, ce otherwise).",
+    ),
+    seed: int = typer.Option(None, help=f"Random seed{_default('seed')}."),
+    device: str = typer.Option(None, help=f"cpu, cuda, cuda:1, ...{_default('device')}."),
     skip_bad: bool = typer.Option(
         None, "--skip-bad/--no-skip-bad", help="Go on without unreadable items (reported)."
     ),
@@ -72,12 +106,19 @@ def train_command(
     workers: int = typer.Option(
         None, help="DataLoader worker processes (default: from the CPU count; 0: in-process)."
     ),
-    precision: str = typer.Option(None, help="fp32, bf16 or fp16 (autocast of the encoder)."),
-    backbone_lr_mult: float = typer.Option(
-        None, help="Encoder learning rate = lr x this (the head keeps lr)."
+    precision: str = typer.Option(
+        None, help=f"fp32, bf16 or fp16 (autocast of the encoder){_default('precision')}."
     ),
-    warmup_epochs: float = typer.Option(None, help="Linear learning-rate warm-up, in epochs."),
-    accumulate: int = typer.Option(None, help="Batches whose gradients make one step."),
+    backbone_lr_mult: float = typer.Option(
+        None,
+        help=f"Encoder learning rate = lr x this, the head's is lr{_default('backbone_lr_mult')}.",
+    ),
+    warmup_epochs: float = typer.Option(
+        None, help=f"Linear learning-rate warm-up, in epochs{_default('warmup_epochs')}."
+    ),
+    accumulate: int = typer.Option(
+        None, help=f"Batches whose gradients make one step{_default('accumulate')}."
+    ),
     clip_grad: float = typer.Option(None, help="Clip the gradient norm to this value."),
     decay_norms_biases: bool = typer.Option(
         None,

@@ -1,7 +1,13 @@
 """Module forms of the negev layers."""
 
 from negev.nn.modules.head import EvidenceHead, EvidenceOutput
-from negev.nn.modules.losses import APSVMLoss, MantraHingeLoss, MantraMultiLabelHingeLoss
+from negev.nn.modules.losses import (
+    APSVMLoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    MantraHingeLoss,
+    MantraMultiLabelHingeLoss,
+)
 from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
 from negev.nn.modules.pooling import (
     AttentionPool,
@@ -10,11 +16,21 @@ from negev.nn.modules.pooling import (
     LSEPool,
     WildcatPool,
 )
-from negev.nn.modules.presets import POOLINGS, create_pool
+from negev.nn.modules.presets import (
+    LOSSES,
+    POOLINGS,
+    create_loss,
+    create_pool,
+    register_loss,
+    register_pool,
+)
 
 __all__ = [
+    "LOSSES",
     "POOLINGS",
     "APSVMLoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
     "MantraHingeLoss",
     "MantraMultiLabelHingeLoss",
     "AttentionMILPool",
@@ -27,5 +43,8 @@ __all__ = [
     "LinearSoftmaxPool",
     "LSEPool",
     "WildcatPool",
+    "create_loss",
     "create_pool",
+    "register_loss",
+    "register_pool",
 ]

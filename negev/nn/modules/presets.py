@@ -1,83 +1,144 @@
-"""The named poolings of the negative-evidence family, built by name.
+"""Named poolings and losses: registries built by name with each name's own parameters.
 
-======== ============================== =====================================
-name     pooling                        parameters used
-======== ============================== =====================================
+======== ============================== ===========================================
+pooling  meaning                        parameters (defaults)
+======== ============================== ===========================================
 max      top-1                          (none)
 gap      global average                 (none)
-maxmin   max + min                      alpha
-weldon   mean top-k + mean bottom-k     kmax (= kmin), alpha
-wildcat  mean top-k+ + alpha bottom-k-  kmax, kmin, alpha (M maps: EvidenceHead)
-lse      unified log-sum-exp            beta_pos, beta_neg, alpha
+maxmin   max + min                      alpha (1)
+weldon   mean top-k + mean bottom-k     kmax = k (0.2), alpha (1)
+wildcat  mean top-k+ + alpha bottom-k-  kmax (0.2), kmin (None: = kmax), alpha (0.7);
+                                        M maps per class: ``EvidenceHead(num_maps=M)``
+lse      unified log-sum-exp            beta_pos (5), beta_neg (-5), alpha (0.7)
 linsoft  linear softmax (audio tagging) (none)
 attention attention (audio tagging)     (none; the head adds the attention map)
 mimean   instance classifier + mean     (none; mean of instance probabilities)
 abmil    attention MIL (Ilse et al.)    (none; the head adds the attention map)
 dsmil    DSMIL-style dual stream        (none; the head adds the queries)
-======== ============================== =====================================
+======== ============================== ===========================================
+
+Losses (see :mod:`negev.nn.modules.losses` for the shared signature): ``bce``, ``ce``
+(single-label), ``ap`` (AP ranking over the batch), ``mantra`` (multi-class hinge, one-vs-rest for
+multi-label data). A loss factory receives ``multilabel`` and ``reduction`` when it declares them.
+
+Third-party components register a class or a callable: ``register_pool("mine", MyPool)`` or
+``@register_loss("mine")`` on a factory; the keyword parameters of its signature are the
+parameters its name accepts. A name registered twice is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from torch import nn
 
+from negev.errors import ConfigError
+from negev.nn._api import Registry
+from negev.nn.modules.losses import (
+    APSVMLoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    MantraHingeLoss,
+    MantraMultiLabelHingeLoss,
+)
 from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
 from negev.nn.modules.pooling import AttentionPool, LinearSoftmaxPool, LSEPool, WildcatPool
 
-__all__ = ["POOLINGS", "create_pool"]
+__all__ = [
+    "LOSSES",
+    "POOLINGS",
+    "create_loss",
+    "create_pool",
+    "register_loss",
+    "register_pool",
+]
 
-POOLINGS: tuple[str, ...] = (
-    "max",
-    "gap",
-    "maxmin",
-    "weldon",
-    "wildcat",
-    "lse",
-    "linsoft",
-    "attention",
-    "mimean",
-    "abmil",
-    "dsmil",
-)
+POOLINGS = Registry("pooling")
+LOSSES = Registry("loss", context=("multilabel", "reduction"))
 
 
-def create_pool(
-    name: str,
-    *,
-    kmax: float | int = 1,
-    kmin: float | int | None = None,
-    alpha: float = 1.0,
-    beta_pos: float = 1.0,
-    beta_neg: float = -1.0,
-) -> nn.Module:
-    """Build a pooling module by name (see the table above).
+def create_pool(name: str | Callable[..., nn.Module], /, **params: Any) -> nn.Module:
+    """Build a pooling module: a registered name (table above) with the parameters that name
+    takes, or a class / callable called with ``params``.
 
-    ``max`` and ``gap`` ignore every parameter; ``maxmin`` uses only ``alpha``; ``weldon`` uses
-    ``kmax`` for both ends; ``wildcat`` uses ``kmax``, ``kmin``, ``alpha``; ``lse`` uses the betas
-    and ``alpha``.
+    Raises:
+        ConfigError: unknown name, or a parameter the pooling does not take (``maxmin`` has no k).
     """
-    if name == "max":
-        return WildcatPool(kmax=1, kmin=0, alpha=0.0)
-    if name == "gap":
-        # A fraction cannot express "all regions" (it must be < 1): a count larger than any input
-        # keeps every valid region, whatever the sample's size.
-        return WildcatPool(kmax=2**62, kmin=0, alpha=0.0)
-    if name == "maxmin":
-        return WildcatPool(kmax=1, kmin=1, alpha=alpha)
-    if name == "weldon":
-        return WildcatPool(kmax=kmax, kmin=kmax, alpha=alpha)
-    if name == "wildcat":
-        return WildcatPool(kmax=kmax, kmin=kmin, alpha=alpha)
-    if name == "lse":
-        return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha)
-    if name == "linsoft":
-        return LinearSoftmaxPool()
-    if name == "attention":
-        return AttentionPool()
-    if name == "mimean":
-        return InstanceMeanPool()
-    if name == "abmil":
-        return AttentionMILPool()
-    if name == "dsmil":
-        return DSMILPool()
-    raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")
+    return POOLINGS.create(name, **params)
+
+
+def register_pool(name: str, factory: Callable[..., nn.Module] | None = None, *, summary: str = ""):
+    """Register a pooling class or factory as ``name`` (a decorator without ``factory``)."""
+    return POOLINGS.register(name, factory, summary=summary)
+
+
+def create_loss(name: str | Callable[..., nn.Module], /, **params: Any) -> nn.Module:
+    """Build a loss module by registered name (or from a class / callable). ``multilabel`` and
+    ``reduction`` go to the factories that declare them."""
+    return LOSSES.create(name, **params)
+
+
+def register_loss(name: str, factory: Callable[..., nn.Module] | None = None, *, summary: str = ""):
+    """Register a loss class or factory as ``name`` (a decorator without ``factory``)."""
+    return LOSSES.register(name, factory, summary=summary)
+
+
+# -- poolings ---------------------------------------------------------------------------------
+
+
+@register_pool("max", summary="max: top-1")
+def _max() -> WildcatPool:
+    return WildcatPool(kmax=1, kmin=0, alpha=0.0)
+
+
+@register_pool("gap", summary="GAP: global average")
+def _gap() -> WildcatPool:
+    # A fraction cannot express "all regions" (it must be < 1): a count larger than any input
+    # keeps every valid region, whatever the sample's size.
+    return WildcatPool(kmax=2**62, kmin=0, alpha=0.0)
+
+
+@register_pool("maxmin", summary="max+min: top-1 + alpha bottom-1")
+def _maxmin(alpha: float = 1.0) -> WildcatPool:
+    return WildcatPool(kmax=1, kmin=1, alpha=alpha)
+
+
+@register_pool("weldon", summary="WELDON: mean top-k + alpha mean bottom-k")
+def _weldon(kmax: float | int = 0.2, alpha: float = 1.0) -> WildcatPool:
+    return WildcatPool(kmax=kmax, kmin=kmax, alpha=alpha)
+
+
+@register_pool("wildcat", summary="WILDCAT: mean top-k+ + alpha mean bottom-k-")
+def _wildcat(kmax: float | int = 0.2, kmin: float | int | None = None, alpha: float = 0.7):
+    return WildcatPool(kmax=kmax, kmin=kmin, alpha=alpha)
+
+
+@register_pool("lse", summary="LSE: soft max + alpha soft min")
+def _lse(beta_pos: float = 5.0, beta_neg: float = -5.0, alpha: float = 0.7) -> LSEPool:
+    return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha)
+
+
+register_pool("linsoft", LinearSoftmaxPool, summary="linear softmax (audio tagging)")
+register_pool("attention", AttentionPool, summary="attention (audio tagging)")
+register_pool("mimean", InstanceMeanPool, summary="mean of instance probabilities (MIL)")
+register_pool("abmil", AttentionMILPool, summary="attention MIL (Ilse et al.)")
+register_pool("dsmil", DSMILPool, summary="DSMIL-style dual stream (MIL)")
+
+
+# -- losses -----------------------------------------------------------------------------------
+
+register_loss("bce", BCEWithLogitsLoss, summary="binary cross-entropy per label")
+register_loss("ap", APSVMLoss, summary="structured AP ranking loss over the batch")
+
+
+@register_loss("ce", summary="softmax cross-entropy (single-label data)")
+def _ce(multilabel: bool = False, reduction: str = "mean") -> CrossEntropyLoss:
+    if multilabel:
+        raise ConfigError("loss 'ce' needs single-label data; use 'bce' for multi-label data")
+    return CrossEntropyLoss(reduction)
+
+
+@register_loss("mantra", summary="MANTRA hinge (one-vs-rest on multi-label data)")
+def _mantra(multilabel: bool = False, reduction: str = "mean") -> nn.Module:
+    return MantraMultiLabelHingeLoss(reduction) if multilabel else MantraHingeLoss(reduction)

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 from rdkit import Chem
-from rdkit.Chem.Draw import rdMolDraw2D
 from sklearn.metrics import average_precision_score
 from torch import Tensor
 
@@ -95,6 +94,10 @@ class MoleculePlugin(ModalityPlugin):
     ) -> list[Path]:
         """Per class, the molecule with atoms coloured by evidence (green for, red against),
         as PNG and SVG."""
+        # RDKit's drawing module needs the X rendering library (libXrender), absent on headless
+        # machines: only rendering imports it, so training and evaluation work there
+        from rdkit.Chem.Draw import rdMolDraw2D
+
         graph: MolGraph = example.inputs
         mol = Chem.MolFromSmiles(graph.smiles)
         stem = item_stem(example.name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,3 +216,18 @@ def test_split_column_fixes_the_splits(tmp_path):
         assert len(names["train"]) == 6
     assert "split 'holdout'" in splits.bad[0].reason and splits.bad[0].name == "split.csv:12"
     assert "split 'all'" in splits.bad[1].reason and splits.bad[1].name == "split.csv:13"
+
+
+def test_the_plugin_loads_without_rdkit_drawing():
+    """RDKit's drawing module needs libXrender, absent on headless machines: only rendering
+    imports it (checked in a fresh interpreter where importing it fails)."""
+    code = """
+import sys
+sys.modules["rdkit.Chem.Draw"] = None  # as on a machine without libXrender.so.1
+from negev.plugins import get_plugin
+plugin = get_plugin("molecule")
+print(type(plugin).__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "MoleculePlugin"
