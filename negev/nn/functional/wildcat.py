@@ -109,7 +109,10 @@ def wildcat_pool(
     use_low = kmin != 0 and alpha != 0
     fused = _wildcat_triton.supports(flat)
 
-    if flat_mask is None:
+    # a region count known only at run time (a dynamic dim under torch.export) takes the
+    # per-sample path below: no Python arithmetic on it, which an exported graph could not hold
+    symbolic = isinstance(regions, torch.SymInt)
+    if flat_mask is None and not symbolic:
         kmax_n = _uniform_count(kmax, regions)
         kmin_n = _uniform_count(kmin, regions) if use_low else 0
         path = choose_path(batch * classes, regions, max(kmax_n, kmin_n), fused=fused)
@@ -117,19 +120,22 @@ def wildcat_pool(
             out = _fused(flat, None, None, None, kmax_n, kmin_n, alpha, validate_args)
             if out is not None:
                 return out
-        return _TopBottomMean.apply(
-            flat, kmax_n, kmin_n, float(alpha), path == "sort", validate_args
-        )
+        ends = (flat, kmax_n, kmin_n, float(alpha), path == "sort", validate_args)
+        if torch.is_grad_enabled() and flat.requires_grad:
+            return _TopBottomMean.apply(*ends)
+        return _top_bottom_mean(*ends)[0]  # no autograd.Function: what TorchScript can hold
 
     valid = count_valid(flat_mask, batch, regions, flat.device, validate_args=validate_args)
     k_high = resolve_count(kmax, valid)
     k_low = resolve_count(kmin, valid) if use_low else k_high
     if validate_args:  # the exact maxima, read on the host
         most_high, most_low = torch.stack([k_high.max(), k_low.max()]).tolist()
+    elif symbolic:  # a full sort
+        most_high = most_low = regions
     else:  # their static bounds: k at all N regions
         most_high, most_low = _uniform_count(kmax, regions), _uniform_count(kmin, regions)
     most_low = most_low if use_low else 0
-    if fused:
+    if fused and not symbolic:
         if choose_path(batch * classes, regions, max(most_high, most_low), fused=True) == "triton":
             out = _fused(flat, flat_mask, k_high, k_low, most_high, most_low, alpha, validate_args)
             if out is not None:
@@ -167,7 +173,9 @@ def _fused(
 
 
 def _uniform_count(k: float | int, regions: int) -> int:
-    """Number of regions for ``k`` when every sample has ``regions`` valid regions."""
+    """Number of regions for ``k`` when every sample has ``regions`` valid regions (a traced size,
+    under ``torch.jit.trace``, is read as the constant it had)."""
+    regions = int(regions)
     if 0 < k < 1:
         return max(1, round(k * regions))
     return min(int(k), regions)
@@ -191,7 +199,10 @@ def _select_ends(
     regions = flat.shape[2]
 
     def weights(n_high: int, n_mid: int, n_low: int) -> Tensor:
-        return _end_weights(n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
+        args = (n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
+        if torch.compiler.is_compiling():  # a tensor made while tracing must not be cached
+            return _end_weights.__wrapped__(*args)
+        return _end_weights(*args)
 
     if kmax == 1 and kmin <= 1 and not full_sort:
         high_v, high_i = flat.max(dim=2, keepdim=True)
@@ -231,6 +242,18 @@ def _end_weights(
     return weights.to(device)
 
 
+def _top_bottom_mean(
+    flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool, validate: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The pooled (B, C) scores of :class:`_TopBottomMean`, with the selected indices and their
+    weights (see :func:`_select_ends`)."""
+    values, indices, weights = _select_ends(flat, kmax, kmin, alpha, full_sort)
+    out = values @ weights
+    if validate and torch.isnan(out).any():  # NaN is selected as the largest, reaches `out`
+        raise_if_nan(values[..., :1] if kmax == 1 else values)
+    return out, indices, weights
+
+
 class _TopBottomMean(torch.autograd.Function):
     """``mean(top kmax) + alpha * mean(bottom kmin)`` of (B, C, N) along N, every region valid.
 
@@ -242,10 +265,7 @@ class _TopBottomMean(torch.autograd.Function):
     def forward(
         ctx, flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool, validate: bool
     ) -> Tensor:
-        values, indices, weights = _select_ends(flat, kmax, kmin, alpha, full_sort)
-        out = values @ weights
-        if validate and torch.isnan(out).any():  # NaN is selected as the largest, reaches `out`
-            raise_if_nan(values[..., :1] if kmax == 1 else values)
+        out, indices, weights = _top_bottom_mean(flat, kmax, kmin, alpha, full_sort, validate)
         ctx.save_for_backward(indices, weights)
         ctx.shape = flat.shape
         return out
@@ -262,12 +282,13 @@ class _TopBottomMean(torch.autograd.Function):
 
 
 def _masked_extreme_mean(
-    flat: Tensor, flat_mask: Tensor, k: Tensor, most: int, *, largest: bool, validate: bool
+    flat: Tensor, flat_mask: Tensor | None, k: Tensor, most: int, *, largest: bool, validate: bool
 ) -> Tensor:
     """Mean of the k[b] largest (or smallest) valid scores of each sample.
 
     Args:
-        flat: (B, C, N) scores. flat_mask: (B, N) bool. k: (B,) int64, 1 <= k[b] <= valid[b].
+        flat: (B, C, N) scores. flat_mask: (B, N) bool, or None (all valid).
+        k: (B,) int64, 1 <= k[b] <= valid[b].
         most: a host-side bound of k, max(k) <= most <= N: the selection takes ``most`` values.
         validate: raise on NaN among the selected top values (a host synchronisation).
 
@@ -275,7 +296,7 @@ def _masked_extreme_mean(
         (B, C).
     """
     fill = float("-inf") if largest else float("inf")
-    filled = flat.masked_fill(~flat_mask.unsqueeze(1), fill)
+    filled = flat if flat_mask is None else flat.masked_fill(~flat_mask.unsqueeze(1), fill)
     values = torch.topk(filled, most, dim=2, largest=largest, sorted=True).values
     if largest and validate:
         raise_if_nan(values)
