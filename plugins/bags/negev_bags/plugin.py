@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from negev.inference import ItemPrediction
+from negev.inference.outputs import region_map, save_region_map
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import file_stem
 from negev_bags.bags import SUFFIXES, Bag, check_bag, read_bag
@@ -241,6 +244,22 @@ class BagsPlugin(ModalityPlugin):
                 write_scatter(out_dir / f"{stem}_{file_stem(name)}.png", maps[c], coords, title)
             )
         return files
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """Per bag ``maps/<id>.npy`` (C, instances) and ``instances/<id>.csv``: each instance's
+        index, coordinates (when the bag has them) and class scores."""
+        folder = Path(out_dir) / "instances"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for prediction in predictions:
+            written.append(save_region_map(prediction, out_dir))
+            maps = torch.from_numpy(region_map(prediction))
+            _, coords = prediction.example.inputs.load()
+            path = folder / f"{prediction.id}.csv"
+            written.append(write_instance_csv(path, maps, classes, coords))
+        return written
 
     def evidence_metrics(
         self,
