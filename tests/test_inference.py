@@ -21,7 +21,7 @@ import negev
 from negev._paths import UniqueStems
 from negev.engine import DataError
 from negev.inference.export import export, sample_inputs
-from negev.testing.runs import onnx_outputs, untrained_run
+from negev.testing.runs import assert_onnx_matches, onnx_outputs, untrained_run
 from negev_cli.app import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -39,20 +39,6 @@ def _close(got: np.ndarray, expected: torch.Tensor) -> None:
     np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-4, atol=1e-6)
 
 
-def _check_onnx(run: Path, examples, tmp_path: Path) -> None:
-    """Export traced on 4 items, run by ONNX Runtime on 7 others (another batch size, another
-    longest item): scores and maps equal to the PyTorch model's."""
-    predictor = negev.load(run)
-    path = export(predictor, tmp_path / "model.onnx", "onnx", examples[:4])
-    inputs = sample_inputs(predictor, examples[10:17])
-    assert inputs["tokens"].shape[1] != sample_inputs(predictor, examples[:4])["tokens"].shape[1]
-    scores, maps = onnx_outputs(path, inputs)
-    with torch.no_grad():
-        expected = predictor.model(inputs)
-    _close(scores, expected.scores)
-    _close(maps, expected.maps)
-
-
 POOLINGS = {
     "max": {"pooling": "max"},
     "maxmin": {"pooling": "maxmin", "alpha": 1.0},
@@ -66,7 +52,9 @@ POOLINGS = {
 def test_onnx_matches_the_model_for_each_pooling(name, tmp_path):
     run = tmp_path / "run"
     examples = untrained_run(run, "tokens", {**POOLINGS[name], **TOKENS})
-    _check_onnx(run, examples, tmp_path)
+    # traced on 4 items, run on 7 others: another batch size, another longest item
+    checked = assert_onnx_matches(run, examples[:4], examples[10:17], tmp_path / "m.onnx")
+    assert checked["tokens"].shape[1] != max(len(e.inputs) for e in examples[:4])
 
 
 def test_bf16_trained_run_exports_and_matches(tmp_path):
@@ -76,9 +64,10 @@ def test_bf16_trained_run_exports_and_matches(tmp_path):
         "--set", "demo_size=60", "--out", str(run), "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "checkpoint-0001" / "config.json").read_text())["config"][
-        "precision"
-    ] == "bf16"
+    assert (
+        json.loads((run / "checkpoint-0001" / "config.json").read_text())["config"]["precision"]
+        == "bf16"
+    )
     onnx = tmp_path / "m.onnx"
     result = invoke("export", "--checkpoint", str(run), "--format", "onnx", "--out", str(onnx))
     assert result.exit_code == 0, result.output
@@ -167,8 +156,8 @@ def test_predict_cli_writes_scores_maps_and_bad_items(tmp_path):
     for row in rows:
         maps = np.load(out / "maps" / f"{row['id']}.npy")
         assert maps.shape == (2, lengths[row["item"]]) and maps.dtype == np.float32
-        scores = [float(row["alpha"]), float(row["beta"])]
-        assert row["decision"] == "|".join(c for c, s in zip(["alpha", "beta"], scores) if s > 0)
+        decided = [c for c in ("alpha", "beta") if float(row[c]) > 0]
+        assert row["decision"] == "|".join(decided)
     bad = json.loads((out / "bad_items.json").read_text())
     assert [b["item"] for b in bad] == ["new.csv:4"] and "'not'" in bad[0]["reason"]
 

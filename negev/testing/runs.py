@@ -16,7 +16,7 @@ from negev.engine.model import build_model
 from negev.plugins import Example
 from negev.plugins.registry import get_plugin
 
-__all__ = ["onnx_outputs", "untrained_run"]
+__all__ = ["assert_onnx_matches", "onnx_outputs", "untrained_run"]
 
 
 def untrained_run(
@@ -62,3 +62,24 @@ def onnx_outputs(path: str | Path, inputs: dict[str, Tensor]) -> tuple[np.ndarra
     names = [node.name for node in session.get_inputs()]
     scores, maps = session.run(["scores", "maps"], {n: inputs[n].numpy() for n in names})
     return scores, maps
+
+
+def assert_onnx_matches(
+    run: str | Path, trace: list[Example], check: list[Example], path: str | Path
+) -> dict[str, Tensor]:
+    """Export ``run`` to ONNX at ``path``, traced on the batch of ``trace``, and assert that ONNX
+    Runtime's scores and maps on the batch of ``check`` (another batch size, other region counts
+    where the modality has them) equal the PyTorch model's within 1e-4 relative (1e-6 absolute
+    near 0). Returns the checked batch."""
+    from negev.inference import load
+    from negev.inference.export import export, sample_inputs
+
+    predictor = load(run)
+    export(predictor, path, "onnx", trace)
+    inputs = sample_inputs(predictor, check)
+    scores, maps = onnx_outputs(path, inputs)
+    with torch.no_grad():
+        expected = predictor.model(inputs)
+    np.testing.assert_allclose(scores, expected.scores.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(maps, expected.maps.numpy(), rtol=1e-4, atol=1e-6)
+    return inputs
