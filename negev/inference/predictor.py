@@ -12,7 +12,7 @@ from torch import Tensor
 
 from negev._paths import UniqueStems
 from negev.engine.config import RunConfig
-from negev.engine.data import BatchLoader, eval_plan
+from negev.engine.data import BatchLoader, ItemError, eval_plan
 from negev.engine.model import EvidenceModel
 from negev.engine.precision import autocast
 from negev.engine.trainer import DataError, load_model, prepare_data
@@ -70,6 +70,10 @@ class Predictor:
         self.meta: dict[str, Any] = loaded[3]
         self.classes: list[str] = list(self.meta["classes"])
         self.multilabel = bool(self.meta["multilabel"])
+        # as evaluation: image trunks in channels_last on accelerators
+        self.channels_last = self.plugin.channels_last and self.device.type != "cpu"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     # -- reading -----------------------------------------------------------------------------
     def read_inputs(self, items: Sequence[str | Example]) -> tuple[list[Example], list[BadItem]]:
@@ -113,35 +117,40 @@ class Predictor:
         DataLoader path (``workers`` processes; 0: here).
 
         Args:
-            bad: where items that fail to load go (they are then skipped); None: they raise
-                :class:`~negev.engine.DataError`. An item is blamed alone: the other items of its
-                batch are predicted again one by one.
+            bad: where items that fail to load go (they are then skipped): an item is blamed
+                alone, the other items of its batch are predicted again one by one. None: the
+                first one raises :class:`~negev.engine.DataError`, naming it.
         """
         examples = [dataclasses.replace(e, labels=(), unknown=()) for e in examples]
         ids = _ids(examples)
-        size = batch_size or self.config.batch_size
+        plan = eval_plan(_SPLIT, len(examples), batch_size or self.config.batch_size)
         loader = BatchLoader(
-            self.plugin, {_SPLIT: examples}, len(self.classes), workers, self.device
-        )
+            self.plugin, {_SPLIT: examples}, len(self.classes), workers, self.device,
+            channels_last=self.channels_last,
+        )  # fmt: skip
         try:
+            if bad is None:
+                try:
+                    yield from self._pass(loader, plan, examples, ids, None)
+                except ItemError as exc:
+                    raise DataError(f"{exc}. Pass --skip-bad to go on without it") from None
+                return
             failed: list[tuple[list, list[BadItem]]] = []
-            yield from self._pass(loader, eval_plan(_SPLIT, len(examples), size), examples, ids,
-                                  failed)  # fmt: skip
-            blamed = [(keys, items) for keys, items in failed if len(keys) == 1]
-            retried: list[tuple[list, list[BadItem]]] = []
+            yield from self._pass(loader, plan, examples, ids, failed)
+            blamed = [items for keys, items in failed if len(keys) == 1]
             again = [[key] for keys, _ in failed if len(keys) > 1 for key in keys]
+            retried: list[tuple[list, list[BadItem]]] = []
             yield from self._pass(loader, again, examples, ids, retried)
-            found = [item for _, items in blamed + retried for item in items]
+            found = [item for items in blamed + [items for _, items in retried] for item in items]
         finally:
             loader.close()
-        if found and bad is None:
-            listing = "; ".join(f"{b.name}: {b.reason.strip().splitlines()[0]}" for b in found[:5])
-            raise DataError(f"{len(found)} item(s) failed: {listing}. Pass --skip-bad to go on")
-        if bad is not None:
-            bad.extend(found)
+        bad.extend(found)
 
     @torch.no_grad()
     def _pass(self, loader, plan, examples, ids, failed) -> Iterator[ItemPrediction]:
+        """The items of ``plan`` (batches of keys): encoder under the run's autocast, head in
+        float32 (as :class:`~negev.engine.model.EvidenceModel`), apart so that the mask comes
+        too; failed batches go to ``failed`` (see :meth:`BatchLoader.batches`)."""
         for batch in loader.batches(plan, failed):
             with autocast(self.device, self.config.precision):
                 features, mask = self.model.encoder(batch["inputs"])
