@@ -7,7 +7,9 @@ import typer
 import negev
 from negev_cli.commands.evaluate import evaluate_command
 from negev_cli.commands.explain import explain_command
+from negev_cli.commands.export import export_command
 from negev_cli.commands.plugins import plugins_command
+from negev_cli.commands.predict import predict_command
 from negev_cli.commands.train import train_command
 from negev_cli.commands.tune import tune_command
 from negev_cli.errors import set_debug
@@ -22,6 +24,8 @@ app = typer.Typer(
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("explain")(explain_command)
+app.command("predict")(predict_command)
+app.command("export")(export_command)
 app.command("plugins")(plugins_command)
 app.command("tune")(tune_command)
 

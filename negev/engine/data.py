@@ -140,21 +140,33 @@ class BatchLoader:
             generator=torch.Generator().manual_seed(0),
         )
 
-    def batches(self, plan: list[list[ItemKey]]) -> Iterator[dict[str, Any]]:
-        """The batches of ``plan`` (lists of item keys), in order, on the device.
+    def batches(
+        self,
+        plan: list[list[ItemKey]],
+        failed: list[tuple[list[ItemKey], list[BadItem]]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The batches of ``plan`` (lists of item keys), in order, on the device; each also
+        holds its ``"keys"``.
+
+        Args:
+            failed: where a batch with an item that failed goes, as (its keys, the bad items),
+                instead of raising (the batch is then skipped).
 
         Raises:
-            ItemError: naming the first item that failed to load.
+            ItemError: naming the first item that failed to load, when ``failed`` is None.
         """
         if not plan:
             return
         self.plan.batches = plan
-        for batch in self.loader:
+        for keys, batch in zip(plan, self.loader, strict=True):
             if "bad" in batch:
+                if failed is not None:
+                    failed.append((keys, batch["bad"]))
+                    continue
                 item = batch["bad"][0]
                 first = (item.reason.strip().splitlines() or ["failed"])[0]
                 raise ItemError(f"{item.name}: {first}")
-            yield to_device(batch, self.device, self.channels_last)
+            yield {**to_device(batch, self.device, self.channels_last), "keys": keys}
 
     def close(self) -> None:
         """Stop the worker processes."""

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import abc
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from negev.plugins.options import parse_options
+
+if TYPE_CHECKING:
+    from negev.inference import ItemPrediction
 
 __all__ = ["BadItem", "DataSplits", "Example", "ModalityPlugin", "RegionEncoder"]
 
@@ -275,3 +279,24 @@ class ModalityPlugin(abc.ABC):
                 whose signature has ``model``, so hooks written without it keep working.
         """
         return {}
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """Write the evidence of predicted items into ``out_dir`` in files that other tools
+        read (``negev predict``). Called once per prediction with an iterator over every item,
+        batch after batch: consume it once and write as it goes (a dataset may not fit in
+        memory). File names come from each item's ``id`` (sanitised and unique).
+
+        By default ``maps/<id>.npy`` per item: the (C, *regions) float32 class maps
+        (:func:`negev.inference.outputs.save_region_map`: regions the item does not have hold
+        NaN, trailing ones cut). A plugin adds its modality's formats (heatmaps at the input's
+        size, per-token or per-atom scores, detected events) and may keep the default by calling
+        ``save_region_map`` per item.
+
+        Returns:
+            The files written.
+        """
+        from negev.inference.outputs import save_region_map
+
+        return [save_region_map(prediction, out_dir) for prediction in predictions]

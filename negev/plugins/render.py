@@ -8,7 +8,7 @@ from typing import Any
 
 from negev.files import atomic_write, safe_name
 
-__all__ = ["evidence_css", "evidence_rgb", "item_stem", "write_file"]
+__all__ = ["UniqueStems", "evidence_css", "evidence_rgb", "item_stem", "write_file"]
 
 
 def evidence_rgb(value: float) -> tuple[float, float, float]:
@@ -33,6 +33,24 @@ def item_stem(name: str, key: object = None) -> str:
     ``CC#C``) get files of their own."""
     readable = Path(name).stem if Path(name).suffix else name
     return safe_name(readable, key=name if key is None else key)
+
+
+class UniqueStems:
+    """Hands out a distinct file-name stem for each item of one output folder: the
+    :func:`item_stem` of its name, with ``-2``, ``-3``, ... appended when an item of the same
+    name (compared without case, for case-insensitive file systems) came before."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        base = item_stem(name)
+        stem, count = base, 1
+        while stem.lower() in self._taken:
+            count += 1
+            stem = f"{base}-{count}"
+        self._taken.add(stem.lower())
+        return stem
 
 
 def write_file(out_dir: Path, name: str, write: Callable[[Path], Any]) -> Path:

@@ -16,13 +16,16 @@ from negev.nn.functional.linear_softmax import probability_logit
 __all__ = ["attention_pool"]
 
 
-def attention_pool(scores: Tensor, attention: Tensor, mask: Tensor | None = None) -> Tensor:
+def attention_pool(
+    scores: Tensor, attention: Tensor, mask: Tensor | None = None, *, validate_args: bool = True
+) -> Tensor:
     """Attention pooling of region logits into class logits.
 
     Args:
         scores: (B, C, *regions) float region logits z. attention: same shape, attention logits a
             (normalised with a softmax over the valid regions of each class). mask: (B, *regions)
-            bool or None.
+            bool or None. validate_args: raise on a sample without valid region or a NaN result
+            (host synchronisations); ``False`` runs without any.
 
     Returns:
         (B, C) class logits ``logit(sum_h softmax(a)_h sigmoid(z_h))``.
@@ -35,13 +38,14 @@ def attention_pool(scores: Tensor, attention: Tensor, mask: Tensor | None = None
         )
     weights = attention.reshape(flat.shape)
     if flat_mask is not None:
-        count_valid(flat_mask, flat.shape[0], flat.shape[2], flat.device)
+        if validate_args:
+            count_valid(flat_mask, flat.shape[0], flat.shape[2], flat.device)
         weights = weights.masked_fill(~flat_mask.unsqueeze(1), float("-inf"))
         flat = flat.masked_fill(~flat_mask.unsqueeze(1), 0.0)
     out_dtype = flat.dtype
     compute = torch.float32 if out_dtype in (torch.float16, torch.bfloat16) else out_dtype
     pooled = (torch.softmax(weights.to(compute), dim=2) * torch.sigmoid(flat.to(compute))).sum(2)
-    if torch.isnan(pooled).any():
+    if validate_args and torch.isnan(pooled).any():
         b, c = torch.isnan(pooled).nonzero()[0].tolist()
         raise ValueError(
             f"scores or attention contain NaN in a valid region of batch index {b}, class {c}"

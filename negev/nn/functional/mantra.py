@@ -15,13 +15,17 @@ __all__ = ["mantra_hinge_loss", "mantra_multilabel_hinge_loss"]
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def mantra_hinge_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+def mantra_hinge_loss(
+    scores: Tensor, targets: Tensor, reduction: str = "mean", *, validate_args: bool = True
+) -> Tensor:
     """Multi-class structural hinge: ``max(0, max_{y != y*} (1 + s_y) - s_{y*})`` per sample.
 
     Args:
         scores: (B, C) float pooled class scores, C >= 2.
         targets: (B,) int64 class indices in [0, C).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` ((B,)).
+        validate_args: check that the targets are class indices in [0, C) (a host
+            synchronisation); ``False`` runs without any.
 
     Returns:
         The loss, dtype of ``scores``.
@@ -34,13 +38,14 @@ def mantra_hinge_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") 
             f"targets must be (B,) = {tuple(scores.shape[:1])} integer class indices, "
             f"got shape {tuple(targets.shape)} dtype {targets.dtype}"
         )
-    bad = (targets < 0) | (targets >= scores.shape[1])
-    if bool(bad.any()):
-        index = int(bad.nonzero()[0])
-        raise ValueError(
-            f"targets[{index}] = {int(targets[index])} is not a class index in "
-            f"[0, {scores.shape[1]})"
-        )
+    if validate_args:
+        bad = (targets < 0) | (targets >= scores.shape[1])
+        if bool(bad.any()):
+            index = int(bad.nonzero()[0])
+            raise ValueError(
+                f"targets[{index}] = {int(targets[index])} is not a class index in "
+                f"[0, {scores.shape[1]})"
+            )
     true = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
     augmented = (scores + 1.0).scatter(1, targets.unsqueeze(1), float("-inf"))
     loss = (augmented.amax(1, keepdim=True) - true).clamp(min=0).squeeze(1)
@@ -48,13 +53,15 @@ def mantra_hinge_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") 
 
 
 def mantra_multilabel_hinge_loss(
-    scores: Tensor, targets: Tensor, reduction: str = "mean"
+    scores: Tensor, targets: Tensor, reduction: str = "mean", *, validate_args: bool = True
 ) -> Tensor:
     """One-vs-rest binary hinge ``max(0, 1 - t s)`` with ``t = +1`` for a present class, else -1.
 
     Args:
         scores: (B, C) float. targets: (B, C) in {0, 1} (bool, int or float).
         reduction: ``"mean"`` (over all B*C entries), ``"sum"`` or ``"none"`` ((B, C)).
+        validate_args: check that the targets are 0 or 1 (a host synchronisation); ``False``
+            runs without any.
     """
     _check_reduction(reduction)
     if targets.shape != scores.shape:
@@ -62,7 +69,7 @@ def mantra_multilabel_hinge_loss(
             f"targets must have the shape of scores {tuple(scores.shape)}, "
             f"got {tuple(targets.shape)}"
         )
-    if targets.dtype != torch.bool:
+    if validate_args and targets.dtype != torch.bool:
         bad = ~((targets == 0) | (targets == 1))
         if bool(bad.any()):
             index = tuple(bad.nonzero()[0].tolist())

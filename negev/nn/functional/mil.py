@@ -10,8 +10,10 @@
   score (max stream) averaged with an attention stream whose attention is the similarity of each
   instance's query to the critical instance's query.
 
-The attention logits / queries come from a projection of the instance features (the
-:class:`~negev.nn.EvidenceHead` adds it for pools with ``needs_attention``).
+Each takes ``validate_args`` (default True): False skips the check that every sample has a valid
+instance, the one host synchronisation. The attention logits / queries come from a projection of
+the instance features (the :class:`~negev.nn.EvidenceHead` adds it for pools with
+``needs_attention``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from negev.nn.functional.linear_softmax import probability_logit
 __all__ = ["attention_mil_pool", "dsmil_pool", "instance_mean_pool"]
 
 
-def _attention_of(scores: Tensor, attention: Tensor, mask: Tensor | None):
+def _attention_of(scores: Tensor, attention: Tensor, mask: Tensor | None, validate_args: bool):
     flat, flat_mask = flatten_regions(scores, mask)
     if not isinstance(attention, Tensor) or attention.shape != scores.shape:
         raise ValueError(
             f"attention must have the shape of scores {tuple(scores.shape)}, got "
             f"{tuple(attention.shape) if isinstance(attention, Tensor) else type(attention)}"
         )
-    if flat_mask is not None:
+    if flat_mask is not None and validate_args:
         count_valid(flat_mask, flat.shape[0], flat.shape[2], flat.device)
     return flat, attention.reshape(flat.shape), flat_mask
 
@@ -43,7 +45,9 @@ def _masked_softmax(logits: Tensor, flat_mask: Tensor | None) -> Tensor:
     return torch.softmax(logits, dim=2)
 
 
-def instance_mean_pool(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+def instance_mean_pool(
+    scores: Tensor, mask: Tensor | None = None, *, validate_args: bool = True
+) -> Tensor:
     """Mean of the instance probabilities, as a logit.
 
     Args:
@@ -58,12 +62,16 @@ def instance_mean_pool(scores: Tensor, mask: Tensor | None = None) -> Tensor:
     if flat_mask is None:
         mean = probs.mean(2)
     else:
-        valid = count_valid(flat_mask, flat.shape[0], flat.shape[2], flat.device)
+        valid = count_valid(
+            flat_mask, flat.shape[0], flat.shape[2], flat.device, validate_args=validate_args
+        )
         mean = (probs * flat_mask.unsqueeze(1)).sum(2) / valid.unsqueeze(1)
     return probability_logit(mean).to(flat.dtype)
 
 
-def attention_mil_pool(scores: Tensor, attention: Tensor, mask: Tensor | None = None) -> Tensor:
+def attention_mil_pool(
+    scores: Tensor, attention: Tensor, mask: Tensor | None = None, *, validate_args: bool = True
+) -> Tensor:
     """Attention MIL: ``y_c = sum_h softmax_h(a_ch) z_ch`` over the valid instances.
 
     Args:
@@ -73,12 +81,14 @@ def attention_mil_pool(scores: Tensor, attention: Tensor, mask: Tensor | None = 
     Returns:
         (B, C) bag logits.
     """
-    flat, logits, flat_mask = _attention_of(scores, attention, mask)
+    flat, logits, flat_mask = _attention_of(scores, attention, mask, validate_args)
     weights = _masked_softmax(logits, flat_mask)
     return (weights * flat.masked_fill(weights == 0, 0.0)).sum(2)
 
 
-def dsmil_pool(scores: Tensor, queries: Tensor, mask: Tensor | None = None) -> Tensor:
+def dsmil_pool(
+    scores: Tensor, queries: Tensor, mask: Tensor | None = None, *, validate_args: bool = True
+) -> Tensor:
     """DSMIL-style dual stream with one-dimensional queries per class.
 
     ``m_c = argmax_h z_ch`` (the critical instance), ``a_ch = softmax_h(q_ch * q_cm_c)``,
@@ -93,7 +103,7 @@ def dsmil_pool(scores: Tensor, queries: Tensor, mask: Tensor | None = None) -> T
     Returns:
         (B, C) bag logits. Gradients reach the critical instance through both streams.
     """
-    flat, q, flat_mask = _attention_of(scores, queries, mask)
+    flat, q, flat_mask = _attention_of(scores, queries, mask, validate_args)
     masked = flat if flat_mask is None else flat.masked_fill(~flat_mask.unsqueeze(1), float("-inf"))
     critical = masked.argmax(2, keepdim=True)  # (B, C, 1)
     top = flat.gather(2, critical).squeeze(2)

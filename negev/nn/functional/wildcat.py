@@ -70,6 +70,8 @@ def wildcat_pool(
     kmin: float | int | None = None,
     alpha: float = 1.0,
     mask: Tensor | None = None,
+    *,
+    validate_args: bool = True,
 ) -> Tensor:
     """Negative-evidence pooling of region scores into class scores.
 
@@ -85,14 +87,18 @@ def wildcat_pool(
             low term.
         alpha: weight of the low term; 0 drops it.
         mask: (B, *regions) bool, True marks a valid region; None means all are valid.
+        validate_args: check the values too (a sample without valid region, NaN among the valid
+            scores); each check copies a result to the host. ``False`` runs without any host
+            synchronisation (for ``torch.compile(fullgraph=True)`` and export); the selection
+            then takes the static bound of k (its value at all N regions) and masks the rest.
 
     Returns:
         (B, C) class scores, dtype and device of ``scores``. Gradients flow only into the selected
         regions (the sub-gradient of top-k).
 
     Raises:
-        ValueError: bad k or alpha, mismatched shapes, a sample without valid region, or NaN among
-            the valid scores.
+        ValueError: bad k or alpha, mismatched shapes, and with ``validate_args``, a sample
+            without valid region or NaN among the valid scores.
     """
     check_count("kmax", kmax, allow_zero=False)
     kmin = kmax if kmin is None else kmin
@@ -103,31 +109,44 @@ def wildcat_pool(
     use_low = kmin != 0 and alpha != 0
     fused = _wildcat_triton.supports(flat)
 
-    if flat_mask is None:
+    # a region count known only at run time (a dynamic dim under torch.export) takes the
+    # per-sample path below: no Python arithmetic on it, which an exported graph could not hold
+    symbolic = isinstance(regions, torch.SymInt)
+    if flat_mask is None and not symbolic:
         kmax_n = _uniform_count(kmax, regions)
         kmin_n = _uniform_count(kmin, regions) if use_low else 0
         path = choose_path(batch * classes, regions, max(kmax_n, kmin_n), fused=fused)
         if path == "triton":  # one fused kernel per pass on a GPU
-            out = _fused(flat, None, None, None, kmax_n, kmin_n, alpha)
+            out = _fused(flat, None, None, None, kmax_n, kmin_n, alpha, validate_args)
             if out is not None:
                 return out
-        return _TopBottomMean.apply(flat, kmax_n, kmin_n, float(alpha), path == "sort")
+        ends = (flat, kmax_n, kmin_n, float(alpha), path == "sort", validate_args)
+        if torch.is_grad_enabled() and flat.requires_grad:
+            return _TopBottomMean.apply(*ends)
+        return _top_bottom_mean(*ends)[0]  # no autograd.Function: what TorchScript can hold
 
-    valid = count_valid(flat_mask, batch, regions, flat.device)
+    valid = count_valid(flat_mask, batch, regions, flat.device, validate_args=validate_args)
     k_high = resolve_count(kmax, valid)
     k_low = resolve_count(kmin, valid) if use_low else k_high
-    if fused:
+    if validate_args:  # the exact maxima, read on the host
         most_high, most_low = torch.stack([k_high.max(), k_low.max()]).tolist()
-        most_low = most_low if use_low else 0
+    elif symbolic:  # a full sort
+        most_high = most_low = regions
+    else:  # their static bounds: k at all N regions
+        most_high, most_low = _uniform_count(kmax, regions), _uniform_count(kmin, regions)
+    most_low = most_low if use_low else 0
+    if fused and not symbolic:
         if choose_path(batch * classes, regions, max(most_high, most_low), fused=True) == "triton":
-            out = _fused(flat, flat_mask, k_high, k_low, most_high, most_low, alpha)
+            out = _fused(flat, flat_mask, k_high, k_low, most_high, most_low, alpha, validate_args)
             if out is not None:
                 return out
     # (with a mask, the "sort" path is the two top-k selections below)
-    high = _masked_extreme_mean(flat, flat_mask, k_high, largest=True)
+    high = _masked_extreme_mean(
+        flat, flat_mask, k_high, most_high, largest=True, validate=validate_args
+    )
     if not use_low:
         return high
-    low = _masked_extreme_mean(flat, flat_mask, k_low, largest=False)
+    low = _masked_extreme_mean(flat, flat_mask, k_low, most_low, largest=False, validate=False)
     return high + alpha * low
 
 
@@ -139,6 +158,7 @@ def _fused(
     kmax: int,
     kmin: int,
     alpha: float,
+    validate_args: bool,
 ) -> Tensor | None:
     """The Triton kernels' pooling, or None if they fail to build here (then turned off: a
     Triton or GPU they do not support must not stop training; the warning names the error)."""
@@ -147,13 +167,15 @@ def _fused(
     except Exception as error:  # noqa: BLE001 - compilation errors have no common type
         _wildcat_triton.disable(error)
         return None
-    if torch.isnan(out).any():  # NaN is kept as the largest value, so it reaches `out`
+    if validate_args and torch.isnan(out).any():  # NaN is kept as the largest, so reaches `out`
         raise_if_nan(out.unsqueeze(2))
     return out
 
 
 def _uniform_count(k: float | int, regions: int) -> int:
-    """Number of regions for ``k`` when every sample has ``regions`` valid regions."""
+    """Number of regions for ``k`` when every sample has ``regions`` valid regions (a traced size,
+    under ``torch.jit.trace``, is read as the constant it had)."""
+    regions = int(regions)
     if 0 < k < 1:
         return max(1, round(k * regions))
     return min(int(k), regions)
@@ -177,7 +199,10 @@ def _select_ends(
     regions = flat.shape[2]
 
     def weights(n_high: int, n_mid: int, n_low: int) -> Tensor:
-        return _end_weights(n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
+        args = (n_high, n_mid, n_low, kmax, kmin, alpha, flat.device, flat.dtype)
+        if torch.compiler.is_compiling():  # a tensor made while tracing must not be cached
+            return _end_weights.__wrapped__(*args)
+        return _end_weights(*args)
 
     if kmax == 1 and kmin <= 1 and not full_sort:
         high_v, high_i = flat.max(dim=2, keepdim=True)
@@ -217,6 +242,18 @@ def _end_weights(
     return weights.to(device)
 
 
+def _top_bottom_mean(
+    flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool, validate: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The pooled (B, C) scores of :class:`_TopBottomMean`, with the selected indices and their
+    weights (see :func:`_select_ends`)."""
+    values, indices, weights = _select_ends(flat, kmax, kmin, alpha, full_sort)
+    out = values @ weights
+    if validate and torch.isnan(out).any():  # NaN is selected as the largest, reaches `out`
+        raise_if_nan(values[..., :1] if kmax == 1 else values)
+    return out, indices, weights
+
+
 class _TopBottomMean(torch.autograd.Function):
     """``mean(top kmax) + alpha * mean(bottom kmin)`` of (B, C, N) along N, every region valid.
 
@@ -225,42 +262,45 @@ class _TopBottomMean(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool) -> Tensor:
-        values, indices, weights = _select_ends(flat, kmax, kmin, alpha, full_sort)
-        out = values @ weights
-        if torch.isnan(out).any():  # NaN is selected as the largest value, so it reaches `out`
-            raise_if_nan(values[..., :1] if kmax == 1 else values)
+    def forward(
+        ctx, flat: Tensor, kmax: int, kmin: int, alpha: float, full_sort: bool, validate: bool
+    ) -> Tensor:
+        out, indices, weights = _top_bottom_mean(flat, kmax, kmin, alpha, full_sort, validate)
         ctx.save_for_backward(indices, weights)
         ctx.shape = flat.shape
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
         indices, weights = ctx.saved_tensors
         # scatter_add: a region in both ends (kmax + kmin > N) gets both weights.
         grad_in = grad.new_zeros(ctx.shape)
         # (an upstream `sum()` hands an expanded, stride-0 grad: densify it before broadcasting)
         grad_in.scatter_add_(2, indices, grad.contiguous().unsqueeze(2) * weights)
-        return grad_in, None, None, None, None
+        return grad_in, None, None, None, None, None
 
 
-def _masked_extreme_mean(flat: Tensor, flat_mask: Tensor, k: Tensor, *, largest: bool) -> Tensor:
+def _masked_extreme_mean(
+    flat: Tensor, flat_mask: Tensor | None, k: Tensor, most: int, *, largest: bool, validate: bool
+) -> Tensor:
     """Mean of the k[b] largest (or smallest) valid scores of each sample.
 
     Args:
-        flat: (B, C, N) scores. flat_mask: (B, N) bool. k: (B,) int64, 1 <= k[b] <= valid[b].
+        flat: (B, C, N) scores. flat_mask: (B, N) bool, or None (all valid).
+        k: (B,) int64, 1 <= k[b] <= valid[b].
+        most: a host-side bound of k, max(k) <= most <= N: the selection takes ``most`` values.
+        validate: raise on NaN among the selected top values (a host synchronisation).
 
     Returns:
         (B, C).
     """
     fill = float("-inf") if largest else float("inf")
-    filled = flat.masked_fill(~flat_mask.unsqueeze(1), fill)
-    kmax = int(k.max())
-    values = torch.topk(filled, kmax, dim=2, largest=largest, sorted=True).values
-    if largest:
+    filled = flat if flat_mask is None else flat.masked_fill(~flat_mask.unsqueeze(1), fill)
+    values = torch.topk(filled, most, dim=2, largest=largest, sorted=True).values
+    if largest and validate:
         raise_if_nan(values)
-    keep = torch.arange(kmax, device=flat.device) < k.unsqueeze(1)  # (B, kmax)
+    keep = torch.arange(most, device=flat.device) < k.unsqueeze(1)  # (B, most)
     kept = torch.where(keep.unsqueeze(1), values, values.new_zeros(()))
     return kept.sum(dim=2) / k.unsqueeze(1).to(flat.dtype)
 

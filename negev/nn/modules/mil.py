@@ -3,26 +3,29 @@
 ``forward(scores (B, C, *regions), mask (B, *regions) bool | None[, attention]) -> (B, C)``
 logits. The attention pools set ``needs_attention``: :class:`~negev.nn.EvidenceHead` adds the
 projection of the instance features that gives the attention logits (or DSMIL's queries).
+``validate_args`` (default True): False skips the check that every bag has a valid instance, the
+one host synchronisation.
 """
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from negev.nn.functional.mil import attention_mil_pool, dsmil_pool, instance_mean_pool
+from negev.nn.modules.pooling import _Validated
 
 __all__ = ["AttentionMILPool", "DSMILPool", "InstanceMeanPool"]
 
 
-class InstanceMeanPool(nn.Module):
+class InstanceMeanPool(_Validated):
     """Instance classifier + mean of instance probabilities, see
     :func:`negev.nn.functional.instance_mean_pool`."""
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
-        return instance_mean_pool(scores, mask)
+        return instance_mean_pool(scores, mask, validate_args=self.validate_args)
 
 
-class _NeedsAttention(nn.Module):
+class _NeedsAttention(_Validated):
     needs_attention = True
 
     def _check(self, attention: Tensor | None) -> Tensor:
@@ -39,7 +42,9 @@ class AttentionMILPool(_NeedsAttention):
     def forward(
         self, scores: Tensor, mask: Tensor | None = None, attention: Tensor | None = None
     ) -> Tensor:
-        return attention_mil_pool(scores, self._check(attention), mask)
+        return attention_mil_pool(
+            scores, self._check(attention), mask, validate_args=self.validate_args
+        )
 
 
 class DSMILPool(_NeedsAttention):
@@ -49,4 +54,4 @@ class DSMILPool(_NeedsAttention):
     def forward(
         self, scores: Tensor, mask: Tensor | None = None, attention: Tensor | None = None
     ) -> Tensor:
-        return dsmil_pool(scores, self._check(attention), mask)
+        return dsmil_pool(scores, self._check(attention), mask, validate_args=self.validate_args)

@@ -1,6 +1,10 @@
 """Pooling modules: thin :class:`torch.nn.Module` wrappers of :mod:`negev.nn.functional`.
 
 Arguments are validated at construction, so a bad configuration fails before any data flows.
+Each pooling takes ``validate_args`` (default True, as in torchmetrics; an attribute that can be
+changed later): False skips the checks of the values (NaN scores, a sample without valid region),
+so that the forward pass runs without any host synchronisation (``torch.compile(fullgraph=True)``,
+export).
 """
 
 from __future__ import annotations
@@ -26,15 +30,25 @@ class WildcatPool(nn.Module):
     ``forward(scores (B, C, *regions), mask (B, *regions) bool | None) -> (B, C)``.
     """
 
-    def __init__(self, kmax: float | int = 1, kmin: float | int | None = None, alpha: float = 1.0):
+    def __init__(
+        self,
+        kmax: float | int = 1,
+        kmin: float | int | None = None,
+        alpha: float = 1.0,
+        *,
+        validate_args: bool = True,
+    ):
         super().__init__()
         check_count("kmax", kmax, allow_zero=False)
         check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
         check_finite_number("alpha", alpha)
         self.kmax, self.kmin, self.alpha = kmax, kmin, alpha
+        self.validate_args = validate_args
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
-        return wildcat_pool(scores, self.kmax, self.kmin, self.alpha, mask=mask)
+        return wildcat_pool(
+            scores, self.kmax, self.kmin, self.alpha, mask=mask, validate_args=self.validate_args
+        )
 
     def selection(self, scores: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(high, low) bool masks (B, C, *regions) of the regions this pooling keeps; the low
@@ -52,14 +66,25 @@ class LSEPool(nn.Module):
     ``forward(scores (B, C, *regions), mask (B, *regions) bool | None) -> (B, C)``.
     """
 
-    def __init__(self, beta_pos: float = 1.0, beta_neg: float = -1.0, alpha: float = 1.0):
+    def __init__(
+        self,
+        beta_pos: float = 1.0,
+        beta_neg: float = -1.0,
+        alpha: float = 1.0,
+        *,
+        validate_args: bool = True,
+    ):
         super().__init__()
         for name, value in (("beta_pos", beta_pos), ("beta_neg", beta_neg), ("alpha", alpha)):
             check_finite_number(name, value)
         self.beta_pos, self.beta_neg, self.alpha = beta_pos, beta_neg, alpha
+        self.validate_args = validate_args
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
-        return lse_pool(scores, self.beta_pos, self.beta_neg, self.alpha, mask=mask)
+        return lse_pool(
+            scores, self.beta_pos, self.beta_neg, self.alpha, mask=mask,
+            validate_args=self.validate_args,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"beta_pos={self.beta_pos}, beta_neg={self.beta_neg}, alpha={self.alpha}"
@@ -84,17 +109,25 @@ class ClassWisePool(nn.Module):
         return f"num_maps={self.num_maps}"
 
 
-class LinearSoftmaxPool(nn.Module):
+class _Validated(nn.Module):
+    """A pooling without hyper-parameters but ``validate_args``."""
+
+    def __init__(self, *, validate_args: bool = True):
+        super().__init__()
+        self.validate_args = validate_args
+
+
+class LinearSoftmaxPool(_Validated):
     """Linear-softmax pooling, see :func:`negev.nn.functional.linear_softmax_pool`.
 
     ``forward(scores (B, C, *regions), mask (B, *regions) bool | None) -> (B, C)`` logits.
     """
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
-        return linear_softmax_pool(scores, mask=mask)
+        return linear_softmax_pool(scores, mask=mask, validate_args=self.validate_args)
 
 
-class AttentionPool(nn.Module):
+class AttentionPool(_Validated):
     """Attention pooling, see :func:`negev.nn.functional.attention_pool`.
 
     ``forward(scores, mask, attention) -> (B, C)`` logits, ``attention`` of the shape of
@@ -109,4 +142,4 @@ class AttentionPool(nn.Module):
     ) -> Tensor:
         if attention is None:
             raise ValueError("AttentionPool needs attention logits (use it in an EvidenceHead)")
-        return attention_pool(scores, attention, mask=mask)
+        return attention_pool(scores, attention, mask=mask, validate_args=self.validate_args)

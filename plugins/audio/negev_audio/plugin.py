@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ import torchaudio.functional as AF
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from negev.inference import ItemPrediction
+from negev.inference.outputs import region_map, save_region_map
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import item_stem, write_file
 from negev_audio.augment import augment_wave
@@ -20,7 +24,7 @@ from negev_audio.data import read_csv
 from negev_audio.detection import segment_f1
 from negev_audio.encoders import LogMel, MelCNNEncoder
 from negev_audio.options import AudioOptions
-from negev_audio.sed import PSDS1, PSDS2, collar_f1, psds
+from negev_audio.sed import PSDS1, PSDS2, collar_f1, frame_timestamps, psds
 from negev_audio.synth import synth_demo
 
 FOR, AGAINST, EVENT = (0, 170, 0), (210, 0, 0), (225, 225, 240)
@@ -203,6 +207,37 @@ class AudioPlugin(ModalityPlugin):
         name = f"{item_stem(example.name)}_evidence.png"
         return [write_file(out_dir, name, lambda path: sheet.save(path, "PNG"))]
 
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """``maps/<id>.npy`` (C, frames) frame scores per clip, and ``events.csv`` (``id, item,
+        onset, offset, class``, seconds): the runs of active frames, a frame being active where
+        the clip is tagged with the class and its map reaches ``detection_threshold`` times the
+        map's maximum (:func:`active_frames`, as :meth:`evidence_metrics` scores them); a run's
+        ends are the frame boundaries of :func:`negev_audio.sed.frame_timestamps`."""
+        threshold = self.options.detection_threshold
+        path = Path(out_dir) / "events.csv"
+        written = [path]
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["id", "item", "onset", "offset", "class"])
+            for prediction in predictions:
+                written.append(save_region_map(prediction, out_dir))
+                clip = torch.from_numpy(region_map(prediction))
+                duration = len(self._wave(prediction.example)) / self.sample_rate
+                frames = clip.shape[1]
+                edges = frame_timestamps(
+                    frames, self.hop / self.sample_rate, duration, self._frame_seconds(0)
+                )
+                active = active_frames(clip, prediction.scores, threshold).numpy()
+                for c, name in enumerate(classes):
+                    padded = np.concatenate([[False], active[c], [False]]).astype(np.int8)
+                    changes = np.flatnonzero(np.diff(padded))
+                    for start, end in zip(changes[::2], changes[1::2], strict=True):
+                        row = [prediction.id, prediction.example.name]
+                        writer.writerow([*row, f"{edges[start]:.3f}", f"{edges[end]:.3f}", name])
+        return written
+
     def evidence_metrics(
         self,
         examples: list[Example],
@@ -231,8 +266,7 @@ class AudioPlugin(ModalityPlugin):
             frames = self._frames(round(truth["duration"] * self.sample_rate))
             tagged = (torch.sigmoid(scores[i]) >= 0.5).unsqueeze(1)
             clip = maps[i][:, :frames]
-            peak = clip.amax(1, keepdim=True)
-            relative.append(((clip >= threshold * peak) & (peak > 0) & tagged).numpy())
+            relative.append(active_frames(clip, scores[i], threshold).numpy())
             sign.append(((clip > 0) & tagged).numpy())
             frame_scores.append(clip.numpy())
             events.append(truth["events"])
@@ -249,3 +283,12 @@ class AudioPlugin(ModalityPlugin):
         metrics["psds1"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS1)
         metrics["psds2"] = psds(frame_scores, events, durations, classes, **timing, scenario=PSDS2)
         return metrics
+
+
+def active_frames(clip: Tensor, scores: Tensor, threshold: float) -> Tensor:
+    """(C, F) bool: the frames of a clip's (C, F) maps at or above ``threshold`` times each
+    class's peak (a positive one), in the classes the clip is tagged with (``scores`` (C,),
+    probability >= 0.5)."""
+    tagged = (torch.sigmoid(scores) >= 0.5).unsqueeze(1)
+    peak = clip.amax(1, keepdim=True)
+    return (clip >= threshold * peak) & (peak > 0) & tagged

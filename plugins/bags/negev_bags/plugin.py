@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import torch
 from torch import Tensor
 
 from negev.files import safe_name
+from negev.inference import ItemPrediction
+from negev.inference.outputs import region_map, save_region_map
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.normalize import ChannelStats
 from negev.plugins.render import item_stem, write_file
@@ -181,6 +184,22 @@ class BagsPlugin(ModalityPlugin):
                 )
             )
         return files
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """Per bag ``maps/<id>.npy`` (C, instances) and ``instances/<id>.csv``: each instance's
+        index, coordinates (when the bag has them) and class scores."""
+        folder = Path(out_dir) / "instances"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for prediction in predictions:
+            written.append(save_region_map(prediction, out_dir))
+            maps = torch.from_numpy(region_map(prediction))
+            _, coords = prediction.example.inputs.load()
+            path = folder / f"{prediction.id}.csv"
+            written.append(write_instance_csv(path, maps, classes, coords))
+        return written
 
     def evidence_metrics(
         self,

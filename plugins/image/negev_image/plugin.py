@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import torch
 from torch import Tensor
 
 from negev.files import safe_name
+from negev.inference import ItemPrediction
+from negev.inference.outputs import save_region_map
 from negev.metrics import average_precision
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import item_stem, write_file
@@ -221,6 +224,33 @@ class ImagePlugin(ModalityPlugin):
         written.append(
             write_file(out_dir, f"{stem}_grid.png", lambda path: grid([original, *tiles], path))
         )
+        return written
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """Per image ``maps/<id>.npy`` (C, h, w) at the region grid, and the wsolevaluation
+        protocol's score map of its top class: ``heatmaps/<id>.npy`` (H, W) float32 in [0, 1] at
+        the image's original size (bicubic upsampling, then min-max normalisation, as
+        :func:`negev_image.wsol.scoremap`), with ``heatmaps/image_ids.txt`` (the ids, one a
+        line) and ``heatmaps/class_labels.txt`` (``id,class index`` of each heatmap)."""
+        heatmaps = Path(out_dir) / "heatmaps"
+        heatmaps.mkdir(parents=True, exist_ok=True)
+        written, ids, labels = [], [], []
+        for prediction in predictions:
+            written.append(save_region_map(prediction, out_dir))
+            example = prediction.example
+            size = example.truth.get("size") or self._pixels(example).shape[-2:]
+            top = int(prediction.scores.argmax())
+            path = heatmaps / f"{prediction.id}.npy"
+            heat = scoremap(prediction.maps[top], tuple(int(v) for v in size))
+            np.save(path, heat.astype(np.float32))
+            written.append(path)
+            ids.append(prediction.id)
+            labels.append(f"{prediction.id},{top}")
+        for name, lines in (("image_ids.txt", ids), ("class_labels.txt", labels)):
+            (heatmaps / name).write_text("".join(f"{line}\n" for line in lines))
+            written.append(heatmaps / name)
         return written
 
     def evidence_metrics(

@@ -34,7 +34,7 @@ class MessagePassingEncoder(RegionEncoder):
         kinds = inputs["bond_types"]
         state = torch.relu(self.embed(inputs["atoms"]))  # (N, hidden)
         for own, by_bond in zip(self.self_weights, self.bond_weights, strict=True):
-            messages = by_bond(state).view(len(state), len(BOND_TYPES), -1)  # (N, T, hidden)
+            messages = by_bond(state).unflatten(1, (len(BOND_TYPES), -1))  # (N, T, hidden)
             received = torch.zeros_like(state).index_add_(0, target, messages[source, kinds])
             state = torch.relu(own(state) + received)
         mask = inputs["region_mask"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from negev.files import safe_name
+from negev.inference import ItemPrediction
+from negev.inference.outputs import save_region_map
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import evidence_rgb, item_stem, write_file
 from negev_molecule import data
@@ -129,6 +133,41 @@ class MoleculePlugin(ModalityPlugin):
                 file = f"{stem}_{safe_name(name)}.{suffix}"
                 written.append(write_file(out_dir, file, lambda p, c=content: p.write_bytes(c)))
         return written
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """``maps/<id>.npy`` (C, regions) per molecule, and ``atoms.jsonl``, one line per
+        molecule: ``{"id", "item", "smiles", "atoms": [element, ...], "scores": {class:
+        {"for": [...], "against": [...]}}}``, each atom's strongest evidence for (the max over
+        the regions that hold it) and against (the min), null for an atom in no region
+        (:func:`negev_molecule.data.atom_evidence`). The graph's featurisation (RDKit) stays in
+        Python: an exported model takes the collated tensors."""
+        path = Path(out_dir) / "atoms.jsonl"
+        written = []
+
+        def listed(values: np.ndarray) -> list[float | None]:
+            return [round(float(v), 6) if np.isfinite(v) else None for v in values]
+
+        with open(path, "w") as file:
+            for prediction in predictions:
+                written.append(save_region_map(prediction, out_dir))
+                graph: MolGraph = prediction.example.inputs
+                regions = len(graph.regions)
+                scores = {}
+                for name, maps in zip(classes, prediction.maps, strict=True):
+                    high, low = data.atom_evidence(graph, maps[:regions].numpy())
+                    scores[name] = {"for": listed(high), "against": listed(low)}
+                mol = Chem.MolFromSmiles(graph.smiles)
+                line = {
+                    "id": prediction.id,
+                    "item": prediction.example.name,
+                    "smiles": graph.smiles,
+                    "atoms": [atom.GetSymbol() for atom in mol.GetAtoms()],
+                    "scores": scores,
+                }
+                file.write(json.dumps(line) + "\n")
+        return [path, *written]
 
     def evidence_metrics(
         self,

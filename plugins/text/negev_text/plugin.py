@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from rich.console import Console
 from sklearn.metrics import average_precision_score
 from torch import Tensor
 
+from negev.inference import ItemPrediction
+from negev.inference.outputs import save_region_map
 from negev.plugins import DataSplits, Example, ModalityPlugin, RegionEncoder
 from negev.plugins.render import evidence_css, item_stem, write_file
 from negev_text import data
@@ -169,6 +173,32 @@ class TextPlugin(ModalityPlugin):
         ).encode("utf-8", "backslashreplace")
         name = f"{item_stem(example.name, key=example.inputs)}.html"
         return [write_file(out_dir, name, lambda path: path.write_bytes(page))]
+
+    def write_evidence(
+        self, predictions: Iterable[ItemPrediction], classes: list[str], out_dir: Path
+    ) -> list[Path]:
+        """``maps/<id>.npy`` (C, windows) per text, and ``tokens.jsonl``, one line per text:
+        ``{"id", "item", "tokens": [...], "spans": [[start, end], ...] (characters),
+        "scores": {class: [evidence per token]}}`` (:meth:`token_evidence`)."""
+        path = Path(out_dir) / "tokens.jsonl"
+        written = []
+        with open(path, "w") as file:
+            for prediction in predictions:
+                written.append(save_region_map(prediction, out_dir))
+                tokens = self._tokens(prediction.example.inputs)
+                n = len(tokens.words)
+                line = {
+                    "id": prediction.id,
+                    "item": prediction.example.name,
+                    "tokens": list(tokens.words),
+                    "spans": [[s, e] for s, e in zip(tokens.starts, tokens.ends, strict=True)],
+                    "scores": {
+                        name: [round(float(v), 6) for v in self.token_evidence(n, maps)]
+                        for name, maps in zip(classes, prediction.maps, strict=True)
+                    },
+                }
+                file.write(json.dumps(line) + "\n")
+        return [path, *written]
 
     def evidence_metrics(
         self,
