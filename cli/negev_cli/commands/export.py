@@ -29,8 +29,9 @@ def export_command(
     which: str = typer.Option("best", help="Checkpoint of a run directory: best or latest."),
     overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
 ) -> None:
-    """Export the model from the plugin's collated input tensors to (scores, maps): dynamic
-    batch, and dynamic region count where the modality has one."""
+    """Export a trained model as one graph, collated inputs -> (scores, maps).
+
+    Dynamic batch, and dynamic region count where the modality has one."""
     if format_ not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format_!r}")
     if out.exists() and not overwrite:

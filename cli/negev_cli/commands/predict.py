@@ -37,8 +37,10 @@ def predict_command(
         None, "--set", help="Plugin option key=value for reading --data, e.g. classes=a|b."
     ),
 ) -> None:
-    """Score every item of --data (or each --input) and write scores.csv, the class maps
-    (maps/<id>.npy) and the plugin's evidence files (see the README)."""
+    """Score new items with a trained model and write scores and evidence maps.
+
+    Every item of --data (or each --input): scores.csv, the class maps (maps/<id>.npy) and the
+    plugin's evidence files (see the README)."""
     if (data is None) == (not input_):
         raise ValueError("give --data or --input (one of them)")
     if workers < 0:

@@ -42,8 +42,10 @@ def tune_command(
     overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Search encoder, pooling (k, alpha, beta), learning rate and weight decay on the validation
-    split; the chosen model becomes the run's best checkpoint, then test is scored once."""
+    """Pick a model on the validation split (Optuna), then score test once.
+
+    Searches encoder, pooling (k, alpha, beta), learning rate and weight decay; the chosen model
+    becomes the run's best checkpoint."""
     from negev.engine.search import search  # imports Optuna: only when tuning
 
     cli = {
