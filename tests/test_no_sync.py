@@ -232,6 +232,19 @@ def test_cuda_sync_debug_mode_sees_no_sync(name):
         torch.cuda.set_sync_debug_mode(previous)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda sync debug mode")
+@pytest.mark.parametrize("name", list(LOSS_MODULES))
+def test_cuda_sync_debug_mode_sees_no_sync_in_the_losses(name):
+    loss, targets, known = LOSS_MODULES[name]
+    data = _loss_data(torch.device("cuda"))  # copied to the device before the mode is set
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        _loss_pass(loss(validate_args=False), data, targets, known)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+
+
 @pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
 @pytest.mark.parametrize(
     "pool", [WildcatPool(0.2, 0.2, 0.7), WildcatPool(3, 2, 1.0), LSEPool(2.0, -1.0, 0.5)]

@@ -54,7 +54,8 @@ def ap_svm_loss(
             ``"sum"`` over them, or ``"none"``: (C,) (a 0-dim tensor for (N,) input) with NaN for a
             column without positive or without negative (no ranking to learn there).
         validate_args: check the values (targets in {0, 1}, finite scores; two more host reads);
-            False checks the shapes only (a target other than 1 counts as a negative).
+            False checks the shapes only (a target other than 1 counts as a negative, and
+            non-finite scores give a meaningless loss).
 
     Returns:
         The loss, dtype and device of ``scores``; differentiable w.r.t. ``scores`` with gradient
