@@ -1,10 +1,15 @@
-"""``validate_args=False``: the poolings, the head and the losses never wait for the device.
+"""``validate_args=False``: the poolings, the head and the losses never wait for the device,
+whether built as classes or by name through the registries.
 
 A host synchronisation is a tensor value read by Python: ``.item()``, ``bool()`` / ``int()`` /
 ``float()`` of a tensor (every data-dependent ``if``), ``.tolist()``, ``.cpu()`` / ``.numpy()``,
 or an op whose output shape depends on the data (``nonzero``). ``torch.cuda.set_sync_debug_mode``
 sees them on CUDA only; here every such entry point is counted through a patch, on any device, and
 ``validate_args=True`` (the default) must hit the counter, which proves that it counts.
+
+The one explicit exception is the AP loss (``APSVMLoss``, ``"ap"``): its exact search is sized by
+the number of positives of each class, read on the host by design; without validation that read
+is all that is left.
 """
 
 from __future__ import annotations
@@ -13,16 +18,26 @@ import contextlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from negev.nn import (
+    LOSSES,
+    POOLINGS,
+    APSVMLoss,
     AttentionMILPool,
     AttentionPool,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
     DSMILPool,
     EvidenceHead,
     InstanceMeanPool,
     LinearSoftmaxPool,
     LSEPool,
+    MantraHingeLoss,
+    MantraMultiLabelHingeLoss,
     WildcatPool,
+    create_loss,
+    create_pool,
 )
 from negev.nn.functional import mantra_hinge_loss, mantra_multilabel_hinge_loss
 
@@ -115,6 +130,96 @@ def test_losses_do_not_sync(device):
     assert calls == []
 
 
+def _loss_data(device) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    indices = torch.tensor([0, 3, 1, 2, 2, 0])
+    multi_hot = (torch.rand(6, 4, generator=g) > 0.5).float()
+    multi_hot[0], multi_hot[1] = 1.0, 0.0  # every class has a positive and a negative (AP)
+    data = {
+        "scores": torch.randn(6, 4, generator=g),
+        "indices": indices,
+        "one_hot": F.one_hot(indices, 4).float(),
+        "multi_hot": multi_hot,
+        "known": torch.rand(6, 4, generator=g) > 0.3,
+    }
+    return {k: v.to(device) for k, v in data.items()}
+
+
+def _loss_pass(loss, data, targets: str, known: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and its gradient w.r.t. the scores."""
+    scores = data["scores"].clone().requires_grad_()
+    value = loss(scores, data[targets], data["known"] if known else None)
+    value.sum().backward()
+    return value.detach(), scores.grad
+
+
+# loss module class, targets, with known
+LOSS_MODULES = {
+    "bce": (BCEWithLogitsLoss, "multi_hot", True),
+    "mantra_multilabel": (MantraMultiLabelHingeLoss, "multi_hot", True),
+    "ce_indices": (CrossEntropyLoss, "indices", False),
+    "ce_one_hot": (CrossEntropyLoss, "one_hot", False),
+    "mantra_indices": (MantraHingeLoss, "indices", False),
+    "mantra_one_hot": (MantraHingeLoss, "one_hot", False),
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("name", list(LOSS_MODULES))
+def test_loss_modules_do_not_sync(name, reduction, device):
+    loss, targets, known = LOSS_MODULES[name]
+    data = _loss_data(device)
+    with count_host_reads() as checked:
+        expected = _loss_pass(loss(reduction), data, targets, known)
+    with count_host_reads() as calls:
+        got = _loss_pass(loss(reduction, validate_args=False), data, targets, known)
+    assert calls == [], f"{name}: host reads {calls}"
+    assert checked, f"{name}: validate_args=True should read the targets (the counter's proof)"
+    torch.testing.assert_close(got, expected)
+
+
+def test_the_ap_loss_reads_its_positive_counts_by_design(device):
+    """The explicit exception: without validation, only the read of the number of positives per
+    class that sizes the exact search is left (one ``tolist``)."""
+    data = _loss_data(device)
+    with count_host_reads() as checked:
+        expected = _loss_pass(APSVMLoss(), data, "multi_hot", False)
+    with count_host_reads() as calls:
+        got = _loss_pass(APSVMLoss(validate_args=False), data, "multi_hot", False)
+    assert calls == ["tolist"]
+    assert len(checked) > len(calls)  # the value checks are gone
+    torch.testing.assert_close(got, expected)
+
+
+# -- built by name: validate_args is context for every registered factory -------------------
+
+
+@pytest.mark.parametrize("name", POOLINGS.names())
+def test_every_registered_pooling_takes_validate_args(name, device):
+    assert "validate_args" not in POOLINGS.get(name).defaults  # not a hyper-parameter
+    assert create_pool(name).validate_args is True
+    with count_host_reads() as calls:
+        got = _head_pass(create_pool(name, validate_args=False), device, masked=True)
+    assert calls == [], f"{name}: host reads {calls}"
+    expected = _head_pass(create_pool(name), device, masked=True)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_every_registered_loss_takes_validate_args(name, device):
+    assert "validate_args" not in LOSSES.get(name).defaults  # not a hyper-parameter
+    data = _loss_data(device)
+    for multilabel in (True, False) if name != "ce" else (False,):
+        targets = "multi_hot" if multilabel else "one_hot"
+        assert create_loss(name, multilabel=multilabel).validate_args is True
+        loss = create_loss(name, multilabel=multilabel, validate_args=False)
+        with count_host_reads() as calls:
+            got = _loss_pass(loss, data, targets, known=False)
+        assert calls == (["tolist"] if name == "ap" else []), f"{name}: host reads {calls}"
+        expected = _loss_pass(create_loss(name, multilabel=multilabel), data, targets, False)
+        torch.testing.assert_close(got, expected)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda sync debug mode")
 @pytest.mark.parametrize("name", ["maxmin", "weldon", "wildcat_fraction", "lse"])
 def test_cuda_sync_debug_mode_sees_no_sync(name):
@@ -123,6 +228,19 @@ def test_cuda_sync_debug_mode_sees_no_sync(name):
     torch.cuda.set_sync_debug_mode("error")
     try:
         _head_pass(pool, torch.device("cuda"), masked=True)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda sync debug mode")
+@pytest.mark.parametrize("name", list(LOSS_MODULES))
+def test_cuda_sync_debug_mode_sees_no_sync_in_the_losses(name):
+    loss, targets, known = LOSS_MODULES[name]
+    data = _loss_data(torch.device("cuda"))  # copied to the device before the mode is set
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        _loss_pass(loss(validate_args=False), data, targets, known)
     finally:
         torch.cuda.set_sync_debug_mode(previous)
 

@@ -173,6 +173,37 @@ def test_single_label_losses_take_indices_or_one_hot_rows(loss, reference):
         loss()(scores, one_hot, torch.ones(6, 4, dtype=torch.bool))
 
 
+def test_loss_modules_check_the_target_values_unless_told_not_to():
+    scores, targets, _ = _data()
+    bad = targets.clone()
+    bad[2, 1] = 2.0
+    for loss in (BCEWithLogitsLoss, MantraMultiLabelHingeLoss):
+        with pytest.raises(ValueError, match=r"targets must be 0 or 1, got 2.0 at row 2, column 1"):
+            loss()(scores, bad)
+    # unchecked, the formula runs on the value given: BCE's -(t log p + (1 - t) log(1 - p))
+    p = scores.sigmoid()
+    naive = -(bad * p.log() + (1 - bad) * (1 - p).log()).mean()
+    torch.testing.assert_close(BCEWithLogitsLoss(validate_args=False)(scores, bad), naive)
+
+    indices = torch.tensor([0, 3, 1, 2, 2, 0])
+    two_hot = F.one_hot(indices, 4).double()
+    two_hot[4, 0] = 1.0  # a multi-hot row is not a class
+    for loss in (CrossEntropyLoss, MantraHingeLoss):
+        with pytest.raises(
+            ValueError, match=r"targets row 4 = \[1.0, 0.0, 1.0, 0.0\] is not one-hot"
+        ):
+            loss()(scores, two_hot)
+        with pytest.raises(ValueError, match=r"targets row 0 .* is not one-hot"):
+            loss()(scores, torch.zeros(6, 4))  # no class at all
+        with pytest.raises(ValueError, match=r"targets\[1\] = 7 is not a class index in \[0, 4\)"):
+            loss()(scores, torch.tensor([0, 7, 1, 2, 2, 0]))
+    # unchecked, a row is read as its argmax
+    torch.testing.assert_close(
+        CrossEntropyLoss(validate_args=False)(scores, two_hot),
+        F.cross_entropy(scores, two_hot.argmax(1)),
+    )
+
+
 def test_every_registered_loss_takes_scores_targets_known():
     scores, targets, _ = _data()
     targets[:, 0], targets[:, 1] = 1.0, 0.0  # single-label rows for the single-label losses

@@ -133,12 +133,55 @@ def raise_if_nan(selected: Tensor, what: str = "scores") -> None:
         )
 
 
-def score_columns(scores: Tensor, targets: Tensor, *, finite: bool) -> tuple[Tensor, Tensor]:
+def check_binary(targets: Tensor, name: str = "targets") -> None:
+    """Raise unless every value of ``targets`` (any shape, any dtype) is 0 or 1: one host read,
+    none for a bool tensor."""
+    if targets.dtype == torch.bool:
+        return
+    bad = ~((targets == 0) | (targets == 1))
+    if bool(bad.any()):
+        position = bad.nonzero()[0].tolist()
+        value = targets[tuple(position)].item()
+        where = f"row {position[0]}, column {position[1]}" if len(position) == 2 else position
+        raise ValueError(f"{name} must be 0 or 1, got {value} at {where}")
+
+
+def check_class_indices(targets: Tensor, num_classes: int) -> None:
+    """Raise unless the (N,) integer ``targets`` are class indices in [0, num_classes): one host
+    read."""
+    bad = (targets < 0) | (targets >= num_classes)
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0])
+        raise ValueError(
+            f"targets[{index}] = {int(targets[index])} is not a class index in [0, {num_classes})"
+        )
+
+
+def check_one_hot(targets: Tensor) -> None:
+    """Raise unless every row of the (N, C) ``targets`` is one-hot (a single 1, the rest 0): one
+    host read."""
+    binary = (targets == 0) | (targets == 1) if targets.dtype != torch.bool else None
+    bad = targets.sum(1) != 1
+    if binary is not None:
+        bad = bad | ~binary.all(1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0])
+        raise ValueError(
+            f"targets row {row} = {targets[row].tolist()} is not one-hot: a single-label loss "
+            "takes one-hot rows or class indices"
+        )
+
+
+def score_columns(
+    scores: Tensor, targets: Tensor, *, finite: bool, validate_args: bool = True
+) -> tuple[Tensor, Tensor]:
     """Validate ranking inputs and view them as columns.
 
     Args:
         scores: (N,) or (N, C) float. targets: same shape, values in {0, 1} (any dtype).
         finite: reject infinite scores too (NaN is always rejected).
+        validate_args: check the values (targets in {0, 1}, scores finite or free of NaN): host
+            reads; False checks the shapes only (a target other than 1 then counts as 0).
 
     Returns:
         scores as (N, C) (a view, gradient kept) and targets as (N, C) bool on the same device.
@@ -155,14 +198,10 @@ def score_columns(scores: Tensor, targets: Tensor, *, finite: bool) -> tuple[Ten
     matrix = scores if scores.dim() == 2 else scores.unsqueeze(1)
     labels = targets.to(matrix.device)
     labels = labels if labels.dim() == 2 else labels.unsqueeze(1)
-    if labels.dtype != torch.bool:
-        bad = ~((labels == 0) | (labels == 1))
-        if bool(bad.any()):
-            row, col = bad.nonzero()[0].tolist()
-            raise ValueError(
-                f"targets must be 0 or 1, got {labels[row, col].item()} at row {row}, column {col}"
-            )
-        labels = labels == 1
+    if not validate_args:
+        return matrix, labels if labels.dtype == torch.bool else labels == 1
+    check_binary(labels)
+    labels = labels if labels.dtype == torch.bool else labels == 1
     values = matrix.detach()
     good = torch.isfinite(values) if finite else ~torch.isnan(values)
     if not bool(good.all()):

@@ -39,8 +39,13 @@ _REDUCTIONS = ("mean", "sum", "none")
 _SIGN = -(2**31)  # int32 sign bit
 
 
-def ap_svm_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+def ap_svm_loss(
+    scores: Tensor, targets: Tensor, reduction: str = "mean", *, validate_args: bool = True
+) -> Tensor:
     """Structural SVM upper bound of ``1 - AP`` with exact loss-augmented inference.
+
+    Not free of host synchronisation, by design: the exact search is sized by the number of
+    positives of each column, which it reads on the host (one copy), whatever ``validate_args``.
 
     Args:
         scores: (N,) or (N, C) float, one column per class (or ranking task).
@@ -48,6 +53,9 @@ def ap_svm_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") -> Ten
         reduction: ``"mean"`` over the columns that have both a positive and a negative,
             ``"sum"`` over them, or ``"none"``: (C,) (a 0-dim tensor for (N,) input) with NaN for a
             column without positive or without negative (no ranking to learn there).
+        validate_args: check the values (targets in {0, 1}, finite scores; two more host reads);
+            False checks the shapes only (a target other than 1 counts as a negative, and
+            non-finite scores give a meaningless loss).
 
     Returns:
         The loss, dtype and device of ``scores``; differentiable w.r.t. ``scores`` with gradient
@@ -60,7 +68,7 @@ def ap_svm_loss(scores: Tensor, targets: Tensor, reduction: str = "mean") -> Ten
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     squeeze = scores.dim() == 1
-    matrix, labels = score_columns(scores, targets, finite=True)
+    matrix, labels = score_columns(scores, targets, finite=True, validate_args=validate_args)
     counts = labels.sum(0).tolist()  # positives per column: the sizes of the search, on the host
     per_column = _APSVMFunction.apply(matrix, labels, counts)
     if reduction == "none":

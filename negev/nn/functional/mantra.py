@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from negev.nn.functional._checks import check_binary, check_class_indices
+
 __all__ = ["mantra_hinge_loss", "mantra_multilabel_hinge_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -39,13 +41,7 @@ def mantra_hinge_loss(
             f"got shape {tuple(targets.shape)} dtype {targets.dtype}"
         )
     if validate_args:
-        bad = (targets < 0) | (targets >= scores.shape[1])
-        if bool(bad.any()):
-            index = int(bad.nonzero()[0])
-            raise ValueError(
-                f"targets[{index}] = {int(targets[index])} is not a class index in "
-                f"[0, {scores.shape[1]})"
-            )
+        check_class_indices(targets, scores.shape[1])
     true = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
     augmented = (scores + 1.0).scatter(1, targets.unsqueeze(1), float("-inf"))
     loss = (augmented.amax(1, keepdim=True) - true).clamp(min=0).squeeze(1)
@@ -69,11 +65,8 @@ def mantra_multilabel_hinge_loss(
             f"targets must have the shape of scores {tuple(scores.shape)}, "
             f"got {tuple(targets.shape)}"
         )
-    if validate_args and targets.dtype != torch.bool:
-        bad = ~((targets == 0) | (targets == 1))
-        if bool(bad.any()):
-            index = tuple(bad.nonzero()[0].tolist())
-            raise ValueError(f"targets must be 0 or 1, got {targets[index].item()} at {index}")
+    if validate_args:
+        check_binary(targets)
     sign = targets.to(scores.dtype) * 2 - 1
     return _reduce((1 - sign * scores).clamp(min=0), reduction)
 

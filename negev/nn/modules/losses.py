@@ -11,6 +11,12 @@ its known labels (a sample with none counts 0), then reduce over samples: ``"mea
 or ``"none"`` for the (N, C) element losses (0 where unknown). Single-label losses give (N,) with
 ``"none"``. ``APSVMLoss`` ranks the samples of each class: it couples the samples of the batch
 (``couples_samples``), and ``"none"`` gives one loss per class.
+
+Each loss takes ``validate_args`` (default True, as in torchmetrics; an attribute that can be
+changed later): True checks the values of the targets (0 or 1; one-hot rows or class indices in
+[0, C) for the single-label losses), one host read per call; False skips them, so that the forward
+and backward passes run without any host synchronisation. The exception is ``APSVMLoss``: its
+exact search reads the number of positives of each class on the host, whatever ``validate_args``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from negev.nn.functional import ap_svm_loss, mantra_hinge_loss, mantra_multilabel_hinge_loss
+from negev.nn.functional._checks import check_binary, check_class_indices, check_one_hot
 
 __all__ = [
     "APSVMLoss",
@@ -34,16 +41,18 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 class _Loss(nn.Module):
-    """Shared by the losses: the reduction, and the capabilities the engine reads."""
+    """Shared by the losses: the reduction, ``validate_args``, and the capabilities the engine
+    reads."""
 
     supports_known: ClassVar[bool] = False
     couples_samples: ClassVar[bool] = False
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", *, validate_args: bool = True):
         super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
+        self.validate_args = validate_args
 
     def _no_known(self, known: Tensor | None) -> None:
         if known is not None:
@@ -64,10 +73,12 @@ class _LabelwiseLoss(_Loss):
     supports_known = True
 
     def element_losses(self, scores: Tensor, targets: Tensor) -> Tensor:
-        """(N, C) scores and multi-hot targets -> (N, C) losses."""
+        """(N, C) scores and multi-hot targets (values checked) -> (N, C) losses."""
         raise NotImplementedError
 
     def forward(self, scores: Tensor, targets: Tensor, known: Tensor | None = None) -> Tensor:
+        if self.validate_args:
+            check_binary(targets)
         losses = self.element_losses(scores, targets)
         if known is not None:
             known = known.to(losses.dtype)
@@ -84,12 +95,19 @@ class _SingleLabelLoss(_Loss):
     """A loss per sample from its class index."""
 
     def sample_losses(self, scores: Tensor, indices: Tensor) -> Tensor:
-        """(N, C) scores and (N,) int64 class indices -> (N,) losses."""
+        """(N, C) scores and (N,) int64 class indices (values checked) -> (N,) losses."""
         raise NotImplementedError
 
     def forward(self, scores: Tensor, targets: Tensor, known: Tensor | None = None) -> Tensor:
         self._no_known(known)
-        indices = targets.argmax(1) if targets.dim() == 2 else targets
+        if targets.dim() == 2:
+            if self.validate_args:
+                check_one_hot(targets)
+            indices = targets.argmax(1)
+        else:
+            if self.validate_args:
+                check_class_indices(targets, scores.shape[-1])
+            indices = targets
         return self._reduce(self.sample_losses(scores, indices))
 
 
@@ -107,7 +125,7 @@ class MantraMultiLabelHingeLoss(_LabelwiseLoss):
     :func:`negev.nn.functional.mantra_multilabel_hinge_loss`."""
 
     def element_losses(self, scores: Tensor, targets: Tensor) -> Tensor:
-        return mantra_multilabel_hinge_loss(scores, targets, reduction="none")
+        return mantra_multilabel_hinge_loss(scores, targets, reduction="none", validate_args=False)
 
 
 class CrossEntropyLoss(_SingleLabelLoss):
@@ -122,7 +140,7 @@ class MantraHingeLoss(_SingleLabelLoss):
     :func:`negev.nn.functional.mantra_hinge_loss`."""
 
     def sample_losses(self, scores: Tensor, indices: Tensor) -> Tensor:
-        return mantra_hinge_loss(scores, indices, reduction="none")
+        return mantra_hinge_loss(scores, indices, reduction="none", validate_args=False)
 
 
 class APSVMLoss(_Loss):
@@ -131,10 +149,14 @@ class APSVMLoss(_Loss):
 
     ``"mean"`` / ``"sum"`` run over the classes with both a positive and a negative; ``"none"``
     gives (C,) with NaN for the others.
+
+    The one loss that synchronises with the host whatever ``validate_args``, by design: its exact
+    search is sized by the number of positives of each class, read on the host (one copy per
+    call). ``validate_args=False`` skips the checks of the values (targets 0 or 1, finite scores).
     """
 
     couples_samples = True
 
     def forward(self, scores: Tensor, targets: Tensor, known: Tensor | None = None) -> Tensor:
         self._no_known(known)
-        return ap_svm_loss(scores, targets, self.reduction)
+        return ap_svm_loss(scores, targets, self.reduction, validate_args=self.validate_args)

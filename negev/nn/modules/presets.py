@@ -21,6 +21,12 @@ Losses (see :mod:`negev.nn.modules.losses` for the shared signature): ``bce``, `
 (single-label), ``ap`` (AP ranking over the batch), ``mantra`` (multi-class hinge, one-vs-rest for
 multi-label data). A loss factory receives ``multilabel`` and ``reduction`` when it declares them.
 
+Every pooling and loss built by name takes ``validate_args`` (default True; False: a forward pass
+without host synchronisation, see :mod:`negev.nn.modules.pooling` and
+:mod:`negev.nn.modules.losses`). Like ``multilabel``, it is context, not a hyper-parameter: it is
+passed to the factories that declare it, and is not one of a name's parameters (no CLI option, no
+entry in the run's config).
+
 Third-party components register a class or a callable: ``register_pool("mine", MyPool)`` or
 ``@register_loss("mine")`` on a factory; the keyword parameters of its signature are the
 parameters its name accepts. A name registered twice is refused.
@@ -54,13 +60,14 @@ __all__ = [
     "register_pool",
 ]
 
-POOLINGS = Registry("pooling")
-LOSSES = Registry("loss", context=("multilabel", "reduction"))
+POOLINGS = Registry("pooling", context=("validate_args",))
+LOSSES = Registry("loss", context=("multilabel", "reduction", "validate_args"))
 
 
 def create_pool(name: str | Callable[..., nn.Module], /, **params: Any) -> nn.Module:
     """Build a pooling module: a registered name (table above) with the parameters that name
-    takes, or a class / callable called with ``params``.
+    takes, or a class / callable called with ``params``. ``validate_args`` goes to the factories
+    that declare it (every registered pooling).
 
     Raises:
         ConfigError: unknown name, or a parameter the pooling does not take (``maxmin`` has no k).
@@ -74,8 +81,8 @@ def register_pool(name: str, factory: Callable[..., nn.Module] | None = None, *,
 
 
 def create_loss(name: str | Callable[..., nn.Module], /, **params: Any) -> nn.Module:
-    """Build a loss module by registered name (or from a class / callable). ``multilabel`` and
-    ``reduction`` go to the factories that declare them."""
+    """Build a loss module by registered name (or from a class / callable). ``multilabel``,
+    ``reduction`` and ``validate_args`` go to the factories that declare them."""
     return LOSSES.create(name, **params)
 
 
@@ -88,35 +95,42 @@ def register_loss(name: str, factory: Callable[..., nn.Module] | None = None, *,
 
 
 @register_pool("max", summary="max: top-1")
-def _max() -> WildcatPool:
-    return WildcatPool(kmax=1, kmin=0, alpha=0.0)
+def _max(validate_args: bool = True) -> WildcatPool:
+    return WildcatPool(kmax=1, kmin=0, alpha=0.0, validate_args=validate_args)
 
 
 @register_pool("gap", summary="GAP: global average")
-def _gap() -> WildcatPool:
+def _gap(validate_args: bool = True) -> WildcatPool:
     # A fraction cannot express "all regions" (it must be < 1): a count larger than any input
     # keeps every valid region, whatever the sample's size.
-    return WildcatPool(kmax=2**62, kmin=0, alpha=0.0)
+    return WildcatPool(kmax=2**62, kmin=0, alpha=0.0, validate_args=validate_args)
 
 
 @register_pool("maxmin", summary="max+min: top-1 + alpha bottom-1")
-def _maxmin(alpha: float = 1.0) -> WildcatPool:
-    return WildcatPool(kmax=1, kmin=1, alpha=alpha)
+def _maxmin(alpha: float = 1.0, validate_args: bool = True) -> WildcatPool:
+    return WildcatPool(kmax=1, kmin=1, alpha=alpha, validate_args=validate_args)
 
 
 @register_pool("weldon", summary="WELDON: mean top-k + alpha mean bottom-k")
-def _weldon(kmax: float | int = 0.2, alpha: float = 1.0) -> WildcatPool:
-    return WildcatPool(kmax=kmax, kmin=kmax, alpha=alpha)
+def _weldon(kmax: float | int = 0.2, alpha: float = 1.0, validate_args: bool = True) -> WildcatPool:
+    return WildcatPool(kmax=kmax, kmin=kmax, alpha=alpha, validate_args=validate_args)
 
 
 @register_pool("wildcat", summary="WILDCAT: mean top-k+ + alpha mean bottom-k-")
-def _wildcat(kmax: float | int = 0.2, kmin: float | int | None = None, alpha: float = 0.7):
-    return WildcatPool(kmax=kmax, kmin=kmin, alpha=alpha)
+def _wildcat(
+    kmax: float | int = 0.2,
+    kmin: float | int | None = None,
+    alpha: float = 0.7,
+    validate_args: bool = True,
+) -> WildcatPool:
+    return WildcatPool(kmax=kmax, kmin=kmin, alpha=alpha, validate_args=validate_args)
 
 
 @register_pool("lse", summary="LSE: soft max + alpha soft min")
-def _lse(beta_pos: float = 5.0, beta_neg: float = -5.0, alpha: float = 0.7) -> LSEPool:
-    return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha)
+def _lse(
+    beta_pos: float = 5.0, beta_neg: float = -5.0, alpha: float = 0.7, validate_args: bool = True
+) -> LSEPool:
+    return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha, validate_args=validate_args)
 
 
 register_pool("linsoft", LinearSoftmaxPool, summary="linear softmax (audio tagging)")
@@ -133,12 +147,17 @@ register_loss("ap", APSVMLoss, summary="structured AP ranking loss over the batc
 
 
 @register_loss("ce", summary="softmax cross-entropy (single-label data)")
-def _ce(multilabel: bool = False, reduction: str = "mean") -> CrossEntropyLoss:
+def _ce(
+    multilabel: bool = False, reduction: str = "mean", validate_args: bool = True
+) -> CrossEntropyLoss:
     if multilabel:
         raise ConfigError("loss 'ce' needs single-label data; use 'bce' for multi-label data")
-    return CrossEntropyLoss(reduction)
+    return CrossEntropyLoss(reduction, validate_args=validate_args)
 
 
 @register_loss("mantra", summary="MANTRA hinge (one-vs-rest on multi-label data)")
-def _mantra(multilabel: bool = False, reduction: str = "mean") -> nn.Module:
-    return MantraMultiLabelHingeLoss(reduction) if multilabel else MantraHingeLoss(reduction)
+def _mantra(
+    multilabel: bool = False, reduction: str = "mean", validate_args: bool = True
+) -> nn.Module:
+    loss = MantraMultiLabelHingeLoss if multilabel else MantraHingeLoss
+    return loss(reduction, validate_args=validate_args)
