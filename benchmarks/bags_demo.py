@@ -47,7 +47,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "attention (audio tagging)": {"pooling": "attention"},
     "instance classifier + mean": {"pooling": "mimean"},
     "attention MIL (ABMIL)": {"pooling": "abmil"},
-    "DSMIL-style": {"pooling": "dsmil"},
+    "gated attention MIL (ABMIL eq. 9)": {"pooling": "gabmil"},
+    "DSMIL": {"pooling": "dsmil"},
 }
 DEMO = {"demo_train": 100, "demo_val": 30, "demo_test": 60}
 COLUMNS = {
