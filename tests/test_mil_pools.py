@@ -112,7 +112,7 @@ def test_gated_abmil_head_is_ilse_eq_9():
     """y = <w_cls, sum_h softmax(a)_h x_h> + b_cls, a_h = w^T (tanh(V x_h) * sigmoid(U x_h)),
     written out instance by instance and unit by unit."""
     torch.manual_seed(0)
-    head = EvidenceHead(4, 1, pool=create_pool("gabmil", hidden=3)).double()
+    head = EvidenceHead(4, 1, pool=create_pool("gabmil", attention_dim=3)).double()
     x = torch.randn(6, 4, dtype=torch.float64)
     out = head(x.T[None]).scores[0, 0].item()
     gate = head.attend
@@ -137,7 +137,7 @@ def test_gated_abmil_head_is_ilse_eq_9():
     assert out == pytest.approx(expected + head.proj.bias[0].item(), rel=1e-9)
 
 
-@pytest.mark.parametrize(("name", "size"), [("gabmil", "hidden"), ("dsmil", "query_dim")])
+@pytest.mark.parametrize(("name", "size"), [("gabmil", "attention_dim"), ("dsmil", "query_dim")])
 def test_attention_module_trains_with_the_head(name, size):
     head = EvidenceHead(4, 2, pool=create_pool(name, **{size: 5}))
     attention = dict(head.attend.named_parameters())

@@ -71,14 +71,14 @@ class GatedAttention(nn.Module):
     ``w`` has no bias (a softmax over instances ignores it). ``forward(x (..., D)) -> (..., C)``.
 
     Args:
-        in_features: D. hidden: L, the size of V and U's outputs. num_classes: C.
+        in_features: D. attention_dim: L, the size of V and U's outputs. num_classes: C.
     """
 
-    def __init__(self, in_features: int, hidden: int, num_classes: int):
+    def __init__(self, in_features: int, attention_dim: int, num_classes: int):
         super().__init__()
-        self.V = nn.Linear(in_features, hidden)
-        self.U = nn.Linear(in_features, hidden)
-        self.w = nn.Linear(hidden, num_classes, bias=False)
+        self.V = nn.Linear(in_features, attention_dim)
+        self.U = nn.Linear(in_features, attention_dim)
+        self.w = nn.Linear(attention_dim, num_classes, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.w(self.V(x).tanh() * self.U(x).sigmoid())
@@ -89,16 +89,16 @@ class GatedAttentionMILPool(AttentionMILPool):
     logits come from :class:`GatedAttention` over the instance features.
 
     Args:
-        hidden: L, the gated attention's hidden size (the paper's 128).
+        attention_dim: L, the gated attention's hidden size (the paper's 128).
     """
 
-    def __init__(self, hidden: int = 128, *, validate_args: bool = True):
+    def __init__(self, attention_dim: int = 128, *, validate_args: bool = True):
         super().__init__(validate_args=validate_args)
-        _check_size("hidden", hidden)
-        self.hidden = hidden
+        _check_size("attention_dim", attention_dim)
+        self.attention_dim = attention_dim
 
     def attention_module(self, in_channels: int, num_classes: int) -> nn.Module:
-        return GatedAttention(in_channels, self.hidden, num_classes)
+        return GatedAttention(in_channels, self.attention_dim, num_classes)
 
 
 class DSMILPool(_NeedsAttention):

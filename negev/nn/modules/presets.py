@@ -14,7 +14,7 @@ linsoft  linear softmax (audio tagging) (none)
 attention attention (audio tagging)     (none; the head adds the attention map)
 mimean   instance classifier + mean     (none; mean of instance probabilities)
 abmil    attention MIL (Ilse et al.)    (none; the head adds linear attention logits)
-gabmil   gated attention MIL (eq. 9)    hidden (128): the gated attention's size L
+gabmil   gated attention MIL (eq. 9)    attention_dim (128): the gated attention's L
 dsmil    DSMIL dual stream              query_dim (128): the head adds queries and
                                         the bag stream's classifier
 ======== ============================== ===========================================

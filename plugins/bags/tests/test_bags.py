@@ -148,7 +148,7 @@ def _grads(model, x, mask):
         ("weldon", {"kmax": 3}),
         ("wildcat", {"kmax": 0.05, "kmin": 0.05}),
         ("abmil", {}),
-        ("gabmil", {"hidden": 8}),
+        ("gabmil", {"attention_dim": 8}),
         ("dsmil", {"query_dim": 8}),
     ],
 )
