@@ -8,7 +8,13 @@ from negev.nn.modules.losses import (
     MantraHingeLoss,
     MantraMultiLabelHingeLoss,
 )
-from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
+from negev.nn.modules.mil import (
+    AttentionMILPool,
+    DSMILPool,
+    GatedAttention,
+    GatedAttentionMILPool,
+    InstanceMeanPool,
+)
 from negev.nn.modules.pooling import (
     AttentionPool,
     ClassWisePool,
@@ -36,6 +42,8 @@ __all__ = [
     "AttentionMILPool",
     "AttentionPool",
     "DSMILPool",
+    "GatedAttention",
+    "GatedAttentionMILPool",
     "InstanceMeanPool",
     "ClassWisePool",
     "EvidenceHead",

@@ -34,8 +34,11 @@ class EvidenceHead(nn.Module):
         num_maps: M maps per class (WILDCAT's modalities); 1 for WELDON-style heads.
         pool: a pooling module ``(scores (B, C, *regions), mask) -> (B, C)``; default max+min
             (``WildcatPool(1, 1, 1.0)``). A pool with ``needs_attention = True``
-            (:class:`~negev.nn.AttentionPool`) also gets attention logits (B, C, *regions) from a
-            second 1x1 projection of the features.
+            (:class:`~negev.nn.AttentionPool`, the MIL attention pools) also gets ``attention``
+            (B, A, *regions) from a module over the features, ``attend``: the pool's
+            ``attention_module(in_channels, num_classes)`` ((..., D) -> (..., A)) where it has
+            one, else a 1x1 projection to A = C attention logits. The head registers it, so
+            its parameters train with the head's.
 
     ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
     scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
@@ -52,11 +55,7 @@ class EvidenceHead(nn.Module):
         self.proj = nn.Linear(in_channels, num_classes * num_maps)
         self.class_wise = ClassWisePool(num_maps)
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
-        self.attend = (
-            nn.Linear(in_channels, num_classes)
-            if getattr(self.pool, "needs_attention", False)
-            else None
-        )
+        self.attend = _attention_module(self.pool, in_channels, num_classes)
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> EvidenceOutput:
         if features.dim() < 3 or features.shape[1] != self.proj.in_features:
@@ -70,3 +69,10 @@ class EvidenceHead(nn.Module):
             return EvidenceOutput(self.pool(maps, mask), maps)
         attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
         return EvidenceOutput(self.pool(maps, mask, attention=attention), maps)
+
+
+def _attention_module(pool: nn.Module, in_channels: int, num_classes: int) -> nn.Module | None:
+    if not getattr(pool, "needs_attention", False):
+        return None
+    make = getattr(pool, "attention_module", None)
+    return nn.Linear(in_channels, num_classes) if make is None else make(in_channels, num_classes)

@@ -13,8 +13,10 @@ lse      unified log-sum-exp            beta_pos (5), beta_neg (-5), alpha (0.7)
 linsoft  linear softmax (audio tagging) (none)
 attention attention (audio tagging)     (none; the head adds the attention map)
 mimean   instance classifier + mean     (none; mean of instance probabilities)
-abmil    attention MIL (Ilse et al.)    (none; the head adds the attention map)
-dsmil    DSMIL-style dual stream        (none; the head adds the queries)
+abmil    attention MIL (Ilse et al.)    (none; the head adds linear attention logits)
+gabmil   gated attention MIL (eq. 9)    attention_dim (128): the gated attention's L
+dsmil    DSMIL dual stream              query_dim (128): the head adds queries and
+                                        the bag stream's classifier
 ======== ============================== ===========================================
 
 Losses (see :mod:`negev.nn.modules.losses` for the shared signature): ``bce``, ``ce``
@@ -48,7 +50,12 @@ from negev.nn.modules.losses import (
     MantraHingeLoss,
     MantraMultiLabelHingeLoss,
 )
-from negev.nn.modules.mil import AttentionMILPool, DSMILPool, InstanceMeanPool
+from negev.nn.modules.mil import (
+    AttentionMILPool,
+    DSMILPool,
+    GatedAttentionMILPool,
+    InstanceMeanPool,
+)
 from negev.nn.modules.pooling import AttentionPool, LinearSoftmaxPool, LSEPool, WildcatPool
 
 __all__ = [
@@ -137,7 +144,8 @@ register_pool("linsoft", LinearSoftmaxPool, summary="linear softmax (audio taggi
 register_pool("attention", AttentionPool, summary="attention (audio tagging)")
 register_pool("mimean", InstanceMeanPool, summary="mean of instance probabilities (MIL)")
 register_pool("abmil", AttentionMILPool, summary="attention MIL (Ilse et al.)")
-register_pool("dsmil", DSMILPool, summary="DSMIL-style dual stream (MIL)")
+register_pool("gabmil", GatedAttentionMILPool, summary="gated attention MIL (Ilse et al.)")
+register_pool("dsmil", DSMILPool, summary="DSMIL dual stream (Li et al.)")
 
 
 # -- losses -----------------------------------------------------------------------------------

@@ -144,7 +144,13 @@ def _grads(model, x, mask):
 
 @pytest.mark.parametrize(
     ("pooling", "params"),
-    [("weldon", {"kmax": 3}), ("wildcat", {"kmax": 0.05, "kmin": 0.05}), ("abmil", {})],
+    [
+        ("weldon", {"kmax": 3}),
+        ("wildcat", {"kmax": 0.05, "kmin": 0.05}),
+        ("abmil", {}),
+        ("gabmil", {"attention_dim": 8}),
+        ("dsmil", {"query_dim": 8}),
+    ],
 )
 def test_chunked_encoder_gives_the_plain_gradients(pooling, params):
     torch.manual_seed(0)
