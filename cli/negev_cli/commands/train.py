@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from negev.engine import RunConfig, load_toml, resolve_config, train
 from negev.nn import LOSSES, POOLINGS
+from negev.plugins import ModalityPlugin
 from negev_cli.errors import friendly_errors
 
 
@@ -54,6 +56,13 @@ def parse_sets(values: list[str] | None) -> dict[str, str]:
         key, raw = item.split("=", 1)
         options[key.strip()] = raw.strip()
     return options
+
+
+def resolve_run(config: Path | None, cli: dict[str, Any]) -> tuple[ModalityPlugin, RunConfig]:
+    """The plugin and run config of a command: the options given on the command line (the ones
+    left at None are not given) over those of the TOML ``config`` file, over the defaults."""
+    given = {key: value for key, value in cli.items() if value is not None}
+    return resolve_config(load_toml(config) if config else {}, given)
 
 
 @friendly_errors
@@ -168,9 +177,7 @@ def train_command(
         "keep": keep,
         "plugin": parse_sets(set_),
     }
-    cli = {k: v for k, v in cli.items() if v is not None}
-    file_options = load_toml(config) if config else {}
-    plugin, run_config = resolve_config(file_options, cli)
+    plugin, run_config = resolve_run(config, cli)
     result = train(plugin, run_config, resume=resume, overwrite=overwrite, quiet=quiet)
     if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from negev.engine import load_toml, resolve_config
-from negev_cli.commands.train import parse_sets
+from negev_cli.commands.train import parse_sets, resolve_run
 from negev_cli.errors import friendly_errors
 
 
@@ -62,9 +61,7 @@ def tune_command(
         "skip_bad": skip_bad,
         "plugin": parse_sets(set_),
     }
-    cli = {k: v for k, v in cli.items() if v is not None}
-    file_options = load_toml(config) if config else {}
-    plugin, run_config = resolve_config(file_options, cli)
+    plugin, run_config = resolve_run(config, cli)
     chosen = None if encoders is None else tuple(e.strip() for e in encoders.split(",") if e)
     result = search(
         plugin, run_config, trials=trials, timeout=timeout, encoders=chosen, patience=patience,
