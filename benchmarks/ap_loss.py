@@ -30,7 +30,7 @@ import torch
 
 from benchmarks._runs import RESULTS, write_lines
 from benchmarks._timing import launches, median_times
-from negev.nn.functional import ap_svm_loss
+from negev.nn.functional import _ap_triton, ap_svm_loss
 from negev.testing import loop_ap_svm
 
 SIZES = (64, 256, 1024, 4096)
@@ -130,6 +130,10 @@ def run_cpu() -> list[dict]:
     return rows
 
 
+# Calls timed back to back per sample on a GPU: a training loop's throughput, not a round trip.
+CUDA_CALLS = 10
+
+
 def run_cuda(device: torch.device, repeats: int) -> list[dict]:
     rows = []
     for n, c in CUDA_SIZES:
@@ -153,7 +157,7 @@ def run_cuda(device: torch.device, repeats: int) -> list[dict]:
                 s, t, torch.nn.functional.binary_cross_entropy_with_logits
             ),
         }
-        times = median_times(fns, device, repeats=repeats)
+        times = median_times(fns, device, repeats=repeats, calls=CUDA_CALLS)
         ops, kernels = launches(fns["ours"], device)
         rows.append(
             {
@@ -219,7 +223,14 @@ def cuda_table(rows: list[dict], device: torch.device) -> list[str]:
         f"{POSITIVE_RATE:.0%} positives per column. Command: "
         "`python -m benchmarks.ap_loss --device cuda`.",
         "",
-        "ms per call, medians of interleaved repeats in this run. kernels = CUDA kernels and "
+        f"ms per call, medians of interleaved repeats in this run, each repeat timing "
+        f"{CUDA_CALLS} calls back to back (a training loop's throughput). The search: "
+        + (
+            "two Triton kernels (`negev.nn.functional._ap_triton`)"
+            if _ap_triton.disabled is None
+            else f"the torch multilevel search (Triton off: {_ap_triton.disabled})"
+        )
+        + ". kernels = CUDA kernels and "
         "copies one call runs, ops = its `aten::` operators (torch.profiler). Context: one sort "
         "of the same scores, and binary cross-entropy (forward + backward) on them.",
         "",

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Every GPU table of benchmarks/results in one call, on a CUDA machine whose python3 already has
 # torch, torchvision and triton (no network needed): installs negev and the image plugin without
-# dependencies, checks the GPU paths of the core ops, then writes pooling_cuda.md, ap_loss_cuda.md
-# and throughput_cuda.md.
-set -euo pipefail
+# dependencies, runs the CUDA tests of the core ops (their Triton kernels included), then writes
+# pooling_cuda.md, ap_loss_cuda.md and throughput_cuda.md. With OUT set, each table and the test
+# log are copied there as soon as they exist. A failing test is reported and the tables still run.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . -e plugins/image
-python3 -m pytest -q -p no:cacheprovider tests/test_wildcat_pool.py tests/test_wildcat_triton.py \
-    tests/test_wildcat_dispatch.py tests/test_ap_svm_loss.py
-python3 -m benchmarks.pooling --device cuda
-python3 -m benchmarks.ap_loss --device cuda
-python3 -m benchmarks.throughput --device cuda
+export PYTHONUNBUFFERED=1
+save() { if [ -n "${OUT:-}" ]; then cp "$@" "$OUT"/; fi; }
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . -e plugins/image || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+python3 -m pytest -q -p no:cacheprovider -x --continue-on-collection-errors \
+    tests/test_ap_triton.py tests/test_ap_svm_loss.py tests/test_wildcat_pool.py \
+    tests/test_wildcat_triton.py tests/test_wildcat_dispatch.py tests/test_no_sync.py \
+    tests/test_lse_pool.py tests/test_head.py 2>&1 | tail -40 > /tmp/gpu_tests.log
+echo "tests: exit ${PIPESTATUS[0]}"; tail -5 /tmp/gpu_tests.log; save /tmp/gpu_tests.log
+python3 -m benchmarks.ap_loss --device cuda && save benchmarks/results/ap_loss_cuda.md
+python3 -m benchmarks.pooling --device cuda && save benchmarks/results/pooling_cuda.md
+python3 -m benchmarks.throughput --device cuda && save benchmarks/results/throughput_cuda.md

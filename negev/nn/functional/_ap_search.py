@@ -30,6 +30,8 @@ import math
 import torch
 from torch import Tensor
 
+from negev.nn.functional import _ap_triton
+
 # Cost model of one level (see choose_levels): its fixed cost, ~25 operators, expressed in
 # evaluated candidates. On a CPU (torch 2.9, 1-2 threads, measured on the AP benchmark) an operator
 # costs ~10-40 us with its dispatch and a candidate ~5-20 ns over its dozen passes; on a GPU a
@@ -118,7 +120,7 @@ def best_insertions(
     negatives: Tensor,
     p_max: int,
     q_max: int,
-    strides: list[int],
+    strides: list[int] | None,
 ) -> Tensor:
     """Largest argmax i*_j of G_j over [0, P] for every negative j of every column.
 
@@ -126,7 +128,8 @@ def best_insertions(
         ordered: (C, N) float64, each column's positives by decreasing score, then its negatives.
         two_over_q: (C, 1) float64 2/Q. pos, negatives: (C, 1) int64 P (at most ``p_max``), Q.
         p_max, q_max: the largest P and Q of the columns that matter (the others may get any
-            insertions in [0, P]). strides: s_1 > ... > s_L = 1, each a multiple of the next.
+            insertions in [0, P]). strides: s_1 > ... > s_L = 1, each a multiple of the next,
+            or None: the two Triton kernels of :mod:`negev.nn.functional._ap_triton`.
 
     Returns:
         (C, W) int64 ``best`` with W > q_max: ``best[c, j]`` is i*_j for 1 <= j <= Q_c, 0 at
@@ -134,10 +137,19 @@ def best_insertions(
     """
     c, n = ordered.shape
     device = ordered.device
-    width = max([q_max + 1] + [(q_max // s + 1) * s + 1 for s in strides[:-1]])
     scaled = ordered * two_over_q
     # 2/Q S_i for i = 0..p_max (S_i: sum of the i highest positives)
     prefix = torch.nn.functional.pad(scaled[:, :p_max].cumsum(1), (1, 0))
+    if strides is None:
+        harmonic = harmonic_numbers(n + 1, device)
+        try:
+            return _ap_triton.best_insertions(
+                ordered, two_over_q, prefix, harmonic, pos, negatives, q_max
+            )
+        except Exception as error:  # a failed compilation: the torch search from now on
+            _ap_triton.disable(error)
+            strides = strides_for(choose_levels(p_max, q_max, c, device), q_max)
+    width = max([q_max + 1] + [(q_max // s + 1) * s + 1 for s in strides[:-1]])
     # 2/Q n_j at [c, j], n_j = ordered[c, P_c + j - 1]; past the column's end: 0 (never used)
     slope = torch.nn.functional.pad(scaled, (1, width)).gather(1, pos + _arange(width, device))
     harmonic = harmonic_numbers(n + width, device)

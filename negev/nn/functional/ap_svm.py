@@ -16,7 +16,8 @@ and prefix sums S of the sorted positive scores,
 g_jk does not increase with j, so i*_j does not decrease with j: a multilevel search over j
 (:mod:`negev.nn.functional._ap_search`, a dense evaluation of G for a few j, then blocks of j
 between them within their bounds) finds every i*_j for all columns in a fixed number of batched
-tensor operations, chosen by size and device. The gradient is
+tensor operations, chosen by size; on a GPU the same search with two levels is two Triton kernels
+that keep G in registers (:mod:`negev.nn.functional._ap_triton`). The gradient is
 ``Psi(y~) - Psi(y*)``: positive k gets ``-2 a_k / (P Q)``, a_k the number of negatives placed
 above it, negative j gets ``+2 (P - i*_j) / (P Q)``; the loss of a column, ``sum_j F_j(i*_j)``,
 is computed as ``1 - AP(y~) + <Psi(y~) - Psi(y*), s>`` (exactly 0 when no negative moves up).
@@ -30,7 +31,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from negev.nn.functional import _ap_search
+from negev.nn.functional import _ap_search, _ap_triton
 from negev.nn.functional._checks import score_columns
 
 __all__ = ["ap_svm_loss", "ap_svm_inference"]
@@ -132,8 +133,10 @@ def _inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tens
     )  # each (C, 1)
     pos, negatives = torch.tensor(ints).to(device, non_blocking=True).unsqueeze(2).unbind(1)
 
-    levels = _ap_search.choose_levels(p_max, q_max, c, device)
-    strides = _ap_search.strides_for(levels, q_max)
+    if _ap_triton.supports(ordered):  # two kernels whatever the sizes
+        strides = None
+    else:
+        strides = _ap_search.strides_for(_ap_search.choose_levels(p_max, q_max, c, device), q_max)
     best = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, strides)
 
     slots = _ap_search.rows(c, n, device)  # (C, N) slot numbers 0..N-1

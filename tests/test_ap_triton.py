@@ -1,0 +1,162 @@
+"""The Triton search of ap_svm_loss (the GPU path) against the torch search and the references.
+
+Triton's interpreter must be chosen before Triton is imported, so the kernel tests run in a
+child process with TRITON_INTERPRET=1, where ap_svm_loss takes the kernels on CPU tensors (a few
+seconds); on a GPU test_ap_svm_loss.py runs them on the device. Skipped without Triton.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+from negev.nn.functional import _ap_search, _ap_triton, ap_svm_loss
+from negev.testing import brute_force_ap_svm_loss, loop_ap_svm
+from tests.test_ap_svm_loss import small_ranking
+
+pytest.importorskip("triton")
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+in_interpreter = pytest.mark.skipif(not INTERPRETED, reason="run by test_interpreted_kernels")
+
+
+def test_interpreted_kernels():
+    """Run this file's kernel tests in a child process under Triton's interpreter."""
+    if INTERPRETED:
+        pytest.skip("already in the interpreter")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+    assert " passed" in child.stdout and "failed" not in child.stdout
+
+
+def search_inputs(n: int, counts: list[int], seed: int):
+    """The search's inputs for random columns with the given numbers of positives."""
+    rng = np.random.default_rng(seed)
+    c = len(counts)
+    ordered = torch.tensor(rng.integers(-4, 5, size=(c, n)) / 2.0 + rng.normal(size=(c, n)) * 0.1)
+    for row, p in enumerate(counts):  # positives by decreasing score, then negatives
+        ordered[row, :p] = ordered[row, :p].sort(descending=True).values
+        ordered[row, p:] = ordered[row, p:].sort(descending=True).values
+    usable = [0 < p < n for p in counts]
+    p_max = max(p for p, u in zip(counts, usable, strict=True) if u)
+    q_max = n - min(p for p, u in zip(counts, usable, strict=True) if u)
+    pos = torch.tensor([[min(p, p_max)] for p in counts])
+    negatives = torch.tensor([[n - p] for p in counts])
+    two_over_q = 2.0 / negatives.clamp(min=1).double()
+    return ordered, two_over_q, pos, negatives, p_max, q_max
+
+
+@in_interpreter
+@pytest.mark.parametrize(
+    ("n", "counts"),
+    [
+        (12, [3, 9, 1]),  # fewer negatives than one stride: the block kernel alone
+        (300, [75, 10, 290, 150]),  # both kernels, uneven columns
+        (700, [1, 699, 350]),  # one positive, one negative
+        (200, [0, 60, 200]),  # columns without positive / without negative
+    ],
+)
+def test_insertions_equal_the_torch_search(n, counts):
+    ordered, two_over_q, pos, negatives, p_max, q_max = search_inputs(n, counts, seed=n)
+    dense = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, [1])
+    fused = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, None)
+    assert _ap_triton.disabled is None
+    for row, p in enumerate(counts):
+        if 0 < p < n:  # the others may hold any insertion in [0, P]
+            q = n - p
+            assert torch.equal(fused[row, : q + 1], dense[row, : q + 1]), row
+            assert torch.all(fused[row, q + 1 :] == p)
+
+
+@in_interpreter
+@settings(max_examples=60, deadline=None)
+@given(data=small_ranking())
+def test_equals_brute_force_over_all_rankings(data):
+    scores, targets = data
+    loss = ap_svm_loss(torch.tensor(scores), torch.tensor(targets))
+    assert _ap_triton.disabled is None
+    assert loss.item() == pytest.approx(brute_force_ap_svm_loss(scores, targets), abs=1e-9)
+
+
+@in_interpreter
+@pytest.mark.parametrize(("n", "c", "rate"), [(50, 3, 0.5), (300, 4, 0.1), (257, 2, 0.9)])
+def test_matches_loop_reference_loss_and_gradient(n, c, rate):
+    rng = np.random.default_rng(n)
+    scores = rng.normal(size=(n, c))
+    targets = rng.random((n, c)) < rate
+    expected_loss, expected_grad = loop_ap_svm(scores, targets)
+    scores_t = torch.tensor(scores, requires_grad=True)
+    loss = ap_svm_loss(scores_t, torch.tensor(targets), reduction="none")
+    loss.sum().backward()
+    assert _ap_triton.disabled is None
+    np.testing.assert_allclose(loss.detach().numpy(), expected_loss, atol=1e-10)
+    np.testing.assert_allclose(scores_t.grad.numpy(), expected_grad, atol=1e-12)
+
+
+@in_interpreter
+def test_ties_and_uneven_columns_match_the_loop():
+    rng = np.random.default_rng(7)
+    scores = rng.integers(-3, 4, size=(90, 5)).astype(np.float64)
+    targets = rng.random((90, 5)) < np.array([0.02, 0.3, 0.6, 0.97, 1.0])
+    targets[0, :4], targets[1, :4] = True, False
+    expected_loss, expected_grad = loop_ap_svm(scores, targets)
+    scores_t = torch.tensor(scores, requires_grad=True)
+    loss = ap_svm_loss(scores_t, torch.tensor(targets), reduction="none")
+    loss.nansum().backward()
+    np.testing.assert_allclose(loss.detach().numpy(), expected_loss, atol=1e-10)
+    np.testing.assert_allclose(scores_t.grad.numpy(), expected_grad, atol=1e-12)
+
+
+@in_interpreter
+def test_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    scores = torch.randn(40, 3, dtype=torch.float64, requires_grad=True)
+    targets = torch.rand(40, 3) < 0.4
+    assert torch.autograd.gradcheck(lambda s: ap_svm_loss(s, targets, "sum"), (scores,))
+
+
+def test_a_failing_kernel_falls_back_to_the_torch_search_with_a_warning():
+    rng = np.random.default_rng(3)
+    scores = torch.tensor(rng.normal(size=(60, 2)))
+    targets = torch.tensor(rng.random((60, 2)) < 0.3)
+    expected = ap_svm_loss(scores, targets, reduction="none")
+    broken = mock.patch.object(
+        _ap_triton, "best_insertions", side_effect=RuntimeError("no compiler")
+    )
+    with (
+        broken,
+        mock.patch.object(_ap_triton, "supports", return_value=True),
+        mock.patch.object(_ap_triton, "disabled", None),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        loss = ap_svm_loss(scores, targets, reduction="none")
+        assert "no compiler" in (_ap_triton.disabled or "")
+    assert any("Triton search failed" in str(w.message) for w in caught)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_stride_balances_the_kernels():
+    assert _ap_triton.stride_for(1) == 16
+    assert _ap_triton.stride_for(3_000) == 64
+    assert _ap_triton.stride_for(50_000) == 128
+    for q in (5, 100, 4_096, 10**6):
+        stride = _ap_triton.stride_for(q)
+        assert stride & (stride - 1) == 0 and 16 <= stride <= 128
