@@ -119,3 +119,20 @@ def launches(fn: Callable[[], object], device: torch.device) -> tuple[int, int |
     if device.type != "cuda":
         return ops, None
     return ops, sum(1 for e in events if e.device_type == DeviceType.CUDA)
+
+
+def kernel_seconds(fn: Callable[[], object], device: torch.device, calls: int = 10) -> float:
+    """Seconds of CUDA kernel time per call of ``fn()``: the summed durations of the kernels and
+    copies ``calls`` calls run (torch.profiler), divided by ``calls``. What a call costs the
+    device when the host runs ahead of it, as it does behind a model's heavier layers."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        sync(device)
+    busy = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == DeviceType.CUDA)
+    return busy * 1e-6 / calls

@@ -1,4 +1,6 @@
-"""The Triton search of ap_svm_loss (the GPU path) against the torch search and the references.
+"""The Triton paths of ap_svm_loss (the GPU paths) against the torch search and the references:
+float64 scores take the torch inference with the Triton search, float32 / bfloat16 scores the fused
+inference (keys, one sort, the search, the finishing kernel).
 
 Triton's interpreter must be chosen before Triton is imported, so the kernel tests run in a
 child process with TRITON_INTERPRET=1, where ap_svm_loss takes the kernels on CPU tensors (a few
@@ -7,6 +9,7 @@ seconds); on a GPU test_ap_svm_loss.py runs them on the device. Skipped without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,7 +22,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from negev.nn.functional import _ap_search, _ap_triton, ap_svm_loss
+from negev.nn.functional import _ap_search, _ap_triton, ap_svm_inference, ap_svm_loss
 from negev.testing import brute_force_ap_svm_loss, loop_ap_svm
 from tests.test_ap_svm_loss import small_ranking
 
@@ -85,43 +88,78 @@ def test_insertions_equal_the_torch_search(n, counts):
             assert torch.all(fused[row, q + 1 :] == p)
 
 
+# (dtype, loss tolerance, gradient tolerance): the search alone, and the fused inference
+DTYPES = [(torch.float64, 1e-10, 1e-12), (torch.float32, 1e-6, 1e-7)]
+
+
+@contextlib.contextmanager
+def fused_calls():
+    """Count the calls of the fused inference (float32 must take it, float64 must not)."""
+    with mock.patch.object(_ap_triton, "inference", wraps=_ap_triton.inference) as spy:
+        yield spy
+
+
 @in_interpreter
-@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@settings(max_examples=40, deadline=None)
 @given(data=small_ranking())
-def test_equals_brute_force_over_all_rankings(data):
-    scores, targets = data
-    loss = ap_svm_loss(torch.tensor(scores), torch.tensor(targets))
+def test_equals_brute_force_over_all_rankings(dtype, data):
+    scores, targets = data  # small integers or floats: the float32 rounding is checked below
+    scores = torch.tensor(scores, dtype=dtype)
+    loss = ap_svm_loss(scores, torch.tensor(targets))
     assert _ap_triton.disabled is None
-    assert loss.item() == pytest.approx(brute_force_ap_svm_loss(scores, targets), abs=1e-9)
+    expected = brute_force_ap_svm_loss(scores.double().numpy(), targets)
+    assert loss.item() == pytest.approx(expected, abs=1e-9 if dtype == torch.float64 else 1e-6)
 
 
 @in_interpreter
+@pytest.mark.parametrize(("dtype", "loss_tol", "grad_tol"), DTYPES)
 @pytest.mark.parametrize(("n", "c", "rate"), [(50, 3, 0.5), (300, 4, 0.1), (257, 2, 0.9)])
-def test_matches_loop_reference_loss_and_gradient(n, c, rate):
+def test_matches_loop_reference_loss_and_gradient(n, c, rate, dtype, loss_tol, grad_tol):
     rng = np.random.default_rng(n)
-    scores = rng.normal(size=(n, c))
+    scores_t = torch.tensor(rng.normal(size=(n, c)), dtype=dtype, requires_grad=True)
     targets = rng.random((n, c)) < rate
-    expected_loss, expected_grad = loop_ap_svm(scores, targets)
-    scores_t = torch.tensor(scores, requires_grad=True)
-    loss = ap_svm_loss(scores_t, torch.tensor(targets), reduction="none")
+    # the reference sees the scores the loss sees
+    expected_loss, expected_grad = loop_ap_svm(scores_t.detach().double().numpy(), targets)
+    with fused_calls() as spy:
+        loss = ap_svm_loss(scores_t, torch.tensor(targets), reduction="none")
+    assert spy.call_count == (dtype != torch.float64)
     loss.sum().backward()
     assert _ap_triton.disabled is None
-    np.testing.assert_allclose(loss.detach().numpy(), expected_loss, atol=1e-10)
-    np.testing.assert_allclose(scores_t.grad.numpy(), expected_grad, atol=1e-12)
+    np.testing.assert_allclose(loss.detach().double().numpy(), expected_loss, atol=loss_tol)
+    np.testing.assert_allclose(scores_t.grad.double().numpy(), expected_grad, atol=grad_tol)
 
 
 @in_interpreter
-def test_ties_and_uneven_columns_match_the_loop():
+@pytest.mark.parametrize(("dtype", "loss_tol", "grad_tol"), DTYPES)
+def test_ties_and_uneven_columns_match_the_loop(dtype, loss_tol, grad_tol):
+    # integer scores (exact in float32) with many ties and a -0.0 among zeros, columns with few
+    # and many positives, one without negative, one without positive
     rng = np.random.default_rng(7)
-    scores = rng.integers(-3, 4, size=(90, 5)).astype(np.float64)
-    targets = rng.random((90, 5)) < np.array([0.02, 0.3, 0.6, 0.97, 1.0])
+    scores = rng.integers(-3, 4, size=(90, 6)).astype(np.float64)
+    scores[scores == 0] = -0.0
+    scores[::7] = 0.0
+    targets = rng.random((90, 6)) < np.array([0.02, 0.3, 0.6, 0.97, 1.0, 0.0])
     targets[0, :4], targets[1, :4] = True, False
     expected_loss, expected_grad = loop_ap_svm(scores, targets)
-    scores_t = torch.tensor(scores, requires_grad=True)
+    scores_t = torch.tensor(scores, dtype=dtype, requires_grad=True)
     loss = ap_svm_loss(scores_t, torch.tensor(targets), reduction="none")
     loss.nansum().backward()
-    np.testing.assert_allclose(loss.detach().numpy(), expected_loss, atol=1e-10)
-    np.testing.assert_allclose(scores_t.grad.numpy(), expected_grad, atol=1e-12)
+    np.testing.assert_allclose(loss.detach().double().numpy(), expected_loss, atol=loss_tol)
+    np.testing.assert_allclose(scores_t.grad.double().numpy(), expected_grad, atol=grad_tol)
+
+
+@in_interpreter
+def test_fused_bfloat16_equals_the_torch_path_on_the_same_values():
+    torch.manual_seed(3)
+    scores = torch.randn(200, 4).bfloat16()
+    targets = torch.rand(200, 4) < 0.3
+    counts = targets.sum(0).tolist()
+    loss, grad = _ap_triton.inference(scores, targets, counts)
+    with mock.patch.object(_ap_triton, "supports", return_value=False):
+        expected_loss, expected_grad = ap_svm_inference(scores.double(), targets)
+    torch.testing.assert_close(loss, expected_loss, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-15, rtol=0)
 
 
 @in_interpreter
@@ -143,6 +181,7 @@ def test_a_failing_kernel_falls_back_to_the_torch_search_with_a_warning():
     with (
         broken,
         mock.patch.object(_ap_triton, "supports", return_value=True),
+        mock.patch.object(_ap_triton, "supports_fused", return_value=False),
         mock.patch.object(_ap_triton, "disabled", None),
         warnings.catch_warnings(record=True) as caught,
     ):
@@ -160,3 +199,22 @@ def test_stride_balances_the_kernels():
     for q in (5, 100, 4_096, 10**6):
         stride = _ap_triton.stride_for(q)
         assert stride & (stride - 1) == 0 and 16 <= stride <= 128
+
+
+def test_a_failing_fused_inference_falls_back_to_the_torch_path_with_a_warning():
+    rng = np.random.default_rng(4)
+    scores = torch.tensor(rng.normal(size=(60, 2)), dtype=torch.float32)
+    targets = torch.tensor(rng.random((60, 2)) < 0.3)
+    with mock.patch.object(_ap_triton, "supports", return_value=False):
+        expected = ap_svm_loss(scores, targets, reduction="none")
+    with (
+        mock.patch.object(_ap_triton, "inference", side_effect=RuntimeError("no compiler")),
+        mock.patch.object(_ap_triton, "supports_fused", return_value=True),
+        mock.patch.object(_ap_triton, "supports", return_value=False),
+        mock.patch.object(_ap_triton, "disabled", None),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        loss = ap_svm_loss(scores, targets, reduction="none")
+    assert any("no compiler" in str(w.message) for w in caught)
+    torch.testing.assert_close(loss, expected)

@@ -88,13 +88,22 @@ POOLS = {
 }
 
 
-def _head_pass(pool, device, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _head_inputs(pool, device, masked: bool):
+    """An EvidenceHead over ``pool`` and its (features, mask), on ``device``."""
     torch.manual_seed(0)
     head = EvidenceHead(6, 3, num_maps=2, pool=pool).to(device)
     features = torch.randn(4, 6, 5, 6, device=device, requires_grad=True)
     mask = (torch.rand(4, 5, 6, device=device) > 0.4) if masked else None
     if mask is not None:
         mask[:, 0, 0] = True
+    return head, features, mask
+
+
+def _head_pass(pool, device, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return _run_head(*_head_inputs(pool, device, masked))
+
+
+def _run_head(head, features, mask) -> tuple[torch.Tensor, torch.Tensor]:
     scores, maps = head(features, mask)
     (scores.sum() + maps.sum()).backward()
     return scores.detach(), features.grad
@@ -223,11 +232,12 @@ def test_every_registered_loss_takes_validate_args(name, device):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda sync debug mode")
 @pytest.mark.parametrize("name", ["maxmin", "weldon", "wildcat_fraction", "lse"])
 def test_cuda_sync_debug_mode_sees_no_sync(name):
-    pool = POOLS[name](False)
+    # the model and inputs are copied to the device before the mode is set
+    inputs = _head_inputs(POOLS[name](False), torch.device("cuda"), masked=True)
     previous = torch.cuda.get_sync_debug_mode()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        _head_pass(pool, torch.device("cuda"), masked=True)
+        _run_head(*inputs)
     finally:
         torch.cuda.set_sync_debug_mode(previous)
 

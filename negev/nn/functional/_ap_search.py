@@ -143,9 +143,8 @@ def best_insertions(
     if strides is None:
         harmonic = harmonic_numbers(n + 1, device)
         try:
-            return _ap_triton.best_insertions(
-                ordered, two_over_q, prefix, harmonic, pos, negatives, q_max
-            )
+            counts = n - negatives[:, 0]
+            return _ap_triton.best_insertions(scaled, prefix, harmonic, counts, p_max, q_max)
         except Exception as error:  # a failed compilation: the torch search from now on
             _ap_triton.disable(error)
             strides = strides_for(choose_levels(p_max, q_max, c, device), q_max)

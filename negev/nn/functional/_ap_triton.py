@@ -20,7 +20,10 @@ import math
 import os
 import warnings
 
+import torch
 from torch import Tensor
+
+from negev.nn.functional import _ap_search
 
 try:
     import triton
@@ -84,137 +87,320 @@ if triton is not None:
         better = tile_max >= best_value
         return tl.where(better, tile_max, best_value), tl.where(better, tile_arg, best_i)
 
-    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride", "nodes"])
-    def _node_kernel(
-        ordered_ptr,
+    @triton.jit
+    def _scan(
+        scaled_ptr,
         prefix_ptr,
         harmonic_ptr,
-        two_over_q_ptr,
-        pos_ptr,
-        neg_ptr,
-        best_ptr,
+        column,
         n,
         prefix_width,
-        width,
-        stride,
-        nodes,
-        NODE_TILE: tl.constexpr,
+        p,
+        j,
+        live,
+        low,
+        high,
+        NODES: tl.constexpr,
         CANDIDATE_TILE: tl.constexpr,
     ):
-        column = tl.program_id(0)
-        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
-        j = (m + 1) * stride
-        p = tl.load(pos_ptr + column)
-        q = tl.load(neg_ptr + column)
-        tq = tl.load(two_over_q_ptr + column)
-        live = (m < nodes) & (j <= q)
-        j = tl.where(live, j, 1)
-        best_value = tl.full([NODE_TILE], float("-inf"), tl.float64)
-        best_i = tl.zeros([NODE_TILE], tl.int64)
-        slope = tl.load(ordered_ptr + column.to(tl.int64) * n + p + j - 1, mask=live, other=0.0)
-        slope = slope * tq
-        start = p * 0  # a while loop: bounds read from memory (Triton's interpreter wants it)
-        while start <= p:
-            i = start + tl.arange(0, CANDIDATE_TILE)
-            ok = live[:, None] & (i <= p)[None, :]
-            value = _insertion_values(
-                prefix_ptr, harmonic_ptr, column * prefix_width, i, j, ok, p, slope
-            )
-            best_value, best_i = _keep_largest_argmax(value, i, best_value, best_i)
-            start += CANDIDATE_TILE
-        tl.store(best_ptr + column.to(tl.int64) * width + j, best_i, mask=live)
-
-    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride"])
-    def _block_kernel(
-        ordered_ptr,
-        prefix_ptr,
-        harmonic_ptr,
-        two_over_q_ptr,
-        pos_ptr,
-        neg_ptr,
-        best_ptr,
-        n,
-        prefix_width,
-        width,
-        stride,
-        STRIDE: tl.constexpr,
-        CANDIDATE_TILE: tl.constexpr,
-    ):
-        column = tl.program_id(0)
-        block = tl.program_id(1)
-        m = tl.arange(0, STRIDE)
-        j = block * stride + m
-        p = tl.load(pos_ptr + column)
-        q = tl.load(neg_ptr + column)
-        tq = tl.load(two_over_q_ptr + column)
-        live = (m >= 1) & (j <= q)
-        j = tl.where(live, j, 1)
-        best_row = best_ptr + column * width
-        low = tl.load(best_row + block * stride)
-        high = tl.load(best_row + (block + 1) * stride)
-        best_value = tl.full([STRIDE], float("-inf"), tl.float64)
-        best_i = tl.zeros([STRIDE], tl.int64)
-        slope = tl.load(ordered_ptr + column.to(tl.int64) * n + p + j - 1, mask=live, other=0.0)
-        slope = slope * tq
-        start = low
+        """The largest argmax of G_j over i in [low, high] for each node j (where ``live``)."""
+        jj = tl.where(live, j, 1)
+        slope = tl.load(scaled_ptr + column.to(tl.int64) * n + p + jj - 1, mask=live, other=0.0)
+        best_value = tl.full([NODES], float("-inf"), tl.float64)
+        best_i = tl.zeros([NODES], tl.int64)
+        start = low  # a while loop: bounds read from memory (Triton's interpreter wants it)
         while start <= high:
             i = start + tl.arange(0, CANDIDATE_TILE)
             ok = live[:, None] & (i <= high)[None, :]
             value = _insertion_values(
-                prefix_ptr, harmonic_ptr, column * prefix_width, i, j, ok, p, slope
+                prefix_ptr, harmonic_ptr, column * prefix_width, i, jj, ok, p, slope
             )
             best_value, best_i = _keep_largest_argmax(value, i, best_value, best_i)
             start += CANDIDATE_TILE
-        tl.store(best_row + j, best_i, mask=live)
+        return best_i
+
+    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride", "blocks", "p_max"])
+    def _node_kernel(
+        scaled_ptr,
+        prefix_ptr,
+        harmonic_ptr,
+        counts_ptr,
+        best_ptr,
+        n,
+        prefix_width,
+        width,
+        stride,
+        blocks,
+        p_max,
+        NODE_TILE: tl.constexpr,
+        CANDIDATE_TILE: tl.constexpr,
+    ):
+        """best[c, j] at the nodes j = 0, S, ..., blocks * S: 0 at j = 0, P past Q."""
+        column = tl.program_id(0)
+        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
+        j = m * stride
+        count = tl.load(counts_ptr + column)
+        p = tl.minimum(count, p_max)
+        q = n - count
+        inside = m <= blocks
+        live = inside & (j >= 1) & (j <= q)
+        found = _scan(
+            scaled_ptr,
+            prefix_ptr,
+            harmonic_ptr,
+            column,
+            n,
+            prefix_width,
+            p,
+            j,
+            live,
+            p * 0,
+            p,
+            NODE_TILE,
+            CANDIDATE_TILE,
+        )
+        value = tl.where(live, found, tl.where(j == 0, 0, p))
+        tl.store(best_ptr + column.to(tl.int64) * width + j, value, mask=inside)
+
+    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride", "p_max"])
+    def _block_kernel(
+        scaled_ptr,
+        prefix_ptr,
+        harmonic_ptr,
+        counts_ptr,
+        best_ptr,
+        n,
+        prefix_width,
+        width,
+        stride,
+        p_max,
+        STRIDE: tl.constexpr,
+        CANDIDATE_TILE: tl.constexpr,
+    ):
+        """best[c, j] between the nodes bS and (b+1)S, within [best[bS], best[(b+1)S]]."""
+        column = tl.program_id(0)
+        block = tl.program_id(1)
+        m = tl.arange(0, STRIDE)
+        j = block * stride + m
+        count = tl.load(counts_ptr + column)
+        p = tl.minimum(count, p_max)
+        q = n - count
+        inside = m >= 1
+        live = inside & (j <= q)
+        best_row = best_ptr + column * width
+        low = tl.load(best_row + block * stride)
+        high = tl.load(best_row + (block + 1) * stride)
+        found = _scan(
+            scaled_ptr,
+            prefix_ptr,
+            harmonic_ptr,
+            column,
+            n,
+            prefix_width,
+            p,
+            j,
+            live,
+            low,
+            high,
+            STRIDE,
+            CANDIDATE_TILE,
+        )
+        tl.store(best_row + j, tl.where(live, found, p), mask=inside)
 
 
 def best_insertions(
-    ordered: Tensor,
-    two_over_q: Tensor,
-    prefix: Tensor,
-    harmonic: Tensor,
-    pos: Tensor,
-    negatives: Tensor,
-    q_max: int,
+    scaled: Tensor, prefix: Tensor, harmonic: Tensor, counts: Tensor, p_max: int, q_max: int
 ) -> Tensor:
     """Largest argmax i*_j of G_j over [0, P] for every negative j of every column.
 
     Args:
-        ordered: (C, N) float64, each column's positives by decreasing score, then its negatives.
-        two_over_q: (C, 1) float64 2/Q. prefix: (C, P_max+1) float64 2/Q S_i.
-        harmonic: (H,) float64 H(0..), H > N + 2 * :func:`stride_for` (q_max).
-        pos, negatives: (C, 1) int64 P (at most P_max), Q. q_max: the largest Q that matters.
+        scaled: (C, N) float64, 2/Q times each column's positives by decreasing score, then its
+            negatives. prefix: (C, P_max+1) float64 2/Q S_i. harmonic: (H,) float64 H(0..), H > N.
+        counts: (C,) int64 positives per column; P = min(count, p_max), Q = N - count.
+        p_max, q_max: the largest P and Q of the columns that matter (the others may get any
+            insertions in [0, P]).
 
     Returns:
         (C, W) int64, W > q_max: i*_j at j for 1 <= j <= Q_c, 0 at j = 0, P_c past Q_c (as
         :func:`negev.nn.functional._ap_search.best_insertions`).
     """
-    c, n = ordered.shape
+    c, n = scaled.shape
     stride = stride_for(q_max)
     blocks = q_max // stride + 1
     width = blocks * stride + 1
-    best = pos.expand(c, width).contiguous()
-    best[:, 0] = 0
-    common = (
-        ordered.contiguous(),
-        prefix.contiguous(),
-        harmonic,
-        two_over_q.contiguous(),
-        pos.contiguous(),
-        negatives.contiguous(),
-        best,
-        n,
-        prefix.shape[1],
-        width,
-        stride,
+    best = torch.empty(c, width, dtype=torch.int64, device=scaled.device)
+    common = (scaled, prefix, harmonic, counts, best, n, prefix.shape[1], width, stride)
+    grid = (c, triton.cdiv(blocks + 1, _NODE_TILE))
+    _node_kernel[grid](
+        *common, blocks, p_max, NODE_TILE=_NODE_TILE, CANDIDATE_TILE=_CANDIDATE_TILE, num_warps=4
     )
-    nodes = q_max // stride
-    if nodes:
-        grid = (c, triton.cdiv(nodes, _NODE_TILE))
-        _node_kernel[grid](
-            *common, nodes, NODE_TILE=_NODE_TILE, CANDIDATE_TILE=_CANDIDATE_TILE, num_warps=4
-        )
     _block_kernel[(c, blocks)](
-        *common, STRIDE=stride, CANDIDATE_TILE=_CANDIDATE_TILE, num_warps=4 if stride <= 64 else 8
+        *common,
+        p_max,
+        STRIDE=stride,
+        CANDIDATE_TILE=_CANDIDATE_TILE,
+        num_warps=4 if stride <= 64 else 8,
     )
     return best
+
+
+# --- the whole inference on a GPU: keys, one sort, the search, then one finishing kernel ---------
+
+# Rows a column may hold in the fused inference: the row index takes the low 30 bits of a key.
+MAX_ROWS = 2**30
+FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_SLOT_TILE = 1024
+
+
+def supports_fused(scores: Tensor) -> bool:
+    """Whether :func:`inference` serves these (N, C) scores: float32 / float16 / bfloat16 (whose
+    values a 32-bit key orders exactly), N < 2**30, where :func:`supports` holds."""
+    return supports(scores) and scores.dtype in FUSED_DTYPES and scores.shape[0] < MAX_ROWS
+
+
+if triton is not None:
+
+    @triton.jit(do_not_specialize=["n", "columns"])
+    def _key_kernel(scores_ptr, targets_ptr, key_ptr, n, columns, SLOT_TILE: tl.constexpr):
+        """key[c, r] = (negative << 62) | (descending score bits << 30) | r, int64 >= 0: one
+        ascending sort of a column's keys puts its positives first, each group by decreasing score,
+        equal scores by row (as a stable sort)."""
+        column = tl.program_id(0)
+        rows = tl.program_id(1) * SLOT_TILE + tl.arange(0, SLOT_TILE)
+        inside = rows < n
+        at = rows.to(tl.int64) * columns + column
+        x = tl.load(scores_ptr + at, mask=inside, other=0.0).to(tl.float32) + 0.0  # -0.0 -> 0.0
+        bits = x.to(tl.int32, bitcast=True)
+        ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # int32 in the order of the floats
+        descending = 0x7FFFFFFF - ordered.to(tl.int64)  # in [0, 2**32)
+        negative = (tl.load(targets_ptr + at, mask=inside, other=0) == 0).to(tl.int64)
+        key = (negative << 62) | (descending << 30) | rows.to(tl.int64)
+        tl.store(key_ptr + column.to(tl.int64) * n + rows, key, mask=inside)
+
+    @triton.jit
+    def _key_value(key):
+        """The float32 score of a key, as float64."""
+        ordered = (0x7FFFFFFF - ((key >> 30) & 0xFFFFFFFF)).to(tl.int32)
+        bits = ordered ^ ((ordered >> 31) & 0x7FFFFFFF)
+        return bits.to(tl.float32, bitcast=True).to(tl.float64)
+
+    @triton.jit(do_not_specialize=["n"])
+    def _scale_kernel(key_ptr, counts_ptr, scaled_ptr, n, SLOT_TILE: tl.constexpr):
+        """scaled[c, s] = 2/Q * the score of slot s (2/max(Q, 1) where Q = 0)."""
+        column = tl.program_id(0)
+        slots = tl.program_id(1) * SLOT_TILE + tl.arange(0, SLOT_TILE)
+        inside = slots < n
+        q = n - tl.load(counts_ptr + column)
+        two_over_q = 2.0 / tl.maximum(q, 1).to(tl.float64)
+        key = tl.load(key_ptr + column.to(tl.int64) * n + slots, mask=inside, other=0)
+        tl.store(scaled_ptr + column.to(tl.int64) * n + slots, _key_value(key) * two_over_q, inside)
+
+    @triton.jit(do_not_specialize=["n", "columns", "p_max", "width"])
+    def _finish_kernel(
+        key_ptr,
+        counts_ptr,
+        best_ptr,
+        loss_ptr,
+        grad_ptr,
+        n,
+        columns,
+        p_max,
+        width,
+        SLOT_TILE: tl.constexpr,
+        SEARCH_STEPS: tl.constexpr,
+    ):
+        """Per column: the gradient Psi(y~) - Psi(y*) scattered to the rows, and the loss
+        1 - AP(y~) + <Psi(y~) - Psi(y*), s> (NaN, gradient 0, without positive or negative)."""
+        column = tl.program_id(0)
+        count = tl.load(counts_ptr + column)
+        usable = (count > 0) & (count < n)
+        p = tl.minimum(count, p_max)
+        q = n - count
+        pq = (p * q).to(tl.float64)
+        scale = tl.where(usable, 2.0 / tl.maximum(pq, 1.0), 0.0)
+        inv_p = tl.where(usable, 1.0 / tl.maximum(p, 1).to(tl.float64), 0.0)
+        best_row = best_ptr + column.to(tl.int64) * width
+        key_row = key_ptr + column.to(tl.int64) * n
+        score_part = tl.sum(tl.zeros([SLOT_TILE], tl.float64), axis=0)
+        precision_part = score_part
+        start = p * 0
+        while start < n:
+            slots = start + tl.arange(0, SLOT_TILE)
+            inside = slots < n
+            key = tl.load(key_row + slots, mask=inside, other=0)
+            positive = inside & (slots < p)
+            # a_k, the negatives placed above positive k = slot + 1: how many of best[1..Q]
+            # (non-decreasing) are <= slot, by bisection
+            low = tl.full([SLOT_TILE], 1, tl.int64)
+            high = tl.zeros([SLOT_TILE], tl.int64) + q + 1
+            for _ in tl.static_range(SEARCH_STEPS):
+                open_ = positive & (low < high)
+                middle = (low + high) // 2
+                value = tl.load(best_row + middle, mask=open_, other=0)
+                right = open_ & (value <= slots)
+                low = tl.where(right, middle + 1, low)
+                high = tl.where(open_ & ~right, middle, high)
+            above = (low - 1).to(tl.float64)
+            # negative j = slot - P + 1 goes below best[j] positives
+            j = tl.where(positive | ~inside, 1, slots - p + 1)
+            below = (p - tl.load(best_row + j, mask=inside & ~positive, other=0)).to(tl.float64)
+            grad = tl.where(positive, -above, below) * scale
+            grad = tl.where(inside, grad, 0.0)
+            score_part += tl.sum(tl.where(inside, grad * _key_value(key), 0.0), axis=0)
+            rank = (slots + 1).to(tl.float64)
+            precision_part += tl.sum(tl.where(positive, rank / (rank + above), 0.0), axis=0)
+            row = key & 0x3FFFFFFF  # the low 30 bits (MAX_ROWS)
+            tl.store(grad_ptr + row * columns + column, grad, mask=inside)
+            start += SLOT_TILE
+        loss = score_part - precision_part * inv_p + 1.0
+        tl.store(loss_ptr + column, tl.where(usable, loss, float("nan")))
+
+
+def inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
+    """Loss-augmented inference of the AP-SVM loss in a few launches (the GPU path).
+
+    Args:
+        scores: (N, C) float32 / float16 / bfloat16 (see :func:`supports_fused`). targets: (N, C)
+            bool. counts: the positives of each column, on the host.
+
+    Returns:
+        As :func:`negev.nn.functional.ap_svm.ap_svm_inference`: loss (C,) float64 (NaN where a
+        column lacks a positive or a negative), gradient (N, C) float64.
+    """
+    n, c = scores.shape
+    device = scores.device
+    usable = [0 < p < n for p in counts]
+    if not any(usable):
+        return (
+            torch.full((c,), math.nan, dtype=torch.float64, device=device),
+            torch.zeros(n, c, dtype=torch.float64, device=device),
+        )
+    p_max = max(p for p, u in zip(counts, usable, strict=True) if u)
+    q_max = n - min(p for p, u in zip(counts, usable, strict=True) if u)
+    counts_t = torch.tensor(counts, dtype=torch.int64).to(device, non_blocking=True)
+    tiles = (c, triton.cdiv(n, _SLOT_TILE))
+    key = torch.empty(c, n, dtype=torch.int64, device=device)
+    _key_kernel[tiles](scores.contiguous(), targets.contiguous(), key, n, c, SLOT_TILE=_SLOT_TILE)
+    key = key.sort(dim=1).values  # distinct keys: no stable sort needed
+    scaled = torch.empty(c, n, dtype=torch.float64, device=device)
+    _scale_kernel[tiles](key, counts_t, scaled, n, SLOT_TILE=_SLOT_TILE)
+    prefix = torch.nn.functional.pad(scaled[:, :p_max].cumsum(1), (1, 0))  # 2/Q S_i, i = 0..P
+    harmonic = _ap_search.harmonic_numbers(n + 1, device)
+    best = best_insertions(scaled, prefix, harmonic, counts_t, p_max, q_max)
+    loss = torch.empty(c, dtype=torch.float64, device=device)
+    grad = torch.empty(n, c, dtype=torch.float64, device=device)
+    _finish_kernel[(c,)](
+        key,
+        counts_t,
+        best,
+        loss,
+        grad,
+        n,
+        c,
+        p_max,
+        best.shape[1],
+        SLOT_TILE=_SLOT_TILE,
+        SEARCH_STEPS=best.shape[1].bit_length() + 1,
+        num_warps=8,
+    )
+    return loss, grad

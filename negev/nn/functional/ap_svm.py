@@ -71,8 +71,8 @@ def ap_svm_loss(
     squeeze = scores.dim() == 1
     matrix, labels = score_columns(scores, targets, finite=True, validate_args=validate_args)
     counts = labels.sum(0).tolist()  # positives per column: the sizes of the search, on the host
-    per_column = _APSVMFunction.apply(matrix, labels, counts)
     if reduction == "none":
+        per_column = _APSVMFunction.apply(matrix, labels, counts, None)
         return per_column[0] if squeeze else per_column
     usable = sum(0 < p < matrix.shape[0] for p in counts)
     if usable == 0:
@@ -81,8 +81,8 @@ def ap_svm_loss(
             stacklevel=2,
         )
         return (scores * 0).sum()
-    total = per_column.nansum()
-    return total / usable if reduction == "mean" else total
+    # reduced inside the function: one autograd node, a backward of one product
+    return _APSVMFunction.apply(matrix, labels, counts, 1 / usable if reduction == "mean" else 1.0)
 
 
 def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,6 +100,11 @@ def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
 
 def _inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
     """:func:`ap_svm_inference` given the number of positives of each column (on the host)."""
+    if _ap_triton.supports_fused(scores):  # a GPU: keys, one sort, four kernels
+        try:
+            return _ap_triton.inference(scores.detach(), targets, counts)
+        except Exception as error:  # a failed compilation: the torch path from now on
+            _ap_triton.disable(error)
     device = scores.device
     n, c = scores.shape
     usable = [0 < p < n for p in counts]
@@ -180,17 +185,25 @@ def _positives_first(scores: Tensor, targets: Tensor) -> Tensor:
 
 
 class _APSVMFunction(torch.autograd.Function):
-    """Per-column AP-SVM loss (C,) of (N, C) scores; backward: ``grad_c * dloss_c/dscores``."""
+    """AP-SVM loss of (N, C) scores: per column (C,) with ``weight=None``, else
+    ``weight * sum`` over the usable columns (a scalar); backward ``grad_out * dloss/dscores``."""
 
     @staticmethod
-    def forward(ctx, scores: Tensor, targets: Tensor, counts: list[int]) -> Tensor:
+    def forward(
+        ctx, scores: Tensor, targets: Tensor, counts: list[int], weight: float | None
+    ) -> Tensor:
         loss, grad = _inference(scores, targets, counts)
-        ctx.save_for_backward(grad.to(scores.dtype))
-        return loss.to(scores.dtype)
+        if weight is None:
+            ctx.save_for_backward(grad.to(scores.dtype))
+            return loss.to(scores.dtype)
+        ctx.save_for_backward(grad.mul_(weight).to(scores.dtype))
+        return loss.nansum().mul_(weight).to(scores.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
         (grad,) = ctx.saved_tensors
+        if grad_out.dim() == 0:
+            return grad * grad_out, None, None, None
         # columns without loss have zero gradient; NaN upstream grads there must not leak
-        return grad * grad_out.nan_to_num(nan=0.0), None, None
+        return grad * grad_out.nan_to_num(nan=0.0), None, None, None
