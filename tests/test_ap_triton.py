@@ -68,18 +68,23 @@ def search_inputs(n: int, counts: list[int], seed: int):
 
 @in_interpreter
 @pytest.mark.parametrize(
-    ("n", "counts"),
+    ("n", "counts", "strides"),
     [
-        (12, [3, 9, 1]),  # fewer negatives than one stride: the block kernel alone
-        (300, [75, 10, 290, 150]),  # both kernels, uneven columns
-        (700, [1, 699, 350]),  # one positive, one negative
-        (200, [0, 60, 200]),  # columns without positive / without negative
+        (12, [3, 9, 1], None),  # fewer negatives than one stride: one block kernel
+        (300, [75, 10, 290, 150], None),  # two levels, uneven columns
+        (700, [1, 699, 350], None),  # one positive, one negative
+        (200, [0, 60, 200], None),  # columns without positive / without negative
+        (300, [75, 10, 290, 150], [64, 16, 1]),  # three levels
+        (200, [0, 60, 200, 100], [32, 2, 1]),  # three levels, ratios 16 and 2
+        (4400, [1100, 4300], None),  # three levels by size
     ],
 )
-def test_insertions_equal_the_torch_search(n, counts):
+def test_insertions_equal_the_torch_search(n, counts, strides):
     ordered, two_over_q, pos, negatives, p_max, q_max = search_inputs(n, counts, seed=n)
     dense = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, [1])
-    fused = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, None)
+    chosen = mock.patch.object(_ap_triton, "strides_for", return_value=strides)
+    with chosen if strides else contextlib.nullcontext():
+        fused = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, None)
     assert _ap_triton.disabled is None
     for row, p in enumerate(counts):
         if 0 < p < n:  # the others may hold any insertion in [0, P]
@@ -192,13 +197,16 @@ def test_a_failing_kernel_falls_back_to_the_torch_search_with_a_warning():
     torch.testing.assert_close(loss, expected)
 
 
-def test_stride_balances_the_kernels():
-    assert _ap_triton.stride_for(1) == 16
-    assert _ap_triton.stride_for(3_000) == 64
-    assert _ap_triton.stride_for(50_000) == 128
-    for q in (5, 100, 4_096, 10**6):
-        stride = _ap_triton.stride_for(q)
-        assert stride & (stride - 1) == 0 and 16 <= stride <= 128
+def test_strides_balance_the_kernels():
+    assert _ap_triton.strides_for(1) == [16, 1]
+    assert _ap_triton.strides_for(3_000) == [64, 1]
+    assert _ap_triton.strides_for(50_000) == [32**2, 32, 1]
+    for q in (5, 100, 4_096, 4_097, 10**6):
+        strides = _ap_triton.strides_for(q)
+        assert strides[-1] == 1 and len(strides) in (2, 3)
+        for coarse, fine in zip(strides, strides[1:], strict=False):
+            ratio = coarse // fine
+            assert coarse == ratio * fine and ratio & (ratio - 1) == 0 and 16 <= ratio <= 128
 
 
 def test_a_failing_fused_inference_falls_back_to_the_torch_path_with_a_warning():

@@ -1,13 +1,15 @@
 """Every negative's best insertion for the AP-SVM loss in two Triton kernels (the GPU path).
 
-The same search as :mod:`negev.nn.functional._ap_search` (read its docstring for G_j and the
-bounds), with two levels and a stride S (a power of two) whatever the sizes, so a call is two
+The same multilevel search as :mod:`negev.nn.functional._ap_search` (read its docstring for G_j
+and the bounds), with two or three levels (:func:`strides_for`), so a call is at most three
 launches however large N is:
 
-- the node kernel, one program per (column, tile of nodes j = S, 2S, ...), scans every candidate
-  i = 0..P in tiles and keeps a running largest argmax of G_j(i) per node: (P+1) Q/S candidates;
-- the block kernel, one program per (column, block b), finds the S-1 insertions between the nodes
-  bS and (b+1)S by scanning only their range [i*_{bS}, i*_{(b+1)S}]: about (P + Q/S) S candidates.
+- the node kernel, one program per (column, tile of nodes j = 0, S_1, 2 S_1, ...), scans every
+  candidate i = 0..P in tiles and keeps a running largest argmax of G_j(i) per node:
+  (P+1) Q / S_1 candidates;
+- a block kernel per finer level, one program per (column, block b), finds the insertions at
+  j = b S_{l-1} + m S_l by scanning only their range [i*_{b S_{l-1}}, i*_{(b+1) S_{l-1}}]: about
+  (P + Q / S_{l-1}) S_{l-1} / S_l candidates.
 
 G is evaluated in registers (float64, in the operation order of the torch path), never stored, so
 the memory is that of ``best`` alone. Triton is optional (it ships with torch's CUDA wheels); the
@@ -58,11 +60,6 @@ def supports(ordered: Tensor) -> bool:
     ``TRITON_INTERPRET=1``, on any device), with Triton working."""
     interpreted = os.environ.get("TRITON_INTERPRET") == "1"
     return disabled is None and (ordered.is_cuda or interpreted)
-
-
-def stride_for(q_max: int) -> int:
-    """S: the power of two nearest sqrt(Q) within [16, 128] (balances the two kernels' work)."""
-    return int(min(_MAX_STRIDE, max(_MIN_STRIDE, 2 ** round(math.log2(max(q_max, 1)) / 2))))
 
 
 if triton is not None:
@@ -162,7 +159,9 @@ if triton is not None:
         value = tl.where(live, found, tl.where(j == 0, 0, p))
         tl.store(best_ptr + column.to(tl.int64) * width + j, value, mask=inside)
 
-    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride", "p_max"])
+    @triton.jit(
+        do_not_specialize=["n", "prefix_width", "width", "stride", "coarse", "fine", "p_max"]
+    )
     def _block_kernel(
         scaled_ptr,
         prefix_ptr,
@@ -173,23 +172,26 @@ if triton is not None:
         prefix_width,
         width,
         stride,
+        coarse,
+        fine,
         p_max,
-        STRIDE: tl.constexpr,
+        RATIO: tl.constexpr,
         CANDIDATE_TILE: tl.constexpr,
     ):
-        """best[c, j] between the nodes bS and (b+1)S, within [best[bS], best[(b+1)S]]."""
+        """best[c, j] at j = b coarse + m fine (m = 1..RATIO-1, RATIO = coarse / fine), within
+        [best[b coarse], best[(b+1) coarse]]; P past Q."""
         column = tl.program_id(0)
         block = tl.program_id(1)
-        m = tl.arange(0, STRIDE)
-        j = block * stride + m
+        m = tl.arange(0, RATIO)
+        j = block * coarse + m * fine
         count = tl.load(counts_ptr + column)
         p = tl.minimum(count, p_max)
         q = n - count
         inside = m >= 1
         live = inside & (j <= q)
         best_row = best_ptr + column * width
-        low = tl.load(best_row + block * stride)
-        high = tl.load(best_row + (block + 1) * stride)
+        low = tl.load(best_row + block * coarse)
+        high = tl.load(best_row + (block + 1) * coarse)
         found = _scan(
             scaled_ptr,
             prefix_ptr,
@@ -202,10 +204,20 @@ if triton is not None:
             live,
             low,
             high,
-            STRIDE,
+            RATIO,
             CANDIDATE_TILE,
         )
         tl.store(best_row + j, tl.where(live, found, p), mask=inside)
+
+
+def strides_for(q_max: int) -> list[int]:
+    """Strides S_1 > ... > S_L = 1, powers of two with ratios r <= 128 between them: two levels
+    (r ~ sqrt(Q)) up to Q = 4096, three (r ~ Q^(1/3)) above, so the node kernel's (P+1) Q / S_1
+    and each block kernel's ~(P + Q / S_l) r candidates stay small."""
+    levels = 2 if q_max <= 4096 else 3
+    exponent = round(math.log2(max(q_max, 1)) / levels)
+    ratio = int(min(_MAX_STRIDE, max(_MIN_STRIDE, 2**exponent)))
+    return [ratio ** (levels - 1 - level) for level in range(levels)]
 
 
 def best_insertions(
@@ -225,22 +237,27 @@ def best_insertions(
         :func:`negev.nn.functional._ap_search.best_insertions`).
     """
     c, n = scaled.shape
-    stride = stride_for(q_max)
-    blocks = q_max // stride + 1
-    width = blocks * stride + 1
+    strides = strides_for(q_max)
+    top = strides[0]
+    blocks = q_max // top + 1
+    width = blocks * top + 1
     best = torch.empty(c, width, dtype=torch.int64, device=scaled.device)
-    common = (scaled, prefix, harmonic, counts, best, n, prefix.shape[1], width, stride)
+    common = (scaled, prefix, harmonic, counts, best, n, prefix.shape[1], width, top)
     grid = (c, triton.cdiv(blocks + 1, _NODE_TILE))
     _node_kernel[grid](
         *common, blocks, p_max, NODE_TILE=_NODE_TILE, CANDIDATE_TILE=_CANDIDATE_TILE, num_warps=4
     )
-    _block_kernel[(c, blocks)](
-        *common,
-        p_max,
-        STRIDE=stride,
-        CANDIDATE_TILE=_CANDIDATE_TILE,
-        num_warps=4 if stride <= 64 else 8,
-    )
+    for coarse, fine in zip(strides, strides[1:], strict=False):
+        ratio = coarse // fine
+        _block_kernel[(c, (width - 1) // coarse)](
+            *common,
+            coarse,
+            fine,
+            p_max,
+            RATIO=ratio,
+            CANDIDATE_TILE=_CANDIDATE_TILE,
+            num_warps=4 if ratio <= 64 else 8,
+        )
     return best
 
 
