@@ -312,23 +312,26 @@ if triton is not None:
         key = tl.load(key_ptr + column.to(tl.int64) * n + slots, mask=inside, other=0)
         tl.store(scaled_ptr + column.to(tl.int64) * n + slots, _key_value(key) * two_over_q, inside)
 
-    @triton.jit(do_not_specialize=["n", "columns", "p_max", "width"])
+    @triton.jit(do_not_specialize=["n", "columns", "tiles", "p_max", "width"])
     def _finish_kernel(
         key_ptr,
         counts_ptr,
         best_ptr,
-        loss_ptr,
+        part_ptr,
         grad_ptr,
         n,
         columns,
+        tiles,
         p_max,
         width,
         SLOT_TILE: tl.constexpr,
         SEARCH_STEPS: tl.constexpr,
     ):
-        """Per column: the gradient Psi(y~) - Psi(y*) scattered to the rows, and the loss
-        1 - AP(y~) + <Psi(y~) - Psi(y*), s> (NaN, gradient 0, without positive or negative)."""
+        """Per (column, tile of slots): the gradient Psi(y~) - Psi(y*) scattered to the rows, and
+        the tile's part of the loss 1 - AP(y~) + <Psi(y~) - Psi(y*), s> (tile 0 adds the 1, or NaN
+        for a column without positive or negative, whose gradient is 0)."""
         column = tl.program_id(0)
+        tile = tl.program_id(1)
         count = tl.load(counts_ptr + column)
         usable = (count > 0) & (count < n)
         p = tl.minimum(count, p_max)
@@ -337,40 +340,33 @@ if triton is not None:
         scale = tl.where(usable, 2.0 / tl.maximum(pq, 1.0), 0.0)
         inv_p = tl.where(usable, 1.0 / tl.maximum(p, 1).to(tl.float64), 0.0)
         best_row = best_ptr + column.to(tl.int64) * width
-        key_row = key_ptr + column.to(tl.int64) * n
-        score_part = tl.sum(tl.zeros([SLOT_TILE], tl.float64), axis=0)
-        precision_part = score_part
-        start = p * 0
-        while start < n:
-            slots = start + tl.arange(0, SLOT_TILE)
-            inside = slots < n
-            key = tl.load(key_row + slots, mask=inside, other=0)
-            positive = inside & (slots < p)
-            # a_k, the negatives placed above positive k = slot + 1: how many of best[1..Q]
-            # (non-decreasing) are <= slot, by bisection
-            low = tl.full([SLOT_TILE], 1, tl.int64)
-            high = tl.zeros([SLOT_TILE], tl.int64) + q + 1
-            for _ in tl.static_range(SEARCH_STEPS):
-                open_ = positive & (low < high)
-                middle = (low + high) // 2
-                value = tl.load(best_row + middle, mask=open_, other=0)
-                right = open_ & (value <= slots)
-                low = tl.where(right, middle + 1, low)
-                high = tl.where(open_ & ~right, middle, high)
-            above = (low - 1).to(tl.float64)
-            # negative j = slot - P + 1 goes below best[j] positives
-            j = tl.where(positive | ~inside, 1, slots - p + 1)
-            below = (p - tl.load(best_row + j, mask=inside & ~positive, other=0)).to(tl.float64)
-            grad = tl.where(positive, -above, below) * scale
-            grad = tl.where(inside, grad, 0.0)
-            score_part += tl.sum(tl.where(inside, grad * _key_value(key), 0.0), axis=0)
-            rank = (slots + 1).to(tl.float64)
-            precision_part += tl.sum(tl.where(positive, rank / (rank + above), 0.0), axis=0)
-            row = key & 0x3FFFFFFF  # the low 30 bits (MAX_ROWS)
-            tl.store(grad_ptr + row * columns + column, grad, mask=inside)
-            start += SLOT_TILE
-        loss = score_part - precision_part * inv_p + 1.0
-        tl.store(loss_ptr + column, tl.where(usable, loss, float("nan")))
+        slots = tile * SLOT_TILE + tl.arange(0, SLOT_TILE)
+        inside = slots < n
+        key = tl.load(key_ptr + column.to(tl.int64) * n + slots, mask=inside, other=0)
+        positive = inside & (slots < p)
+        # a_k, the negatives placed above positive k = slot + 1: how many of best[1..Q]
+        # (non-decreasing) are <= slot, by bisection
+        low = tl.full([SLOT_TILE], 1, tl.int64)
+        high = tl.zeros([SLOT_TILE], tl.int64) + q + 1
+        for _ in tl.static_range(SEARCH_STEPS):
+            open_ = positive & (low < high)
+            middle = (low + high) // 2
+            value = tl.load(best_row + middle, mask=open_, other=0)
+            right = open_ & (value <= slots)
+            low = tl.where(right, middle + 1, low)
+            high = tl.where(open_ & ~right, middle, high)
+        above = (low - 1).to(tl.float64)
+        # negative j = slot - P + 1 goes below best[j] positives
+        j = tl.where(positive | ~inside, 1, slots - p + 1)
+        below = (p - tl.load(best_row + j, mask=inside & ~positive, other=0)).to(tl.float64)
+        grad = tl.where(inside, tl.where(positive, -above, below) * scale, 0.0)
+        score_part = tl.sum(tl.where(inside, grad * _key_value(key), 0.0), axis=0)
+        rank = (slots + 1).to(tl.float64)
+        precision_part = tl.sum(tl.where(positive, rank / (rank + above), 0.0), axis=0)
+        offset = tl.where(tile == 0, tl.where(usable, 1.0, float("nan")), 0.0)
+        tl.store(part_ptr + column * tiles + tile, score_part - precision_part * inv_p + offset)
+        row = key & 0x3FFFFFFF  # the low 30 bits (MAX_ROWS)
+        tl.store(grad_ptr + row * columns + column, grad, mask=inside)
 
 
 def inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
@@ -404,20 +400,21 @@ def inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tenso
     prefix = torch.nn.functional.pad(scaled[:, :p_max].cumsum(1), (1, 0))  # 2/Q S_i, i = 0..P
     harmonic = _ap_search.harmonic_numbers(n + 1, device)
     best = best_insertions(scaled, prefix, harmonic, counts_t, p_max, q_max)
-    loss = torch.empty(c, dtype=torch.float64, device=device)
+    parts = torch.empty(tiles, dtype=torch.float64, device=device)
     grad = torch.empty(n, c, dtype=torch.float64, device=device)
-    _finish_kernel[(c,)](
+    _finish_kernel[tiles](
         key,
         counts_t,
         best,
-        loss,
+        parts,
         grad,
         n,
         c,
+        tiles[1],
         p_max,
         best.shape[1],
         SLOT_TILE=_SLOT_TILE,
         SEARCH_STEPS=best.shape[1].bit_length() + 1,
         num_warps=8,
     )
-    return loss, grad
+    return parts.sum(1), grad  # (C,): a fixed order, deterministic

@@ -34,11 +34,13 @@ from negev.nn.functional._checks import (
 __all__ = ["choose_path", "wildcat_pool", "wildcat_selection"]
 
 # Triton's in-register sort of a row of int64 keys is fast up to a 256-key block, and slows down
-# (register spills) beyond: measured on an H200 (torch 2.11, Triton 3.6, fwd + bwd), the kernel
-# beat the full sort at 64 x 1000 rows of 14x14 regions (1.52x), and at 1,280 rows of 28x28 (a
-# 1,024-key block: 1.03-1.09x), but lost at 5,120 rows of 28x28 (0.73x) and 20,480 (0.44x).
+# (register spills) beyond. Measured on an H200 (torch 2.11, Triton 3.6, fwd + bwd, GPU kernel
+# time, benchmarks/results/pooling_cuda.md): with a 1,024-key block (28x28 regions) the kernel
+# beat the full sort at 160 rows (125k scores: 1.40x) but lost at 640 rows (500k: 0.86x) and
+# 1,280 (1M: 0.73x); with 256-key blocks it won everywhere (4-9x), 64 x 1000 rows of 14x14
+# included (5.3x).
 _FUSED_SORT_BLOCK = 256
-_FUSED_SORT_ELEMENTS = 2**20
+_FUSED_SORT_ELEMENTS = 2**18
 
 
 def choose_path(rows: int, regions: int, k_most: int, *, fused: bool) -> str:
@@ -47,8 +49,8 @@ def choose_path(rows: int, regions: int, k_most: int, *, fused: bool) -> str:
     - ``"triton"``: the fused kernels, where they are available (``fused``: a CUDA device with
       Triton, see :func:`negev.nn.functional._wildcat_triton.supports`) and either k <= 2 (the
       ends by 2k reductions, O(N) per row), or the rows' sort block (N rounded up to a power of
-      two) has at most 256 keys, or rows x N <= 2^20 elements (launch-bound sizes, where one
-      kernel per pass beats the sort's several);
+      two) has at most 256 keys, or rows x N <= 2^18 elements (small sizes, where one kernel
+      per pass beats the sort's several);
     - ``"sort"``: else on such a device: one ``torch.sort`` of every row, a weighted sum of the
       sorted scores, and a scatter of the gradient into the sorted indices (the full-sort
       reference's own work, with fewer kernels);
