@@ -16,8 +16,10 @@ and prefix sums S of the sorted positive scores,
 g_jk does not increase with j, so i*_j does not decrease with j: a multilevel search over j
 (:mod:`negev.nn.functional._ap_search`, a dense evaluation of G for a few j, then blocks of j
 between them within their bounds) finds every i*_j for all columns in a fixed number of batched
-tensor operations, chosen by size; on a GPU the same search with two levels is two Triton kernels
-that keep G in registers (:mod:`negev.nn.functional._ap_triton`). The gradient is
+tensor operations, chosen by size. On a GPU with Triton the whole inference of float32 / 16-bit
+scores is a few kernels (:mod:`negev.nn.functional._ap_triton`: int64 keys, one sort, the same
+search in two or three levels with G in registers, a finishing kernel); float64 scores take the
+torch inference with those search kernels. The gradient is
 ``Psi(y~) - Psi(y*)``: positive k gets ``-2 a_k / (P Q)``, a_k the number of negatives placed
 above it, negative j gets ``+2 (P - i*_j) / (P Q)``; the loss of a column, ``sum_j F_j(i*_j)``,
 is computed as ``1 - AP(y~) + <Psi(y~) - Psi(y*), s>`` (exactly 0 when no negative moves up).
