@@ -214,10 +214,14 @@ def _select_ends(
         return torch.cat([high_v, low_v], 2), torch.cat([high_i, low_i], 2), weights(1, 0, 1)
     if full_sort or (regions <= _SORT_BELOW_REGIONS and kmax + kmin >= regions / 2):
         values, indices = flat.sort(dim=2, descending=True)
+        if not full_sort:  # short rows (the CPU): weights over the whole row, the fewest ops;
+            # kmax + kmin > N makes the ends overlap: the middle weights then add up
+            w = weights(kmax, regions - kmax, 0) + weights(0, regions - kmin, kmin)
+            return values, indices, w
         if kmin == 0:
             return values[..., :kmax], indices[..., :kmax], weights(kmax, 0, 0)
-        # only the ends are kept (for the backward too); overlapping ends (kmax + kmin > N) hold
-        # a region twice, with both weights
+        # many long rows (the GPU "sort" path): only the ends are kept, for the backward too;
+        # overlapping ends (kmax + kmin > N) hold a region twice, with both weights
         low = regions - kmin
         return (
             torch.cat([values[..., :kmax], values[..., low:]], 2),
