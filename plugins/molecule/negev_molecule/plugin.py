@@ -59,6 +59,11 @@ class MoleculePlugin(ModalityPlugin):
             "monitor": "roc_auc",
         }  # fmt: skip
 
+    def warm_start(self, config: dict[str, Any]) -> bool:
+        """The hashed encoder's linear path is fitted before training (option ``warm_start``)."""
+        options = self.options_of(config)
+        return options.warm_start and options.encoder == "hashed"
+
     def __init__(self) -> None:
         self.options = MoleculeOptions()  # the run's, set by load_state: regions of --input items
 
