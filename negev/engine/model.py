@@ -35,6 +35,6 @@ class EvidenceModel(nn.Module):
 def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> EvidenceModel:
     """The plugin's encoder topped with the configured pooling head."""
     encoder = plugin.build_encoder(config.to_dict())
-    pool = create_pool(config.pooling, **config.pooling_params())
+    pool = create_pool(config.pooling, num_classes=num_classes, **config.pooling_params())
     head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)
     return EvidenceModel(encoder, head)

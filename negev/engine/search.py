@@ -12,7 +12,9 @@ parameter                 values
 ``encoder`` (plugin)      the plugin's ``search_encoders`` (e.g. molecule: hashed, mpnn)
 ``pooling``               ``gap``; ``wildcat`` with ``kmax`` = ``kmin`` in [0.02, 0.5] (a
                           fraction of the regions) and ``alpha`` in [0, 1]; ``lse`` with
-                          ``beta_pos`` = -``beta_neg`` in [0.3, 10] (log) and ``alpha`` in [0, 1]
+                          ``beta_pos`` = -``beta_neg`` in [0.3, 10] (log) and ``alpha`` in [0, 1];
+                          the configured pooling when it is ``sumwildcat`` or ``gapwildcat``
+                          (k and alpha as WILDCAT's; the plugin's warm start applies to it)
 ``lr``                    [3e-4, 1e-1] (log)
 ``weight_decay``          [1e-5, 1e-1] (log)
 ========================= ===================================================================
@@ -43,11 +45,13 @@ from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
 from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.errors import ConfigError, NegevError
+from negev.nn import POOLINGS as POOL_REGISTRY
 from negev.plugins import ModalityPlugin
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 
 POOLINGS = ("gap", "wildcat", "lse")
+LINEAR_POOLINGS = ("sumwildcat", "gapwildcat")  # searched when configured (k and alpha as WILDCAT)
 K_RANGE = (0.02, 0.5)
 BETA_RANGE = (0.3, 10.0)
 LR_RANGE = (3e-4, 1e-1)
@@ -85,11 +89,14 @@ class SearchResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def suggest(trial: optuna.Trial, encoders: tuple[str, ...] = ()) -> dict[str, Any]:
+def suggest(
+    trial: optuna.Trial, encoders: tuple[str, ...] = (), poolings: tuple[str, ...] = POOLINGS
+) -> dict[str, Any]:
     """Sample one point of the space (the table above) as run options; ``plugin`` holds the
-    plugin's own (``encoder`` when there is a choice)."""
-    params: dict[str, Any] = {"pooling": trial.suggest_categorical("pooling", POOLINGS)}
-    if params["pooling"] == "wildcat":
+    plugin's own (``encoder`` when there is a choice). ``poolings``: the space's, plus a
+    linear-term pooling (``sumwildcat``, ``gapwildcat``) when that is the configured one."""
+    params: dict[str, Any] = {"pooling": trial.suggest_categorical("pooling", poolings)}
+    if params["pooling"] in ("wildcat", *LINEAR_POOLINGS):
         k = trial.suggest_float("k", *K_RANGE, log=True)
         params.update(kmax=k, kmin=k, alpha=trial.suggest_float("alpha", 0.0, 1.0))
     elif params["pooling"] == "lse":
@@ -173,8 +180,10 @@ def _search(
     records: list[TrialRecord] = []
     monitor = {"name": None}
 
+    poolings = POOLINGS + ((config.pooling,) if config.pooling in LINEAR_POOLINGS else ())
+
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, encoders)
+        params = suggest(trial, encoders, poolings)
         options = {**config.plugin, **params.pop("plugin", {})}
         out = trial_root / f"trial-{trial.number:03d}"
         # a trial that picks another pooling drops the configured one's parameters (build)
@@ -237,6 +246,9 @@ def _as_point(config: RunConfig, encoders: tuple[str, ...]) -> dict[str, Any]:
     point: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.pooling in ("wildcat", "weldon") and isinstance(config.kmax, float):
         point.update(pooling="wildcat", k=config.kmax, alpha=config.alpha)
+    elif config.pooling in LINEAR_POOLINGS:
+        resolved = POOL_REGISTRY.resolve(config.pooling, config.pooling_params())
+        point.update(pooling=config.pooling, k=resolved["kmax"], alpha=resolved["alpha"])
     elif config.pooling == "lse":
         point.update(pooling="lse", beta=config.beta_pos, alpha=config.alpha)
     else:
@@ -247,8 +259,11 @@ def _as_point(config: RunConfig, encoders: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _epochs_run(out: Path) -> int:
+    """Epochs trained (the warm start's epoch-0 record is not one)."""
     metrics = out / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+    if not metrics.is_file():
+        return 0
+    return sum(json.loads(line).get("epoch", 0) > 0 for line in metrics.read_text().splitlines())
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -289,8 +304,9 @@ def _write_trials(
     for r in records:
         value = "failed" if r.value is None else f"{r.value:.4f}"
         mark = " (chosen)" if r is best else ""
+        epoch = "-" if r.best_epoch is None else r.best_epoch
         lines.append(
-            f"| {r.number}{mark} | {value} | {r.best_epoch or '-'} | {r.epochs_run} | "
+            f"| {r.number}{mark} | {value} | {epoch} | {r.epochs_run} | "
             f"{r.seconds:.0f} | {_describe(r.params)} |"
         )
     write_file(run_dir / "trials.md", "\n".join(lines) + "\n")

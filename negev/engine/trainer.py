@@ -42,6 +42,7 @@ from negev.engine.model import EvidenceModel, build_model
 from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
+from negev.engine.warm_start import linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
@@ -76,7 +77,8 @@ class TrainResult:
         run_dir: the run directory.
         metrics: test metrics of the best model (``{}`` when the test split was not evaluated,
             and on ranks other than 0 under torchrun).
-        best_epoch, best_value: the epoch (1-based) kept as ``best`` and its monitored value.
+        best_epoch, best_value: the epoch (1-based; 0 is the convex warm start,
+            :mod:`negev.engine.warm_start`) kept as ``best`` and its monitored value.
         monitor: the validation metric that picked it.
         val_metrics: every validation metric of that epoch.
     """
@@ -287,6 +289,11 @@ def _train(
         )  # fmt: skip
 
     try:
+        if fresh and plugin.warm_start(config.to_dict()):
+            best = _warm_start(
+                model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,
+                scaler, world, console, score,
+            )  # fmt: skip
         for epoch in range(start_epoch, config.epochs):
             if _patience_spent(config, best, epoch):
                 break
@@ -349,6 +356,41 @@ def _train(
         monitor=monitor,
         val_metrics=(best or {}).get("val", {}),
     )
+
+
+def _warm_start(
+    model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler, scaler, world,
+    console, score,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Fit the model's linear path convexly (:func:`~negev.engine.warm_start.linear_warm_start`,
+    every rank alike) and keep it as epoch 0, the best so far: training can only improve on it
+    on validation. None when the model has no linear path."""
+    start = linear_warm_start(model, loader, data, monitor, config.batch_size, config.seed)
+    if start is None:
+        console.print("warm start: the model has no linear path (a table encoder under "
+                      "sumwildcat or gapwildcat); training from scratch")  # fmt: skip
+        return None
+    if not world.main:
+        return None
+    scores, _ = score("val")
+    val = classification_metrics(scores, data.val, len(data.classes), data.multilabel)
+    record = {"epoch": 0, "warm_start_C": start.C, **{f"val_{k}": v for k, v in val.items()}}
+    append_line(run_dir / METRICS, json.dumps(record))
+    best = {"checkpoint": "checkpoint-0000", "epoch": 0, "monitor": monitor,
+            "value": val[monitor], "val": val}  # fmt: skip
+    state = {
+        "epoch": -1,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "best": json.dumps(best),
+    }
+    save_checkpoint(run_dir, 0, model, {**meta, "epoch": 0}, state, best=_pointer(best),
+                    keep=config.keep)  # fmt: skip
+    console.print(f"epoch 0 (warm start, logistic regression C={start.C:g}): val {monitor} "
+                  f"{val[monitor]:.4f} (best)")  # fmt: skip
+    return best
 
 
 def _pointer(best: dict[str, Any]) -> dict[str, Any]:

@@ -131,6 +131,20 @@ class RegionEncoder(nn.Module):
     def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
         raise NotImplementedError
 
+    def row_table(self) -> Tensor | None:
+        """The linear region path, for an encoder whose feature of a region is one row of a
+        learned table (a hashed embedding: Morgan environments, n-grams): that table, (F, D)
+        (the feature of a region of row ``i`` is ``table[i]``), with :meth:`region_rows` giving
+        each region's row. None (the default): the features are not table rows.
+        :func:`negev.engine.warm_start.linear_warm_start` fits the model's linear term through
+        it."""
+        return None
+
+    def region_rows(self, inputs: Any) -> tuple[Tensor, Tensor | None]:
+        """For an encoder with a :meth:`row_table`: each region's row, (B, *regions) int64 in
+        ``[0, F)``, and the region mask (B, *regions) bool or None, as ``forward`` gives it."""
+        raise NotImplementedError(f"{type(self).__name__} has no linear region path")
+
 
 class ModalityPlugin(abc.ABC):
     """What a modality supplies to negev. Subclass it and register the class as an entry point.
@@ -241,6 +255,15 @@ class ModalityPlugin(abc.ABC):
         Returns:
             The files written.
         """
+
+    def warm_start(self, config: dict[str, Any]) -> bool:
+        """Whether the engine fits the model's linear path convexly before training
+        (:func:`negev.engine.warm_start.linear_warm_start`: L2 logistic regression on the pooled
+        region rows, C chosen on the validation split, the fit kept as epoch 0). It applies to
+        an encoder with a :meth:`RegionEncoder.row_table` under a pooling with a linear term
+        (``sumwildcat``, ``gapwildcat``). False by default."""
+        del config
+        return False
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
         """Learn what the plugin needs from the training data (a vocabulary, statistics); the

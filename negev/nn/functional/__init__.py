@@ -3,6 +3,7 @@
 Pooling:
     :func:`wildcat_pool` (max, GAP, max+min, WELDON, WILDCAT), :func:`lse_pool` (soft, unified),
     :func:`class_wise_pool` (average of the M maps per class),
+    :func:`linear_evidence_pool` (a linear term over every region + gated WILDCAT),
     :func:`wildcat_selection` (which regions WILDCAT keeps, for explanations),
     :func:`linear_softmax_pool`, :func:`attention_pool` (the audio-tagging baselines),
     :func:`instance_mean_pool`, :func:`attention_mil_pool`, :func:`dsmil_pool` (MIL baselines).
@@ -14,6 +15,7 @@ Losses:
 from negev.nn.functional.ap_svm import ap_svm_inference, ap_svm_loss
 from negev.nn.functional.attention import attention_pool
 from negev.nn.functional.class_wise import class_wise_pool
+from negev.nn.functional.linear_evidence import linear_evidence_pool
 from negev.nn.functional.linear_softmax import linear_softmax_pool
 from negev.nn.functional.lse import lse_pool
 from negev.nn.functional.mantra import mantra_hinge_loss, mantra_multilabel_hinge_loss
@@ -28,6 +30,7 @@ __all__ = [
     "class_wise_pool",
     "dsmil_pool",
     "instance_mean_pool",
+    "linear_evidence_pool",
     "linear_softmax_pool",
     "lse_pool",
     "mantra_hinge_loss",

@@ -18,6 +18,7 @@ from negev.nn.modules.mil import (
 from negev.nn.modules.pooling import (
     AttentionPool,
     ClassWisePool,
+    LinearEvidencePool,
     LinearSoftmaxPool,
     LSEPool,
     WildcatPool,
@@ -48,6 +49,7 @@ __all__ = [
     "ClassWisePool",
     "EvidenceHead",
     "EvidenceOutput",
+    "LinearEvidencePool",
     "LinearSoftmaxPool",
     "LSEPool",
     "WildcatPool",

@@ -9,11 +9,13 @@ export).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from negev.nn.functional import (
     attention_pool,
     class_wise_pool,
+    linear_evidence_pool,
     linear_softmax_pool,
     lse_pool,
     wildcat_pool,
@@ -21,7 +23,14 @@ from negev.nn.functional import (
 )
 from negev.nn.functional._checks import check_count, check_finite_number
 
-__all__ = ["AttentionPool", "ClassWisePool", "LSEPool", "LinearSoftmaxPool", "WildcatPool"]
+__all__ = [
+    "AttentionPool",
+    "ClassWisePool",
+    "LSEPool",
+    "LinearEvidencePool",
+    "LinearSoftmaxPool",
+    "WildcatPool",
+]
 
 
 class WildcatPool(nn.Module):
@@ -58,6 +67,65 @@ class WildcatPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kmax={self.kmax}, kmin={self.kmin}, alpha={self.alpha}"
+
+
+class LinearEvidencePool(nn.Module):
+    """A linear term over every region plus gated WILDCAT, see
+    :func:`negev.nn.functional.linear_evidence_pool`:
+    ``y[b, c] = bias[c] + L(z[b, c]) + gate[c] * wildcat(z[b, c])``.
+
+    ``bias`` and ``gate`` are learned, (num_classes,) each, zero at first: the pooling starts as
+    its linear term (``linear_term``: ``"sum"`` or ``"mean"``), which
+    :func:`negev.engine.warm_start.linear_warm_start` can fit convexly before training.
+    ``num_classes=1`` shares one bias and gate between the classes.
+
+    ``forward(scores (B, C, *regions), mask (B, *regions) bool | None) -> (B, C)``.
+    """
+
+    def __init__(
+        self,
+        kmax: float | int = 0.25,
+        kmin: float | int | None = None,
+        alpha: float = 1.0,
+        linear: str = "sum",
+        num_classes: int = 1,
+        *,
+        validate_args: bool = True,
+    ):
+        super().__init__()
+        check_count("kmax", kmax, allow_zero=False)
+        check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
+        check_finite_number("alpha", alpha)
+        if linear not in ("sum", "mean"):
+            raise ValueError(f"linear must be 'sum' or 'mean', got {linear!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        self.kmax, self.kmin, self.alpha, self.linear_term = kmax, kmin, alpha, linear
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+        self.gate = nn.Parameter(torch.zeros(num_classes))
+        self.validate_args = validate_args
+
+    def forward(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
+        return linear_evidence_pool(
+            scores, self.bias, self.gate, self.kmax, self.kmin, self.alpha, self.linear_term,
+            mask=mask, validate_args=self.validate_args,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def start_linear(self, intercept: Tensor) -> None:
+        """Make the pooling its linear term plus ``intercept`` (C,): bias = intercept, gate = 0."""
+        self.bias.copy_(intercept.to(self.bias).expand_as(self.bias))
+        self.gate.zero_()
+
+    def selection(self, scores: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(high, low) bool masks (B, C, *regions) of the regions of the WILDCAT term."""
+        kmin = 0 if self.alpha == 0 else self.kmin
+        return wildcat_selection(scores, self.kmax, kmin, mask=mask)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kmax={self.kmax}, kmin={self.kmin}, alpha={self.alpha}, linear={self.linear_term!r}"
+        )
 
 
 class LSEPool(nn.Module):

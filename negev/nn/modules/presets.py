@@ -10,6 +10,10 @@ weldon   mean top-k + mean bottom-k     kmax = k (0.2), alpha (1)
 wildcat  mean top-k+ + alpha bottom-k-  kmax (0.2), kmin (None: = kmax), alpha (0.7);
                                         M maps per class: ``EvidenceHead(num_maps=M)``
 lse      unified log-sum-exp            beta_pos (5), beta_neg (-5), alpha (0.7)
+sumwildcat bias + sum of regions +      kmax (0.25), kmin (None: = kmax), alpha (1);
+         gate * WILDCAT                 bias and gate learned per class, zero at first
+gapwildcat bias + mean of regions +     as sumwildcat
+         gate * WILDCAT
 linsoft  linear softmax (audio tagging) (none)
 attention attention (audio tagging)     (none; the head adds the attention map)
 mimean   instance classifier + mean     (none; mean of instance probabilities)
@@ -27,7 +31,8 @@ Every pooling and loss built by name takes ``validate_args`` (default True; Fals
 without host synchronisation, see :mod:`negev.nn.modules.pooling` and
 :mod:`negev.nn.modules.losses`). Like ``multilabel``, it is context, not a hyper-parameter: it is
 passed to the factories that declare it, and is not one of a name's parameters (no CLI option, no
-entry in the run's config).
+entry in the run's config). So is ``num_classes`` (C), passed by the engine to the poolings
+that declare it (``sumwildcat``, ``gapwildcat``: one bias and gate per class).
 
 Third-party components register a class or a callable: ``register_pool("mine", MyPool)`` or
 ``@register_loss("mine")`` on a factory; the keyword parameters of its signature are the
@@ -56,7 +61,13 @@ from negev.nn.modules.mil import (
     GatedAttentionMILPool,
     InstanceMeanPool,
 )
-from negev.nn.modules.pooling import AttentionPool, LinearSoftmaxPool, LSEPool, WildcatPool
+from negev.nn.modules.pooling import (
+    AttentionPool,
+    LinearEvidencePool,
+    LinearSoftmaxPool,
+    LSEPool,
+    WildcatPool,
+)
 
 __all__ = [
     "LOSSES",
@@ -67,7 +78,7 @@ __all__ = [
     "register_pool",
 ]
 
-POOLINGS = Registry("pooling", context=("validate_args",))
+POOLINGS = Registry("pooling", context=("validate_args", "num_classes"))
 LOSSES = Registry("loss", context=("multilabel", "reduction", "validate_args"))
 
 
@@ -138,6 +149,28 @@ def _lse(
     beta_pos: float = 5.0, beta_neg: float = -5.0, alpha: float = 0.7, validate_args: bool = True
 ) -> LSEPool:
     return LSEPool(beta_pos=beta_pos, beta_neg=beta_neg, alpha=alpha, validate_args=validate_args)
+
+
+@register_pool("sumwildcat", summary="bias + sum of regions + gate * WILDCAT")
+def _sumwildcat(
+    kmax: float | int = 0.25,
+    kmin: float | int | None = None,
+    alpha: float = 1.0,
+    num_classes: int = 1,
+    validate_args: bool = True,
+) -> LinearEvidencePool:
+    return LinearEvidencePool(kmax, kmin, alpha, "sum", num_classes, validate_args=validate_args)
+
+
+@register_pool("gapwildcat", summary="bias + mean of regions + gate * WILDCAT")
+def _gapwildcat(
+    kmax: float | int = 0.25,
+    kmin: float | int | None = None,
+    alpha: float = 1.0,
+    num_classes: int = 1,
+    validate_args: bool = True,
+) -> LinearEvidencePool:
+    return LinearEvidencePool(kmax, kmin, alpha, "mean", num_classes, validate_args=validate_args)
 
 
 register_pool("linsoft", LinearSoftmaxPool, summary="linear softmax (audio tagging)")

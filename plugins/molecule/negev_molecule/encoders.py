@@ -49,10 +49,11 @@ class HashedEnvironmentEncoder(RegionEncoder):
     environment, its bit in the Morgan fingerprint of ``buckets`` bits.
 
     With a linear head the score of region r is ``w . E[id_r % buckets] + b``, one number per
-    bit, so average pooling gives ``(1/R) sum_i count_i s_i + b``: a linear model on the
-    (length-normalised) Morgan count fingerprint. Poolings that also read the extreme regions add
-    to that model. Input ``identifiers`` (B, R) int64 and ``region_mask`` (B, R) bool; output
-    (B, dim, R) and the mask.
+    bit, so sum pooling gives ``sum_i count_i s_i``: a linear model on the Morgan count
+    fingerprint (average pooling: on the length-normalised one). Poolings that also read the
+    extreme regions add to that model (``sumwildcat``, whose linear term the engine fits
+    convexly before training: :mod:`negev.engine.warm_start`). Input ``identifiers`` (B, R)
+    int64 and ``region_mask`` (B, R) bool; output (B, dim, R) and the mask.
     """
 
     def __init__(self, buckets: int = 2048, dim: int = 32):
@@ -65,5 +66,13 @@ class HashedEnvironmentEncoder(RegionEncoder):
         self.out_channels = dim
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        rows = inputs["identifiers"] % self.buckets
-        return self.bits(rows).transpose(1, 2), inputs["region_mask"]
+        rows, mask = self.region_rows(inputs)
+        return self.bits(rows).transpose(1, 2), mask
+
+    def row_table(self) -> Tensor:
+        """The embedding (buckets, dim): a region's feature is its row (the linear path)."""
+        return self.bits.weight
+
+    def region_rows(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(B, R) each region's bit (its identifier modulo ``buckets``), and the region mask."""
+        return inputs["identifiers"] % self.buckets, inputs["region_mask"]

@@ -23,6 +23,11 @@ class MoleculeOptions:
         "hashed", "hashed: Morgan environments hashed into embeddings; mpnn: message passing"
     )
     buckets: int = option(2048, "hashed: embedding rows")
+    warm_start: bool = option(
+        True,
+        "hashed: fit the linear term (a logistic regression on the Morgan count fingerprint, C "
+        "on validation) before training and keep it as epoch 0",
+    )
     hidden: int = option(32, "feature width")
     layers: int = option(1, "mpnn: message-passing layers")
     radius: int = option(2, "radius of the Morgan environments (regions)")

@@ -1,0 +1,185 @@
+"""Convex warm start of a model's linear path: the practitioner's linear baseline as epoch 0.
+
+When each region's feature is one row of a learned table (a hashed embedding:
+:meth:`~negev.plugins.RegionEncoder.row_table`) and the pooling has a linear term
+(:class:`~negev.nn.LinearEvidencePool`: ``bias + sum_r z_r`` or ``bias + mean_r z_r``, plus a
+gated negative-evidence term), the model's class score with the gate at 0 is
+
+    ``y_c = b_c + sum_i x_i W[i, c]``,  ``W = table @ proj_c``,  ``x`` = the pooled rows
+
+(``x_i``: how many regions of the item fall in row ``i``, divided by the item's region count for a
+mean): a linear model on count features. :func:`linear_warm_start` fits that model convexly
+(scikit-learn's L2 logistic regression, ``C * sum(log-loss) + ||W||^2 / 2``, intercept not
+penalised; one binary model per class on multi-label data, the multinomial model on single-label
+data, a binary one written as ``+-w / 2`` for two classes), picks ``C`` from :data:`C_GRID` by the
+validation value of the run's monitor (ties: the smaller C), and writes it into the model exactly
+(``table = U S``, projection rows ``V`` from the SVD of ``W``; the gate at 0). The engine keeps
+that model as epoch 0, so best-epoch selection never returns a model below the convex fit on
+validation. Only the train and validation splits are read.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from negev.engine.data import BatchLoader, eval_plan
+from negev.engine.evaluation import classification_metrics
+from negev.plugins import DataSplits
+
+__all__ = ["C_GRID", "WarmStart", "linear_warm_start", "pooled_rows"]
+
+#: Inverse L2 strengths tried, 10^-3 .. 10^2 in half decades (the usual range of a tuned
+#: logistic regression on count or TF-IDF features).
+C_GRID = tuple(float(10 ** (e / 2)) for e in range(-6, 5))
+
+
+@dataclass
+class WarmStart:
+    """The fit written into the model: its ``C``, the validation ``value`` of the monitor, and
+    the value of every C tried."""
+
+    C: float
+    value: float
+    values: dict[float, float] = field(default_factory=dict)
+
+
+def applies(model: torch.nn.Module) -> bool:
+    """Whether the model has a linear path to fit: a table encoder under a linear-term pooling."""
+    encoder, pool = model.encoder, model.head.pool
+    return getattr(pool, "linear_term", None) is not None and encoder.row_table() is not None
+
+
+def pooled_rows(
+    model: torch.nn.Module, loader: BatchLoader, split: str, count: int, batch_size: int
+):
+    """The linear term's features of a split, in order: a scipy CSR matrix (N, F), row counts
+    (divided by the item's region count when the pooling's linear term is a mean), and the
+    targets (N, C) and known-label mask (N, C) as numpy arrays."""
+    from scipy import sparse
+
+    encoder = model.encoder
+    size = encoder.row_table().shape[0]
+    mean = model.head.pool.linear_term == "mean"
+    items, columns, weights, targets, known = [], [], [], [], []
+    offset = 0
+    with torch.no_grad():
+        for batch in loader.batches(eval_plan(split, count, batch_size)):
+            rows, mask = encoder.region_rows(batch["inputs"])
+            rows = rows.flatten(1).cpu()
+            mask = torch.ones_like(rows, dtype=torch.bool) if mask is None else mask.flatten(1)
+            mask = mask.cpu()
+            item, region = mask.nonzero(as_tuple=True)
+            share = 1.0 / mask.sum(1).clamp_min(1).double() if mean else torch.ones(len(rows))
+            items.append((item + offset).numpy())
+            columns.append(rows[item, region].numpy())
+            weights.append(share.double()[item].numpy())
+            targets.append(batch["targets"].cpu().numpy())
+            known.append(
+                np.ones_like(targets[-1]) if batch["known"] is None
+                else batch["known"].cpu().numpy()
+            )  # fmt: skip
+            offset += len(rows)
+    # duplicate (item, row) entries add up: the counts
+    x = sparse.csr_matrix(
+        (np.concatenate(weights), (np.concatenate(items), np.concatenate(columns))),
+        shape=(offset, size),
+    )
+    return x, np.concatenate(targets), np.concatenate(known) > 0
+
+
+def _fit(x, targets: np.ndarray, known: np.ndarray, multilabel: bool, c: float, seed: int):
+    """The L2 logistic regression at ``c`` in the model's class layout: W (F, C), b (C,)."""
+    from sklearn.linear_model import LogisticRegression
+
+    features, classes = x.shape[1], targets.shape[1]
+    weights, bias = np.zeros((features, classes)), np.zeros(classes)
+
+    def model() -> LogisticRegression:
+        return LogisticRegression(C=c, max_iter=5000, tol=1e-6, random_state=seed)
+
+    if multilabel:
+        for k in range(classes):
+            rows, y = known[:, k], targets[known[:, k], k]
+            if len(np.unique(y)) < 2:  # one label seen: its log-odds, clipped
+                share = float(np.clip(y.mean() if len(y) else 0.5, 1e-3, 1 - 1e-3))
+                bias[k] = math.log(share / (1 - share))
+                continue
+            fitted = model().fit(x[rows], y)
+            weights[:, k], bias[k] = fitted.coef_[0], fitted.intercept_[0]
+        return weights, bias
+    labels = targets.argmax(1)
+    seen = np.unique(labels)
+    fitted = model().fit(x, labels)
+    if len(seen) == 2:  # one vector w: the scores +-w/2 have the same softmax
+        low, high = seen
+        weights[:, high], bias[high] = fitted.coef_[0] / 2, fitted.intercept_[0] / 2
+        weights[:, low], bias[low] = -fitted.coef_[0] / 2, -fitted.intercept_[0] / 2
+        return weights, bias
+    weights[:, seen], bias[seen] = fitted.coef_.T, fitted.intercept_
+    unseen = np.setdiff1d(np.arange(classes), seen)
+    bias[unseen] = fitted.intercept_.min() - 10.0  # a class never seen in training
+    return weights, bias
+
+
+def linear_warm_start(
+    model: torch.nn.Module,
+    loader: BatchLoader,
+    data: DataSplits,
+    monitor: str,
+    batch_size: int,
+    seed: int = 0,
+    grid: tuple[float, ...] = C_GRID,
+) -> WarmStart | None:
+    """Fit the model's linear path (module docstring) on ``data.train``, choose C on
+    ``data.val`` by ``monitor`` (a key of :func:`~negev.engine.evaluation.classification_metrics`)
+    and write the fit into ``model``. ``loader`` serves the ``train`` and ``val`` splits. None
+    (the model untouched) when the model has no linear path (:func:`applies`) or the training
+    split has a single class."""
+    if not applies(model):
+        return None
+    num_classes = len(data.classes)
+    x, targets, known = pooled_rows(model, loader, "train", len(data.train), batch_size)
+    if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
+        return None
+    x_val, _, _ = pooled_rows(model, loader, "val", len(data.val), batch_size)
+    fits, values = {}, {}
+    for c in grid:
+        fits[c] = _fit(x, targets, known, data.multilabel, c, seed)
+        scores = torch.from_numpy(np.asarray(x_val @ fits[c][0]) + fits[c][1]).float()
+        values[c] = classification_metrics(scores, data.val, num_classes, data.multilabel)[monitor]
+    chosen = max(grid, key=lambda c: (-math.inf if math.isnan(values[c]) else values[c], -c))
+    write_linear(model, torch.from_numpy(fits[chosen][0]), torch.from_numpy(fits[chosen][1]))
+    return WarmStart(chosen, values[chosen], values)
+
+
+@torch.no_grad()
+def write_linear(model: torch.nn.Module, weights: Tensor, bias: Tensor) -> None:
+    """Make the model's class score ``bias + sum_i x_i weights[i]`` (weights (F, C), bias (C,)),
+    the gate of its negative-evidence term at 0: the row table becomes ``U S`` and each class's
+    projection rows ``V[c]`` (``weights = U S V^T``); exact when the feature width D >= C,
+    otherwise the best rank-D approximation (with a warning)."""
+    encoder, head = model.encoder, model.head
+    table = encoder.row_table()
+    width, classes = table.shape[1], weights.shape[1]
+    u, s, vh = torch.linalg.svd(weights.double(), full_matrices=False)  # (F, k), (k,), (k, C)
+    rank = min(width, len(s))
+    if rank < len(s) and bool(s[rank:].abs().max() > 1e-9 * s.max()):
+        warnings.warn(
+            f"warm start: {classes} classes through {width} features: the linear fit is "
+            f"approximated at rank {width} (raise the feature width to fit it exactly)",
+            stacklevel=3,
+        )
+    table.zero_()
+    table[:, :rank] = (u[:, :rank] * s[:rank]).to(table)
+    maps = head.class_wise.num_maps
+    projection = torch.zeros_like(head.proj.weight)  # (C * M, D), map (c, m) at row c * M + m
+    projection[:, :rank] = vh[:rank].T.repeat_interleave(maps, dim=0).to(projection)
+    head.proj.weight.copy_(projection)
+    head.proj.bias.zero_()
+    head.pool.start_linear(bias.float())

@@ -1,0 +1,235 @@
+"""negev.engine.warm_start: the convex warm start of a linear region path equals scikit-learn's
+logistic regression on the count features, picks C on validation only, and is kept as epoch 0
+when training does not beat it. The linear-term pooling against a naive loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from torch import Tensor, nn
+
+from negev.engine import resolve_config, train
+from negev.engine.data import BatchLoader
+from negev.engine.model import build_model
+from negev.engine.search import search
+from negev.engine.warm_start import C_GRID, linear_warm_start
+from negev.nn import LinearEvidencePool
+from negev.plugins import DataSplits, Example, RegionEncoder, get_plugin
+
+VOCAB = 30
+FAST = {"modality": "tokens", "epochs": 2, "workers": 0, "plugin": {"demo_size": 160},
+        "pooling": "sumwildcat"}  # fmt: skip
+
+
+class HashedTokens(RegionEncoder):
+    """Each token position's feature is its token's row of a table: a linear region path."""
+
+    def __init__(self, dim: int = 4):
+        super().__init__()
+        self.table = nn.Embedding(VOCAB, dim)
+        self.out_channels = dim
+
+    def forward(self, inputs):
+        rows, mask = self.region_rows(inputs)
+        return self.table(rows).transpose(1, 2), mask
+
+    def row_table(self) -> Tensor:
+        return self.table.weight
+
+    def region_rows(self, inputs):
+        return inputs["tokens"], inputs["mask"]
+
+
+class HashedTokensPlugin(type(get_plugin("tokens"))):
+    """The example plugin with a hashed-token encoder and the warm start on."""
+
+    def build_encoder(self, config):
+        return HashedTokens()
+
+    def warm_start(self, config):
+        return True
+
+
+def _single_label(splits: DataSplits) -> DataSplits:
+    """Each item's first label, or class 1 when it has none: single-label data."""
+
+    def one(examples):
+        return [dataclasses.replace(e, labels=(e.labels[0] if e.labels else 1,)) for e in examples]
+
+    return DataSplits(one(splits.train), one(splits.val), one(splits.test), splits.classes, False)
+
+
+def _counts(examples: list[Example], mean: bool) -> np.ndarray:
+    """Token counts per item by a plain loop (per region, for a mean linear term)."""
+    x = np.zeros((len(examples), VOCAB))
+    for i, example in enumerate(examples):
+        for token in example.inputs:
+            x[i, token] += 1
+        if mean:
+            x[i] /= len(example.inputs)
+    return x
+
+
+def _setup(tmp_path, pooling: str, multilabel: bool):
+    plugin = HashedTokensPlugin()
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path), "pooling": pooling})
+    plugin.load_state({}, config.to_dict())
+    data = plugin.load_data(None, config.to_dict())
+    data = data if multilabel else _single_label(data)
+    torch.manual_seed(0)
+    model = build_model(plugin, config, len(data.classes))
+    splits = {"train": data.train, "val": data.val}
+    loader = BatchLoader(plugin, splits, len(data.classes), 0, torch.device("cpu"))
+    return plugin, config, data, model, loader
+
+
+def _records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _probabilities(model, plugin, examples: list[Example], multilabel: bool) -> np.ndarray:
+    with torch.no_grad():
+        scores = model(plugin.collate(examples)).scores
+    return (torch.sigmoid(scores) if multilabel else torch.softmax(scores, 1)).numpy()
+
+
+@pytest.mark.parametrize(
+    ("pooling", "multilabel"),
+    [("sumwildcat", True), ("sumwildcat", False), ("gapwildcat", True)],
+)
+def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, multilabel):
+    plugin, config, data, model, loader = _setup(tmp_path, pooling, multilabel)
+    monitor = "mAP" if multilabel else "accuracy"
+    start = linear_warm_start(model, loader, data, monitor, 32)
+    mean = pooling == "gapwildcat"
+    x_train, x_val = _counts(data.train, mean), _counts(data.val, mean)
+    y_train = np.zeros((len(data.train), 2))
+    for i, e in enumerate(data.train):
+        y_train[i, list(e.labels)] = 1
+    if multilabel:
+        expected = np.stack(
+            [LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
+             .fit(x_train, y_train[:, c]).predict_proba(x_val)[:, 1] for c in range(2)], 1,
+        )  # fmt: skip
+    else:
+        reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
+        expected = reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
+    got = _probabilities(model, plugin, data.val, multilabel)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_warm_start_chooses_c_on_validation_only(tmp_path):
+    """C is the grid's best on validation, by an independent scikit-learn computation; the test
+    split (poisoned: reading it fails) is never read."""
+
+    class Poisoned(list):
+        def __iter__(self):
+            raise AssertionError("the test split was read")
+
+        def __getitem__(self, index):
+            raise AssertionError("the test split was read")
+
+        def __len__(self):
+            raise AssertionError("the test split was read")
+
+    plugin, config, data, model, _ = _setup(tmp_path, "sumwildcat", True)
+    data.test = Poisoned()
+    splits = {"train": data.train, "val": data.val, "test": Poisoned()}
+    loader = BatchLoader(plugin, splits, 2, 0, torch.device("cpu"))
+    start = linear_warm_start(model, loader, data, "mAP", 32)
+    x_train, x_val = _counts(data.train, False), _counts(data.val, False)
+    y = {s: np.array([[c in e.labels for c in range(2)] for e in getattr(data, s)])
+         for s in ("train", "val")}  # fmt: skip
+
+    def val_map(c: float) -> float:
+        aps = []
+        for k in range(2):
+            fitted = LogisticRegression(C=c, max_iter=10_000, tol=1e-8)
+            fitted.fit(x_train, y["train"][:, k])
+            aps.append(average_precision_score(y["val"][:, k], fitted.decision_function(x_val)))
+        return float(np.mean(aps))
+
+    values = {c: val_map(c) for c in C_GRID}
+    best = max(values.values())
+    assert start.C in [c for c, v in values.items() if v >= best - 1e-6]
+    assert start.value == pytest.approx(values[start.C], abs=1e-6)
+
+
+def test_best_epoch_can_be_the_warm_start(tmp_path):
+    """Training that cannot change the model (lr 1e-12: below float32 resolution) keeps epoch
+    0 (a later epoch must be strictly better); epoch 0 is recorded with its C."""
+    plugin = HashedTokensPlugin()
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 1e-12, "weight_decay": 0.0}
+    _, config = resolve_config({}, options)
+    result = train(plugin, config, quiet=True)
+    assert result.best_epoch == 0
+    records = _records(tmp_path / "run")
+    assert [r["epoch"] for r in records] == [0, 1, 2] and records[0]["warm_start_C"] in C_GRID
+    assert result.best_value == records[0]["val_mAP"]
+
+
+def test_best_epoch_is_chosen_among_epoch_zero_and_training(tmp_path):
+    plugin = HashedTokensPlugin()
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run"), "lr": 0.3})
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    records = _records(tmp_path / "run")
+    values = [r["val_mAP"] for r in records]
+    assert result.best_epoch == values.index(max(values))
+    assert result.best_value >= records[0]["val_mAP"]
+
+
+def test_warm_start_off_or_without_linear_path_trains_as_before(tmp_path):
+    plugin = HashedTokensPlugin()
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run"), "pooling": "wildcat"})
+    train(plugin, config, quiet=True, evaluate_test=False)
+    records = _records(tmp_path / "run")
+    assert [r["epoch"] for r in records] == [1, 2]
+
+
+def test_search_tries_the_defaults_with_the_warm_start(tmp_path):
+    plugin = HashedTokensPlugin()
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run")})
+    result = search(plugin, config, trials=2, evaluate_test=False, quiet=True)
+    first = result.trials[0]
+    assert first.params["pooling"] == "sumwildcat" and first.params["kmax"] == 0.25
+    records = (tmp_path / "run/trials/trial-000/metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[0])["epoch"] == 0 and "warm_start_C" in json.loads(records[0])
+
+
+def _naive_linear_evidence(scores, mask, bias, gate, k, alpha, linear):
+    out = torch.zeros(scores.shape[:2])
+    for b in range(scores.shape[0]):
+        for c in range(scores.shape[1]):
+            valid = scores[b, c][mask[b]]
+            term = valid.sum() if linear == "sum" else valid.mean()
+            ranked = valid.sort(descending=True).values
+            n = max(1, round(k * len(valid)))
+            extremes = ranked[:n].mean() + alpha * ranked[-n:].mean()
+            out[b, c] = bias[c] + term + gate[c] * extremes
+    return out
+
+
+@pytest.mark.parametrize("linear", ["sum", "mean"])
+def test_linear_evidence_pool_matches_a_loop(linear):
+    torch.manual_seed(1)
+    scores = torch.randn(4, 3, 9)
+    mask = torch.rand(4, 9) > 0.3
+    mask[:, 0] = True
+    pool = LinearEvidencePool(0.25, None, 0.5, linear, num_classes=3)
+    with torch.no_grad():
+        pool.bias.copy_(torch.randn(3))
+        pool.gate.copy_(torch.randn(3))
+    expected = _naive_linear_evidence(scores, mask, pool.bias, pool.gate, 0.25, 0.5, linear)
+    torch.testing.assert_close(pool(scores, mask), expected.detach())
+    # gate 0: the linear term alone, whatever WILDCAT's value
+    pool.start_linear(torch.zeros(3))
+    linear_only = pool(scores, mask)
+    total = scores.masked_fill(~mask.unsqueeze(1), 0).sum(-1)
+    expected = total if linear == "sum" else total / mask.sum(-1, keepdim=True)
+    torch.testing.assert_close(linear_only, expected)
