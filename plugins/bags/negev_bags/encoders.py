@@ -17,8 +17,15 @@ import torch
 from torch import Tensor, nn
 
 from negev.plugins import RegionEncoder
+from negev_bags.pooling import MeanWildcatPool
 
 __all__ = ["InstanceEncoder", "Standardize", "selective_recompute"]
+
+#: The head's instance evidence z starts at this multiple of the bag-mean model's instance scores
+#: (``meanwildcat``): at exactly 0 every instance ties and the top-k / bottom-k selection is
+#: arbitrary; a small multiple ranks the instances as the baseline does, and the bag score starts
+#: at the baseline plus 1% of its own centred ends.
+EVIDENCE_START = 0.01
 
 
 def _chunked(net: nn.Module, x: Tensor, chunk: int) -> Tensor:
@@ -137,9 +144,12 @@ class InstanceEncoder(RegionEncoder):
     @torch.no_grad()
     def init_head(self, head: nn.Module) -> None:
         """Write ``head_start`` into an :class:`~negev.nn.EvidenceHead` over this encoder (the
-        engine calls it when it builds the model): every map of class c scores an instance
-        ``<weight[c], x> + bias[c]`` on the raw features x (the standardisation folded in), and
-        a learned pooling ``gate`` is set to 0. Nothing without ``head_start``."""
+        engine calls it when it builds the model): the linear instance model ``<weight[c], x> +
+        bias[c]`` on the raw features x (the standardisation folded in) goes into the pooling's
+        linear module where it has one (``meanwildcat``: its bag-mean term; the head's instance
+        evidence then starts at :data:`EVIDENCE_START` times it), else into the head's
+        projection (every map of class c; ``gap``).
+        Nothing without ``head_start``."""
         if self.head_start is None:
             return
         weight, bias = (t.double() for t in self.head_start)
@@ -147,12 +157,16 @@ class InstanceEncoder(RegionEncoder):
             scaling = self.net[0]
             bias = bias + weight @ scaling.mean.double()
             weight = weight * scaling.std.double()
+        if isinstance(head.pool, MeanWildcatPool):
+            head.attend.weight.copy_(weight)
+            head.attend.bias.copy_(bias)
+            maps = head.class_wise.num_maps
+            head.proj.weight.copy_(EVIDENCE_START * weight.repeat_interleave(maps, dim=0))
+            head.proj.bias.zero_()
+            return
         maps = head.class_wise.num_maps
         head.proj.weight.copy_(weight.repeat_interleave(maps, dim=0))
         head.proj.bias.copy_(bias.repeat_interleave(maps, dim=0))
-        gate = getattr(head.pool, "gate", None)
-        if isinstance(gate, nn.Parameter):
-            gate.zero_()
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         x, mask = inputs["features"], inputs["mask"]

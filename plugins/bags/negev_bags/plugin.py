@@ -33,10 +33,11 @@ class BagsPlugin(ModalityPlugin):
     instances ``bag id, label, features...``. No ``--data`` (or ``demo``): generated slides
     labelled "tumour AND NOT artefact". Plugin options: :class:`~negev_bags.options.BagsOptions`.
 
-    Default model: a linear instance scorer under ``meanwildcat`` (the bag mean of the instance
-    scores + a learned gate, 0 at first, times WILDCAT of the top / bottom 2%), started from the
-    bag-mean logistic regression of the training bags (:mod:`negev_bags.warm_start`): the first
-    MIL baseline is the starting model, and training adds negative evidence to it.
+    Default model: ``meanwildcat`` over the (standardised) instance features: a linear bag-mean
+    model plus WILDCAT (top / bottom 2%) of linear instance evidence read against the bag's own
+    mean. The bag-mean model starts at the logistic regression on the training bags' means
+    (:mod:`negev_bags.warm_start`) and the evidence at 1% of its instance scores: the first MIL
+    baseline is the starting model, and training adds negative evidence to it.
     """
 
     name = "bags"

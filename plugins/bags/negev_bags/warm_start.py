@@ -1,9 +1,10 @@
 """Convex warm start of the linear instance scorer: the bag-mean logistic regression.
 
-Under a pooling whose gate-0 form is the bag mean of the instance scores (``gap``,
-``meanwildcat``), a linear instance scorer ``z_h = <w, x_h> + b`` scores a bag
-``<w, mean_h x_h> + b``: logistic regression on the bag means, the first baseline of MIL
-practitioners. :func:`bag_mean_start` fits it on the training split only, with
+Under a pooling that holds the bag mean of linear instance scores (``gap``; ``meanwildcat``,
+whose evidence term is 0 when its instance evidence is), a linear instance scorer
+``z_h = <w, x_h> + b`` scores a bag ``<w, mean_h x_h> + b``: logistic regression on the bag
+means, the first baseline of MIL practitioners. :func:`bag_mean_start` fits it on the training
+split only, with
 :class:`negev.estimators.MantraClassifier` (``mix=1``: standardised bag means, L2 logistic
 regression, C in 0.01..100 by the log loss of an inner stratified 5-fold CV of the training bags,
 then refitted on all of them), one binary model per class on multi-label data (the plugin's
@@ -11,7 +12,7 @@ binary tasks are one-class multi-label), the multinomial model on single-label d
 validation split is left to the engine's epoch selection and the test split is never read.
 
 The fit is saved in the plugin state (JSON) and written into the head's projection when the model
-is built (:meth:`negev_bags.encoders.InstanceEncoder.init_head`), the pooling's gate at 0.
+is built (:meth:`negev_bags.encoders.InstanceEncoder.init_head`).
 The core engine has a warm start of its own for table encoders (a fit kept as epoch 0); this one
 is the dense-feature case, to be unified with it.
 """
@@ -27,7 +28,7 @@ from negev.plugins import DataSplits
 
 __all__ = ["MEAN_POOLINGS", "bag_mean_start", "bag_means"]
 
-#: Poolings whose form with the gate at 0 is the bag mean of the instance scores.
+#: Poolings that hold the bag mean of linear instance scores (the baseline).
 MEAN_POOLINGS = ("gap", "meanwildcat")
 
 

@@ -16,7 +16,8 @@ from sklearn.preprocessing import StandardScaler
 
 from negev.engine import resolve_config
 from negev.engine.model import build_model
-from negev.nn import create_pool
+from negev.nn import EvidenceHead, create_pool
+from negev_bags.encoders import EVIDENCE_START
 from negev_bags.pooling import mean_wildcat_pool
 
 
@@ -52,6 +53,12 @@ def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path):
     plugin, config, data, state = fitted_plugin(write_collection(tmp_path), tmp_path / "run")
     assert config.pooling == "meanwildcat"
     model = build_model(plugin, config, len(data.classes)).eval()
+    head = model.head
+    # the instance evidence starts as a small multiple of the baseline's instance scores
+    torch.testing.assert_close(head.proj.weight, EVIDENCE_START * head.attend.weight)
+    assert EVIDENCE_START <= 0.01 and not head.proj.bias.any()
+    with torch.no_grad():  # without it, the model is the baseline
+        head.proj.weight.zero_()
     examples = data.train + data.val + data.test
     with torch.no_grad():
         ours = torch.cat([model(plugin.collate([e])).scores[:, 0] for e in examples]).numpy()
@@ -67,7 +74,6 @@ def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path):
     ).fit(means[: len(data.train)], y)
     assert state["warm_start"]["C"] == [search.best_params_["logisticregression__C"]]
     np.testing.assert_allclose(ours, search.decision_function(means), atol=1e-4)
-    assert float(model.head.pool.gate.detach()) == 0.0
 
 
 def test_warm_start_never_reads_the_validation_or_test_bags(tmp_path):
@@ -91,32 +97,36 @@ def test_other_poolings_and_hidden_layers_train_from_scratch(tmp_path):
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize(("kmax", "kmin", "alpha"), [(1, 1, 1.0), (0.3, 2, 0.7), (2, 0, 0.5)])
 def test_mean_wildcat_pool_is_the_formula(kmax, kmin, alpha, masked):
-    """Against a loop over samples: m + gate * (mean top-k+ (z - m) + alpha mean bottom-k- (z - m))
-    over the valid regions, k a count or round(fraction * n) (at least 1)."""
+    """Against a loop over samples: mean(a) + mean top-k+ (z - m) + alpha mean bottom-k- (z - m),
+    m = mean(z), over the valid regions, k a count or round(fraction * n) (at least 1)."""
     generator = torch.Generator().manual_seed(0)
     scores = torch.randn(4, 3, 7, generator=generator, dtype=torch.float64)
+    linear = torch.randn(4, 3, 7, generator=generator, dtype=torch.float64)
     mask = torch.rand(4, 7, generator=generator) > 0.3 if masked else torch.ones(4, 7, dtype=bool)
     mask[:, 0] = True
-    gate = torch.tensor(0.8, dtype=torch.float64)
-    got = mean_wildcat_pool(scores, gate, kmax, kmin, alpha, mask if masked else None)
+    got = mean_wildcat_pool(scores, linear, kmax, kmin, alpha, mask if masked else None)
     for b in range(4):
         for c in range(3):
-            z = scores[b, c][mask[b]]
-            m, n = z.mean(), len(z)
+            z, a = scores[b, c][mask[b]], linear[b, c][mask[b]]
+            n = len(z)
             high = max(1, round(kmax * n)) if kmax < 1 else min(kmax, n)
             low = max(1, round(kmin * n)) if 0 < kmin < 1 else min(kmin, n)
-            d = (z - m).sort(descending=True).values
+            d = (z - z.mean()).sort(descending=True).values
             ends = d[:high].mean() + (alpha * d[n - low :].mean() if low else 0.0)
-            torch.testing.assert_close(got[b, c], m + gate * ends)
+            torch.testing.assert_close(got[b, c], a.mean() + ends)
 
 
-def test_mean_wildcat_pool_with_the_gate_at_zero_is_the_mean_and_ignores_shifts():
-    pool = create_pool("meanwildcat", kmax=0.2, alpha=1.0)
-    scores, mask = torch.randn(3, 2, 10), torch.ones(3, 10, dtype=torch.bool)
+def test_mean_wildcat_head_is_the_bag_mean_model_at_zero_evidence_and_ignores_shifts():
+    head = EvidenceHead(4, 2, pool=create_pool("meanwildcat", kmax=0.2, alpha=1.0))
+    features, mask = torch.randn(3, 4, 10), torch.ones(3, 10, dtype=torch.bool)
     mask[0, 6:] = False
-    expected = (scores * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True)
-    torch.testing.assert_close(pool(scores, mask), expected)
+    means = (features * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True)  # (3, 4)
     with torch.no_grad():
-        pool.gate.fill_(1.5)
-    shifted = pool(scores + 4.0, mask) - pool(scores, mask)
-    torch.testing.assert_close(shifted, torch.full_like(shifted, 4.0))  # the mean term only
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+    torch.testing.assert_close(head(features, mask).scores, head.attend(means))
+    shift = torch.randn(3, 4, 1)  # one offset of every feature of each bag
+    with torch.no_grad():
+        head.proj.weight.normal_()
+    moved = head(features + shift, mask).scores - head(features, mask).scores
+    torch.testing.assert_close(moved, head.attend(shift[..., 0]) - head.attend.bias)
