@@ -97,7 +97,10 @@ def _engine_scores(train_bags, train_y, test_bags, seed: int, tmp: Path) -> np.n
     with open(tmp / "bags.csv", "w", newline="") as file:
         csv.writer(file).writerows(lines)
     run = tmp / "run"
-    options = {"modality": "bags", "data": str(tmp / "bags.csv"), "out": str(run), "seed": seed}
+    # workers=0: bags loaded in-process (no result changes, a DataLoader worker costs more than
+    # these small bags)
+    options = {"modality": "bags", "data": str(tmp / "bags.csv"), "out": str(run), "seed": seed,
+               "workers": 0}  # fmt: skip
     plugin, config = resolve_config({}, options)
     train(plugin, config, quiet=True)
     plugin, config, model, _ = load_model(run)
