@@ -52,6 +52,9 @@ ROWS: dict[str, dict[str, Any]] = {
     "attention MIL (ABMIL)": {"pooling": "abmil"},
     "gated attention MIL (ABMIL eq. 9)": {"pooling": "gabmil"},
     "DSMIL": {"pooling": "dsmil"},
+    "bag-mean model + WILDCAT k=0.02 of centred evidence (plugin default)": {
+        "pooling": "meanwildcat"
+    },
 }
 DEMO = {"demo_train": 100, "demo_val": 30, "demo_test": 60}
 COLUMNS = {

@@ -90,6 +90,64 @@ def test_defaults_choose_on_inner_validation_only(task):
     assert clf.score(data.bags[test], data.y[test]) >= 0.95
 
 
+def test_warm_start_is_the_bag_mean_logistic_regression_at_the_chosen_c():
+    """Before any negative evidence is learnt, the model is StandardScaler + LogisticRegression on
+    the bag means at the chosen C (scikit-learn's fit, compared on the decision function)."""
+    bags, y = ragged_bags(n=90, seed=4)
+    y = (y > 0).astype(int)
+    bags = [b * [1, 100, 0.01, 1, 1] + [0, 50, 0, 0, 0] for b in bags]
+    clf = MantraClassifier(cv=3, random_state=0, max_iter=1000).fit(bags, y)
+    means = np.stack([b.mean(0) for b in bags])
+    reference = make_pipeline(
+        StandardScaler(), LogisticRegression(C=clf.C_, tol=1e-12, max_iter=10_000)
+    ).fit(means, y)
+    start = means @ clf.start_coef_[0] + clf.start_intercept_[0]
+    np.testing.assert_allclose(start, reference.decision_function(means), atol=1e-5)
+    if clf.mix_ == 1.0:
+        np.testing.assert_allclose(clf.decision_function(bags), start, atol=1e-12)
+
+
+def one_standard_error_choice(fold_losses: dict[float, list[float]]) -> float:
+    """ESL 7.10: the bag-mean model (mix 1) unless its mean loss is above the best mix's mean
+    loss plus the standard error of the best mix's fold losses."""
+    means = {m: sum(v) / len(v) for m, v in fold_losses.items()}
+    best = min(means, key=means.get)
+    values = np.array(fold_losses[best])
+    error = np.sqrt(((values - values.mean()) ** 2).sum() / (len(values) - 1) / len(values))
+    return best if means[1.0] > means[best] + error else 1.0
+
+
+def test_negative_evidence_must_beat_the_bag_mean_model_beyond_noise():
+    """Bag labels that follow the bag mean: here max+min mixed in (mix 0.5) reaches a lower mean
+    validation loss by chance, within one standard error: the bag-mean model is kept; the choice
+    is the rule applied to the recorded fold losses."""
+    bags, y = ragged_bags(n=60, seed=1)
+    y = (y > 0).astype(int)
+    clf = MantraClassifier(C=1.0, cv=4, random_state=1).fit(bags, y)
+    folds = {m: clf.cv_fold_losses_[(1.0, m)] for m in (1.0, 0.5, 0.0)}
+    assert all(len(v) == 4 for v in folds.values())
+    assert clf.cv_results_[(1.0, 0.5)] < clf.cv_results_[(1.0, 1.0)]
+    assert clf.mix_ == one_standard_error_choice(folds) == 1.0
+
+
+def test_packed_bags_score_like_padded_ones():
+    """A list of ragged bags and the same bags zero-padded with a mask: the same model and
+    scores (padding is never scored)."""
+    bags, y = ragged_bags(n=40, seed=5)
+    y = (y > 0).astype(int)
+    longest = max(len(b) for b in bags)
+    X = np.full((len(bags), longest, 5), 1e6)
+    mask = np.zeros((len(bags), longest), dtype=bool)
+    for i, b in enumerate(bags):
+        X[i, : len(b)], mask[i, : len(b)] = b, True
+    ragged = MantraClassifier(C=1.0, mix=0.5, random_state=0).fit(bags, y)
+    padded = MantraClassifier(C=1.0, mix=0.5, random_state=0).fit(X, y, mask=mask)
+    np.testing.assert_allclose(ragged.coef_, padded.coef_, atol=1e-10)
+    np.testing.assert_allclose(
+        ragged.decision_function(bags), padded.decision_function(X, mask=mask), atol=1e-10
+    )
+
+
 def test_max_plus_min_learns_absence_where_max_cannot(task):
     data, train, test = task
     maxmin = MantraClassifier(C=1.0, mix=0.0, random_state=0).fit(data.bags[train], data.y[train])

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # the RunConfig fields that parameterise a pooling; each pooling takes its own subset
-POOL_PARAMS = ("kmax", "kmin", "alpha", "beta_pos", "beta_neg")
+POOL_PARAMS = ("kmax", "kmin", "alpha", "beta_pos", "beta_neg", "attention_dim", "query_dim")
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -43,7 +43,8 @@ class RunConfig:
     """Everything that defines a training run (saved with every checkpoint).
 
     Pooling: ``pooling`` names a registered pooling (:data:`negev.nn.POOLINGS`); of ``kmax``,
-    ``kmin``, ``alpha``, ``beta_pos``, ``beta_neg`` it takes its own (``maxmin``: alpha only),
+    ``kmin``, ``alpha``, ``beta_pos``, ``beta_neg``, ``attention_dim`` (``gabmil``'s L),
+    ``query_dim`` (``dsmil``'s E) it takes its own (``maxmin``: alpha only),
     None meaning that pooling's default. Setting one it does not take is an error. In a built
     config they hold what the pooling was built with (None for the ones it does not take).
 
@@ -85,6 +86,8 @@ class RunConfig:
     num_maps: int = 1
     beta_pos: float | None = None
     beta_neg: float | None = None
+    attention_dim: int | None = None
+    query_dim: int | None = None
     loss: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -158,7 +161,9 @@ class RunConfig:
             )
         for name in ("epochs", "batch_size", "num_maps", "accumulate", "keep"):
             _check_int(name, getattr(self, name), 1)
-        for name, low in (("patience", 1), ("workers", 0), ("threads", 1)):
+        for name, low in (
+            ("patience", 1), ("workers", 0), ("threads", 1), ("attention_dim", 1), ("query_dim", 1)
+        ):  # fmt: skip
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), low)
         _check_int("seed", self.seed, 0, SEED_MAX)

@@ -33,8 +33,13 @@ class EvidenceModel(nn.Module):
 
 
 def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> EvidenceModel:
-    """The plugin's encoder topped with the configured pooling head."""
+    """The plugin's encoder topped with the configured pooling head. An encoder with an
+    ``init_head(head)`` method (a convex warm start it carries, e.g. the bags plugin's bag-mean
+    logistic regression) initialises the head it is topped with."""
     encoder = plugin.build_encoder(config.to_dict())
     pool = create_pool(config.pooling, num_classes=num_classes, **config.pooling_params())
     head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)
+    init_head = getattr(encoder, "init_head", None)
+    if init_head is not None:
+        init_head(head)
     return EvidenceModel(encoder, head)

@@ -12,10 +12,13 @@ logistic loss, :class:`MantraClassifier` is then exactly logistic regression on 
 first baseline of every MIL practitioner; ``mix = 0`` is MANTRA's max+min (WELDON / WILDCAT with
 other k). Training minimises ``1/(2 C n) ||W||^2 + mean loss`` (the objective of scikit-learn's
 ``LogisticRegression(C)`` divided by ``C n``): L-BFGS for the logistic loss, full-batch Adam
-from random starts for the hinge losses and the ranker.
+from random starts for the hinge losses and the ranker. Bags are packed (one table of regions,
+see :mod:`negev.estimators._bags`): a region score is computed once per region, never for padding.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from negev.estimators._bags import as_bags
+from negev.estimators._bags import as_packed, padded_index
 from negev.nn.functional import (
     ap_svm_loss,
     mantra_hinge_loss,
@@ -37,9 +40,43 @@ from negev.nn.functional._checks import check_count, check_finite_number
 __all__ = ["MantraClassifier", "MantraRanker"]
 
 
-def bag_means(bags: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(n, R, d) zero-padded bags and (n, R) bool mask -> (n, d) means of the valid regions."""
-    return bags.sum(1) / valid.sum(1, keepdim=True).to(bags.dtype)
+class _Bags(NamedTuple):
+    """Packed bags on a device (see :func:`~negev.estimators._bags.as_packed`).
+
+    Attributes:
+        regions: (N, d) the regions of every bag, bag after bag. lengths: (n,) int64 numpy.
+        index: (n, R) int64 row of ``regions`` of each bag's regions (0 in the padding);
+            valid: (n, R) bool. means: (n, d) each bag's mean region.
+    """
+
+    regions: torch.Tensor
+    lengths: np.ndarray
+    index: torch.Tensor
+    valid: torch.Tensor
+    means: torch.Tensor
+
+    @classmethod
+    def of(cls, regions, lengths: np.ndarray, device: torch.device) -> _Bags:
+        regions = torch.as_tensor(regions, device=device)
+        index, valid = padded_index(lengths)
+        owner = torch.as_tensor(np.repeat(np.arange(len(lengths)), lengths), device=device)
+        sums = regions.new_zeros(len(lengths), regions.shape[1]).index_add_(0, owner, regions)
+        counts = torch.as_tensor(lengths, device=device, dtype=regions.dtype).unsqueeze(1)
+        index_t, valid_t = (torch.as_tensor(a, device=device) for a in (index, valid))
+        return cls(regions, lengths, index_t, valid_t, sums / counts)
+
+    def take(self, rows: np.ndarray) -> _Bags:
+        """The bags ``rows`` (indices into this set), packed anew."""
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        keep = np.concatenate([np.arange(starts[r], starts[r] + self.lengths[r]) for r in rows])
+        keep_t = torch.as_tensor(keep, device=self.regions.device)
+        return _Bags.of(self.regions[keep_t], self.lengths[rows], self.regions.device)
+
+    def affine(self, shift: torch.Tensor, factor: torch.Tensor) -> _Bags:
+        """Every region (and so every mean) mapped to ``(x - shift) / factor``."""
+        return self._replace(
+            regions=(self.regions - shift) / factor, means=(self.means - shift) / factor
+        )
 
 
 class _MantraBase(BaseEstimator):
@@ -78,54 +115,47 @@ class _MantraBase(BaseEstimator):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
-    def _bag_scores(
-        self, bags: torch.Tensor, valid: torch.Tensor, weight, bias, mix: float = 0.0, means=None
-    ) -> torch.Tensor:
-        """(n, R, d) bags -> (n, K) bag scores: ``mix`` * average + (1 - ``mix``) * pooling.
-        The average of the region scores is the score of the bag means (n, d) (``means``, or
-        computed): ``mean_h <w, x_h> + b = <w, mean_h x_h> + b``."""
+    def _bag_scores(self, bags: _Bags, weight, bias, mix: float = 0.0) -> torch.Tensor:
+        """Packed bags -> (n, K) bag scores: ``mix`` * average + (1 - ``mix``) * pooling. The
+        average of the region scores is the score of the bag means:
+        ``mean_h <w, x_h> + b = <w, mean_h x_h> + b``."""
         out = 0.0
         if mix > 0:
-            if means is None:
-                means = bag_means(bags, valid)
-            out = mix * (means @ weight.T + bias)
+            out = mix * (bags.means @ weight.T + bias)
         if mix < 1:
-            regions = (bags @ weight.T + bias).permute(0, 2, 1)  # (n, K, R)
+            regions = (bags.regions @ weight.T + bias)[bags.index].permute(0, 2, 1)  # (n, K, R)
             out = out + (1 - mix) * wildcat_pool(
-                regions, self.kmax, self.kmin, self.alpha, mask=valid
+                regions, self.kmax, self.kmin, self.alpha, mask=bags.valid
             )
         return out
 
     def _fit_scores(self, X, mask, loss_fn, n_outputs: int) -> None:
         self._check_params()
-        bags, valid = as_bags(X, mask)
-        device = torch.device(self.device)
-        bags_t = torch.as_tensor(bags, device=device)
-        valid_t = torch.as_tensor(valid, device=device)
+        regions, lengths = as_packed(X, mask)
+        bags = _Bags.of(regions, lengths, torch.device(self.device))
         rng = check_random_state(self.random_state)
-        penalty = 1.0 / (2.0 * self.C * len(bags))
+        penalty = 1.0 / (2.0 * self.C * len(lengths))
 
         def objective_of(weight, bias):
-            scores = self._bag_scores(bags_t, valid_t, weight, bias)
+            scores = self._bag_scores(bags, weight, bias)
             return loss_fn(scores) + penalty * weight.pow(2).sum()
 
         # The objective is not convex in W (the pooling picks latent regions): keep the best of
         # n_init runs from random starts, as k-means does.
-        runs = [
-            self._descend(bags_t, valid_t, objective_of, rng, n_outputs) for _ in range(self.n_init)
-        ]
+        runs = [self._descend(bags, objective_of, rng, n_outputs) for _ in range(self.n_init)]
         best = min(runs, key=lambda run: run[0])
         self.objective_, weight, bias = best
         self.coef_ = weight.detach().cpu().numpy()
         self.intercept_ = bias.detach().cpu().numpy()
-        self.n_features_in_ = bags.shape[2]
+        self.n_features_in_ = regions.shape[1]
 
-    def _descend(self, bags, valid, objective_of, rng, n_outputs: int):
+    def _descend(self, bags: _Bags, objective_of, rng, n_outputs: int):
         """One run of full-batch Adam from a random start on ``objective_of(weight, bias)``:
         (final objective, weight, bias)."""
-        init = rng.normal(scale=0.01, size=(n_outputs, bags.shape[2]))
-        weight = torch.tensor(init, device=bags.device, requires_grad=True)
-        bias = torch.zeros(n_outputs, dtype=torch.float64, device=bags.device, requires_grad=True)
+        device = bags.regions.device
+        init = rng.normal(scale=0.01, size=(n_outputs, bags.regions.shape[1]))
+        weight = torch.tensor(init, device=device, requires_grad=True)
+        bias = torch.zeros(n_outputs, dtype=torch.float64, device=device, requires_grad=True)
         optimizer = torch.optim.Adam([weight, bias], lr=self.learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.max_iter)
 
@@ -142,15 +172,11 @@ class _MantraBase(BaseEstimator):
 
     def _scores(self, X, mask=None) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        bags, valid = as_bags(X, mask, n_features=self.n_features_in_)
+        regions, lengths = as_packed(X, mask, n_features=self.n_features_in_)
+        bags = _Bags.of(regions, lengths, torch.device("cpu"))
+        weight, bias = torch.as_tensor(self.coef_), torch.as_tensor(self.intercept_)
         with torch.no_grad():
-            scores = self._bag_scores(
-                torch.as_tensor(bags),
-                torch.as_tensor(valid),
-                torch.as_tensor(self.coef_),
-                torch.as_tensor(self.intercept_),
-                getattr(self, "mix_", 0.0),
-            )
+            scores = self._bag_scores(bags, weight, bias, getattr(self, "mix_", 0.0))
         return scores.numpy()
 
     def region_scores(self, X, mask=None) -> np.ndarray:
@@ -160,14 +186,20 @@ class _MantraBase(BaseEstimator):
         (n_samples, max_regions).
         """
         check_is_fitted(self, "coef_")
-        bags, valid = as_bags(X, mask, n_features=self.n_features_in_)
-        regions = np.einsum("nrd,kd->nkr", bags, self.coef_) + self.intercept_[None, :, None]
-        regions = np.where(valid[:, None, :], regions, np.nan)
-        return regions[:, 0] if regions.shape[1] == 1 else regions
+        regions, lengths = as_packed(X, mask, n_features=self.n_features_in_)
+        index, valid = padded_index(lengths)
+        packed_scores = regions @ self.coef_.T + self.intercept_  # (N, K)
+        padded = np.where(valid[:, :, None], packed_scores[index], np.nan).transpose(0, 2, 1)
+        if mask is not None:  # back to the caller's region positions
+            out = np.full((len(lengths), padded.shape[1], np.shape(mask)[1]), np.nan)
+            bag, position = np.nonzero(np.asarray(mask))
+            out[bag, :, position] = packed_scores
+            padded = out
+        return padded[:, 0] if padded.shape[1] == 1 else padded
 
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
-MIX_GRID = (1.0, 0.5, 0.0)
+MIX_GRID = (1.0, 0.5, 0.0)  # the bag-mean model first: the simplest, kept on ties
 
 
 class MantraClassifier(ClassifierMixin, _MantraBase):
@@ -179,15 +211,25 @@ class MantraClassifier(ClassifierMixin, _MantraBase):
     the tests check) or ``hinge`` (binary hinge ``max(0, 1 - t s(x))``, multi-class structural
     hinge: MANTRA's).
 
-    Defaults: every fit standardises the region features by the mean and standard deviation of
-    its training bags' means (``scale``: with ``mix=1`` the model is then exactly the pipeline
-    ``StandardScaler`` + ``LogisticRegression`` on bag means); then, on a stratified
-    ``cv``-fold split of the training bags and by the lowest mean validation loss (log loss;
-    error rate for the hinge), ``C`` in (0.01, 0.1, 1, 10, 100) is chosen for the bag-mean
-    model (``mix=1``), and then ``mix`` in (1, 0.5, 0) at that C, the bag-mean model first on
-    ties; the model is refitted on every training bag. A fixed ``mix`` / ``C`` skips its choice
-    (a fixed ``mix`` is also the one C is chosen with). With the logistic loss a ``mix < 1`` fit
-    starts from the ``mix = 1`` solution: negative evidence is learnt on top of the baseline.
+    Defaults: the bag-mean model is the start and the fallback, negative evidence is added only
+    where the inner validation shows it helps. Every fit standardises the region features by the
+    mean and standard deviation of its training bags' means (``scale``: with ``mix=1`` the model
+    is then exactly the pipeline ``StandardScaler`` + ``LogisticRegression`` on bag means). On a
+    stratified ``cv``-fold split of the training bags (the bags given to ``fit``, nothing else):
+
+    1. ``C`` in (0.01, 0.1, 1, 10, 100) is the one of lowest mean validation loss (log loss;
+       error rate for the hinge) of the bag-mean model (``mix=1``), the choice of scikit-learn's
+       ``GridSearchCV`` over that pipeline;
+    2. at that C, each ``mix`` in (0.5, 0) is trained from the bag-mean solution (the convex fit,
+       the warm start); the one of lowest mean validation loss replaces the bag-mean model only
+       if it beats it by more than one standard error of its own fold losses (the
+       one-standard-error rule of Hastie, Tibshirani, Friedman, *Elements of Statistical
+       Learning*, 7.10, glmnet's ``lambda.1se``: with a handful of folds a smaller mean loss
+       alone is mostly noise, and the simpler model is kept).
+
+    The model is then refitted on every training bag, the chosen mix from the bag-mean fit at
+    ``C_`` (``start_coef_``, ``start_intercept_``). A fixed ``mix`` / ``C`` skips its choice (a
+    fixed ``mix`` is also the one C is chosen with).
 
     Args:
         kmax, kmin, alpha: the pooling, see :func:`negev.nn.functional.wildcat_pool`
@@ -203,7 +245,9 @@ class MantraClassifier(ClassifierMixin, _MantraBase):
         random_state: seed of the inner folds and of the hinge's starts. device: where to train.
 
     Attributes (fitted): ``classes_``, ``coef_`` (K, d), ``intercept_`` (K,), ``C_``, ``mix_``,
-    ``cv_results_`` (mean validation loss of each (C, mix) tried).
+    ``start_coef_`` / ``start_intercept_`` (the bag-mean fit at ``C_`` every other mix starts
+    from; the log loss only), ``cv_results_`` (mean validation loss of each (C, mix) tried),
+    ``cv_fold_losses_`` (the per-fold validation losses behind it).
 
     ``fit(X, y, mask=None)``: X is (n_samples, n_regions, d) with an optional bool ``mask``
     (n_samples, n_regions), or a list of (n_regions_i, d) bags.
@@ -261,50 +305,67 @@ class MantraClassifier(ClassifierMixin, _MantraBase):
         self.classes_, encoded = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has one class only ({self.classes_[0]!r}); need at least two")
-        bags, valid = as_bags(X, mask)
+        regions, lengths = as_packed(X, mask)
         device = torch.device(self.device)
-        bags_t = torch.as_tensor(bags, device=device)
-        valid_t = torch.as_tensor(valid, device=device)
+        bags = _Bags.of(regions, lengths, device)
         target = torch.as_tensor(encoded, device=device)
         cs = C_GRID if self.C == "auto" else (float(self.C),)
         mixes = MIX_GRID if self.mix == "auto" else (float(self.mix),)
-        self.cv_results_ = {}
+        self.cv_results_, self.cv_fold_losses_ = {}, {}
         split = None
         if len(cs) > 1 or len(mixes) > 1:
             folds = min(self.cv, int(np.bincount(encoded).min()))
             if folds < 2:
                 raise ValueError("choosing C / mix needs two bags of each class; set C and mix")
             splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-            split = list(splitter.split(bags, encoded))
-        means_t = bag_means(bags_t, valid_t)
-        data = (bags_t, valid_t, means_t, target)
+            split = list(splitter.split(np.zeros(n_bags), encoded))
         # C first, on the bag-mean model (convex, cheap), then the mix at that C
-        self.C_ = cs[0] if len(cs) == 1 else self._choose(data, split, cs, mixes[:1])[0]
-        self.mix_ = mixes[0] if len(mixes) == 1 else self._choose(data, split, (self.C_,), mixes)[1]
-        weight, bias = self._fit_path(data, self.C_, (self.mix_,))[self.mix_]
+        if len(cs) == 1:
+            self.C_ = cs[0]
+        else:
+            self._validate(bags, target, split, cs, mixes[:1])
+            self.C_ = min(cs, key=lambda c: self.cv_results_[(c, mixes[0])])
+        if len(mixes) == 1:
+            self.mix_ = mixes[0]
+        else:
+            self._validate(bags, target, split, (self.C_,), mixes)
+            self.mix_ = self._one_standard_error(self.C_, mixes)
+        fits = self._fit_path(bags, target, self.C_, (self.mix_,))
+        weight, bias = fits[self.mix_]
         self.coef_ = weight.cpu().numpy()
         self.intercept_ = bias.cpu().numpy()
-        self.n_features_in_ = bags.shape[2]
+        if "start" in fits:
+            self.start_coef_, self.start_intercept_ = (t.cpu().numpy() for t in fits["start"])
+        self.n_features_in_ = regions.shape[1]
         return self
 
-    def _choose(self, data, split, cs, mixes) -> tuple[float, float]:
-        """The (C, mix) of lowest mean validation loss over the folds of ``split`` (recorded in
-        ``cv_results_``); the first of ``mixes`` on ties."""
-        losses: dict[tuple[float, float], list[float]] = {}
+    def _validate(self, bags: _Bags, target, split, cs, mixes) -> None:
+        """Fit every (C, mix) on the fitting part of each fold of ``split`` and record its loss
+        on the fold's validation part (``cv_fold_losses_``) and their mean (``cv_results_``);
+        a (C, mix) already recorded is not fitted again."""
+        done = set(self.cv_fold_losses_)
         for fit_rows, val_rows in split:
-            fit_i, val_i = torch.as_tensor(fit_rows), torch.as_tensor(val_rows)
+            fit_bags, val_bags = bags.take(fit_rows), bags.take(val_rows)
+            fit_target, val_target = target[fit_rows], target[val_rows]
             for c in cs:
-                fits = self._fit_path([part[fit_i] for part in data], c, mixes)
-                bags, valid, means, target = (part[val_i] for part in data)
-                for m, (weight, bias) in fits.items():
+                for m, (weight, bias) in self._fit_path(fit_bags, fit_target, c, mixes).items():
+                    if m == "start" or (c, m) in done:
+                        continue
                     with torch.no_grad():
-                        scores = self._bag_scores(bags, valid, weight, bias, m, means)
-                        value = self._loss(scores, target, validation=True)
-                    losses.setdefault((c, m), []).append(float(value))
-        means = {key: float(np.mean(v)) for key, v in losses.items()}
-        self.cv_results_.update(means)
-        order = [(c, m) for m in mixes for c in cs]
-        return min(order, key=lambda key: means[key])
+                        scores = self._bag_scores(val_bags, weight, bias, m)
+                        value = float(self._loss(scores, val_target, validation=True))
+                    self.cv_fold_losses_.setdefault((c, m), []).append(value)
+        for key, values in self.cv_fold_losses_.items():
+            self.cv_results_[key] = float(np.mean(values))
+
+    def _one_standard_error(self, c: float, mixes) -> float:
+        """The first of ``mixes`` (the simplest model) unless its mean validation loss exceeds
+        the best mix's by more than the standard error of the best mix's fold losses (the rule
+        of ESL 7.10 and of glmnet's ``lambda.1se``)."""
+        best = min(mixes, key=lambda m: self.cv_results_[(c, m)])
+        losses = np.array(self.cv_fold_losses_[(c, best)])
+        error = losses.std(ddof=1) / np.sqrt(len(losses))
+        return best if self.cv_results_[(c, mixes[0])] > losses.mean() + error else mixes[0]
 
     def _n_outputs(self) -> int:
         return 1 if len(self.classes_) == 2 else len(self.classes_)
@@ -324,24 +385,23 @@ class MantraClassifier(ClassifierMixin, _MantraBase):
             return mantra_multilabel_hinge_loss(scores[:, 0], target.to(scores.dtype))
         return mantra_hinge_loss(scores, target)
 
-    def _fit_path(self, data, c: float, mixes) -> dict[float, tuple]:
-        """(weight, bias) for each of ``mixes`` at this C. Logistic loss: L-BFGS, the ``mix=1``
-        solution first (convex, from zero) and the start of every other mix. With ``scale`` the
-        features are standardised by the statistics of these bags' means for the fit (as a
-        StandardScaler in a pipeline); the weights returned apply to the raw features."""
-        bags, valid, means, target = data
-        shift = torch.zeros_like(means[0])
+    def _fit_path(self, bags: _Bags, target, c: float, mixes) -> dict:
+        """mix -> (weight, bias) for each of ``mixes`` at this C, and (logistic loss) "start" ->
+        the bag-mean solution: L-BFGS for ``mix=1`` first (convex, from zero), the start of
+        every other mix. With ``scale`` the features are standardised by the statistics of these
+        bags' means for the fit (as a StandardScaler in a pipeline); the weights returned apply
+        to the raw features."""
+        shift = torch.zeros_like(bags.means[0])
         factor = torch.ones_like(shift)
         if self.scale:
-            shift, factor = means.mean(0), means.std(0, unbiased=False)
+            shift, factor = bags.means.mean(0), bags.means.std(0, unbiased=False)
             factor = torch.where(factor > 1e-12, factor, torch.ones_like(factor))
-            bags = torch.where(valid.unsqueeze(2), (bags - shift) / factor, 0.0)
-            means = (means - shift) / factor
-        penalty = 1.0 / (2.0 * c * len(bags))
-        n_out, dim = self._n_outputs(), bags.shape[2]
+            bags = bags.affine(shift, factor)
+        penalty = 1.0 / (2.0 * c * len(bags.lengths))
+        n_out, dim = self._n_outputs(), bags.regions.shape[1]
 
         def objective(weight, bias, mix):
-            scores = self._bag_scores(bags, valid, weight, bias, mix, means)
+            scores = self._bag_scores(bags, weight, bias, mix)
             return self._loss(scores, target) + penalty * weight.pow(2).sum()
 
         out = {}
@@ -349,15 +409,17 @@ class MantraClassifier(ClassifierMixin, _MantraBase):
             rng = check_random_state(self.random_state)
             for mix in mixes:
                 runs = [
-                    self._descend(bags, valid, lambda w, b, m=mix: objective(w, b, m), rng, n_out)
+                    self._descend(bags, lambda w, b, m=mix: objective(w, b, m), rng, n_out)
                     for _ in range(self.n_init)
                 ]
                 out[mix] = min(runs, key=lambda run: run[0])[1:]
         else:
-            zero = torch.zeros(n_out, dim, dtype=bags.dtype, device=bags.device)
-            start = self._lbfgs(objective, zero, 1.0)
+            zero = torch.zeros(n_out, dim, dtype=bags.regions.dtype, device=bags.regions.device)
+            out["start"] = self._lbfgs(objective, zero, 1.0)
             for mix in mixes:
-                out[mix] = start if mix == 1.0 else self._lbfgs(objective, start[0], mix, start[1])
+                out[mix] = out["start"]
+                if mix != 1.0:
+                    out[mix] = self._lbfgs(objective, out["start"][0], mix, out["start"][1])
         # z = <w, (x - shift) / factor> + b = <w / factor, x> + b - <w / factor, shift>
         return {
             mix: (weight / factor, bias - (weight / factor) @ shift)

@@ -95,6 +95,12 @@ def train_command(
     beta_neg: float = typer.Option(
         None, help=f"Sharpness of the low term.{_pool_default('beta_neg')}"
     ),
+    attention_dim: int = typer.Option(
+        None, help=f"Gated attention's hidden size L.{_pool_default('attention_dim')}"
+    ),
+    query_dim: int = typer.Option(
+        None, help=f"DSMIL's query vector size E.{_pool_default('query_dim')}"
+    ),
     loss: str = typer.Option(
         None,
         help=f"{LOSS_HELP} (default: the plugin's, else bce on multi-label data, ce otherwise).",
@@ -159,6 +165,8 @@ def train_command(
         "num_maps": num_maps,
         "beta_pos": beta_pos,
         "beta_neg": beta_neg,
+        "attention_dim": attention_dim,
+        "query_dim": query_dim,
         "loss": loss,
         "seed": seed,
         "device": device,

@@ -3,5 +3,6 @@
 bags."""
 
 from negev_bags.plugin import BagsPlugin
+from negev_bags.pooling import MeanWildcatPool, mean_wildcat_pool  # registers meanwildcat
 
-__all__ = ["BagsPlugin"]
+__all__ = ["BagsPlugin", "MeanWildcatPool", "mean_wildcat_pool"]

@@ -17,8 +17,15 @@ import torch
 from torch import Tensor, nn
 
 from negev.plugins import RegionEncoder
+from negev_bags.pooling import MeanWildcatPool
 
 __all__ = ["InstanceEncoder", "Standardize", "selective_recompute"]
+
+#: The head's instance evidence z starts at this multiple of the bag-mean model's instance scores
+#: (``meanwildcat``): at exactly 0 every instance ties and the top-k / bottom-k selection is
+#: arbitrary; a small multiple ranks the instances as the baseline does, and the bag score starts
+#: at the baseline plus 1% of its own centred ends.
+EVIDENCE_START = 0.01
 
 
 def _chunked(net: nn.Module, x: Tensor, chunk: int) -> Tensor:
@@ -100,6 +107,10 @@ class InstanceEncoder(RegionEncoder):
     (features (B, D, N), mask (B, N))`` with D = ``hidden[-1]`` (or d). More than ``chunk``
     instances in a batch: computed in chunks with :func:`selective_recompute` when training, in
     chunks under no_grad otherwise.
+
+    ``head_start``: a linear scorer on the raw features, weight (C, d) and bias (C,) (the
+    bag-mean logistic regression, :mod:`negev_bags.warm_start`), that :meth:`init_head` writes
+    into the head when the model is built; only without hidden layers.
     """
 
     def __init__(
@@ -109,8 +120,11 @@ class InstanceEncoder(RegionEncoder):
         chunk: int = 16384,
         mean: Tensor | None = None,
         std: Tensor | None = None,
+        head_start: tuple[Tensor, Tensor] | None = None,
     ):
         super().__init__()
+        if head_start is not None and hidden:
+            raise ValueError("head_start is a linear scorer on the features: only without hidden")
         if in_features < 1 or any(h < 1 for h in hidden) or chunk < 1:
             raise ValueError(
                 f"in_features, hidden sizes and chunk must be >= 1, got {in_features}, "
@@ -125,6 +139,34 @@ class InstanceEncoder(RegionEncoder):
             width = size
         self.net = nn.Sequential(*layers)
         self.in_features, self.out_channels, self.chunk = in_features, width, chunk
+        self.head_start = head_start
+
+    @torch.no_grad()
+    def init_head(self, head: nn.Module) -> None:
+        """Write ``head_start`` into an :class:`~negev.nn.EvidenceHead` over this encoder (the
+        engine calls it when it builds the model): the linear instance model ``<weight[c], x> +
+        bias[c]`` on the raw features x (the standardisation folded in) goes into the pooling's
+        linear module where it has one (``meanwildcat``: its bag-mean term; the head's instance
+        evidence then starts at :data:`EVIDENCE_START` times it), else into the head's
+        projection (every map of class c; ``gap``).
+        Nothing without ``head_start``."""
+        if self.head_start is None:
+            return
+        weight, bias = (t.double() for t in self.head_start)
+        if len(self.net):  # z = <w, x> + b = <w * std, (x - mean) / std> + <w, mean> + b
+            scaling = self.net[0]
+            bias = bias + weight @ scaling.mean.double()
+            weight = weight * scaling.std.double()
+        if isinstance(head.pool, MeanWildcatPool):
+            head.attend.weight.copy_(weight)
+            head.attend.bias.copy_(bias)
+            maps = head.class_wise.num_maps
+            head.proj.weight.copy_(EVIDENCE_START * weight.repeat_interleave(maps, dim=0))
+            head.proj.bias.zero_()
+            return
+        maps = head.class_wise.num_maps
+        head.proj.weight.copy_(weight.repeat_interleave(maps, dim=0))
+        head.proj.bias.copy_(bias.repeat_interleave(maps, dim=0))
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         x, mask = inputs["features"], inputs["mask"]

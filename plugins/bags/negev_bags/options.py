@@ -20,6 +20,11 @@ class BagsOptions:
     )
     hidden: tuple[int, ...] = option((), "instance MLP sizes, e.g. 256,128; none: a linear scorer")
     standardize: bool = option(True, "scale features by the training instances' mean / std")
+    warm_start: bool = option(
+        True,
+        "linear scorer under gap / meanwildcat: start from the bag-mean logistic regression "
+        "(C by inner 5-fold CV of the training bags)",
+    )
     chunk: int = option(16384, "instances per chunk on huge bags")
     bag_column: str = option("0", "table: the bag id column (index or name)")
     label_column: str = option("1", "table: the label column (index or name)")

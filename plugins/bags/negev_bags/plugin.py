@@ -22,6 +22,7 @@ from negev_bags.encoders import InstanceEncoder
 from negev_bags.evidence import instance_auprc, write_instance_csv, write_scatter
 from negev_bags.options import BagsOptions
 from negev_bags.readers import read_bag_csv, read_mil_table
+from negev_bags.warm_start import MEAN_POOLINGS, bag_mean_start
 
 
 class BagsPlugin(ModalityPlugin):
@@ -31,6 +32,12 @@ class BagsPlugin(ModalityPlugin):
     CLAM / Trident ``features`` + ``coords`` layout), or with ``--set format=table`` one table of
     instances ``bag id, label, features...``. No ``--data`` (or ``demo``): generated slides
     labelled "tumour AND NOT artefact". Plugin options: :class:`~negev_bags.options.BagsOptions`.
+
+    Default model: ``meanwildcat`` over the (standardised) instance features: a linear bag-mean
+    model plus WILDCAT (top / bottom 2%) of linear instance evidence read against the bag's own
+    mean. The bag-mean model starts at the logistic regression on the training bags' means
+    (:mod:`negev_bags.warm_start`) and the evidence at 1% of its instance scores: the first MIL
+    baseline is the starting model, and training adds negative evidence to it.
     """
 
     name = "bags"
@@ -46,7 +53,7 @@ class BagsPlugin(ModalityPlugin):
             "batch_size": 8,
             "lr": 3e-3,
             "weight_decay": 1e-4,
-            "pooling": "wildcat",
+            "pooling": "meanwildcat",
             "kmax": 0.02,
             "kmin": 0.02,
             "alpha": 1.0,
@@ -80,8 +87,11 @@ class BagsPlugin(ModalityPlugin):
         )
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:
-        """The feature width, and the mean / std of the training instances (of the first
-        ``stats_bags`` training bags) when ``standardize``."""
+        """The feature width, the mean / std of the training instances (of the first
+        ``stats_bags`` training bags) when ``standardize``, and ``warm_start``: the bag-mean
+        logistic regression of the training split (:func:`~negev_bags.warm_start.bag_mean_start`)
+        for a linear scorer (no ``hidden``) under a pooling in
+        :data:`~negev_bags.warm_start.MEAN_POOLINGS`, when the option ``warm_start`` is on."""
         options = self.options_of(config)
         bags = data.train[: options.stats_bags]
         first, _ = bags[0].inputs.load()
@@ -89,6 +99,8 @@ class BagsPlugin(ModalityPlugin):
         if options.standardize:
             features = (example.inputs.load()[0] for example in bags)
             state.update(ChannelStats.fit(features, channel_dim=-1).to_dict())
+        if options.warm_start and not options.hidden and config.get("pooling") in MEAN_POOLINGS:
+            state["warm_start"] = bag_mean_start(data, int(config.get("seed", 0)))
         return state
 
     def load_state(self, state: dict[str, Any], config: dict[str, Any] | None = None) -> None:
@@ -96,12 +108,18 @@ class BagsPlugin(ModalityPlugin):
         self.in_features = state.get("in_features")
         self.mean = torch.tensor(state["mean"]) if "mean" in state else None
         self.std = torch.tensor(state["std"]) if "std" in state else None
+        start = state.get("warm_start")
+        self.head_start = None
+        if start is not None:
+            self.head_start = (torch.tensor(start["weight"]), torch.tensor(start["bias"]))
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         if self.in_features is None:
             raise ValueError("the bags plugin needs the feature width: load the data first")
         options = self.options_of(config)
-        return InstanceEncoder(self.in_features, options.hidden, options.chunk, self.mean, self.std)
+        return InstanceEncoder(
+            self.in_features, options.hidden, options.chunk, self.mean, self.std, self.head_start
+        )
 
     def load_item(
         self,

@@ -270,3 +270,25 @@ def test_load_item_reads_a_file_bag_into_memory(tmp_path):
         assert loaded.inputs.features is not None and loaded.labels == example.labels
         batch = plugin.collate([loaded])
         assert torch.equal(batch["features"][0], plugin.collate([example])["features"][0])
+
+
+@pytest.mark.parametrize(
+    ("pooling", "option", "size", "module"),
+    [("gabmil", "--attention-dim", 12, "V"), ("dsmil", "--query-dim", 6, None)],
+)
+def test_attention_sizes_are_run_options(tmp_path, pooling, option, size, module):
+    from negev.engine import load_model
+
+    run = tmp_path / "run"
+    demo = ["--set", "demo_train=8", "--set", "demo_val=4", "--set", "demo_test=4"]
+    demo += ["--set", "demo_min=20", "--set", "demo_max=40"]
+    common = ["train", "-m", "bags", "--epochs", "1", "--out", str(run), "-q", *demo]
+    result = CliRunner().invoke(app, [*common, "--pooling", pooling, option, str(size)])
+    assert result.exit_code == 0, result.output
+    _, config, model, _ = load_model(run)
+    assert getattr(config, option[2:].replace("-", "_")) == size
+    attend = model.head.attend
+    width = getattr(attend, module).out_features if module else attend.out_features - 1
+    assert width == size
+    result = CliRunner().invoke(app, [*common, "--overwrite", "--pooling", "maxmin", option, "3"])
+    assert result.exit_code != 0 and option[2:].replace("-", "_") in result.output

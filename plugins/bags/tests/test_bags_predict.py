@@ -18,7 +18,9 @@ SMALL = {"plugin": {"demo_train": 6, "demo_val": 2, "demo_test": 2, "demo_min": 
                     "demo_max": 40, "demo_dim": 8}}  # fmt: skip
 
 
-@pytest.mark.parametrize("pooling", ["wildcat", "lse"])
+@pytest.mark.parametrize(
+    "pooling", ["wildcat", "lse", "meanwildcat", "mimean", "abmil", "gabmil", "dsmil"]
+)
 def test_onnx_matches_the_model(pooling, tmp_path):
     examples = untrained_run(tmp_path / "run", "bags", {"pooling": pooling, **SMALL})
     assert_onnx_matches(tmp_path / "run", examples[:3], examples[3:9], tmp_path / "m.onnx")

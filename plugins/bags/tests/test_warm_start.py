@@ -1,0 +1,132 @@
+"""The bags plugin's default model: bag mean + gated WILDCAT of the deviations, started from the
+bag-mean logistic regression of the training bags (checked against scikit-learn), which never
+reads the validation or test bags."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from negev.engine import resolve_config
+from negev.engine.model import build_model
+from negev.nn import EvidenceHead, create_pool
+from negev_bags.encoders import EVIDENCE_START
+from negev_bags.pooling import mean_wildcat_pool
+
+
+def write_collection(folder, poison: bool = False, seed: int = 0):
+    """40 train, 8 val, 8 test bags of 2-9 instances of 5 features (on different scales); a
+    bag is positive when its mean is high on the first feature. ``poison``: the val and test
+    bags get other features and flipped labels."""
+    rng = np.random.default_rng(seed)
+    rows = [["bag", "label", "split"]]
+    for i in range(56):
+        split = "train" if i < 40 else "val" if i < 48 else "test"
+        x = rng.normal(size=(int(rng.integers(2, 10)), 5)) * [1, 10, 0.1, 1, 1] + [0, 5, 0, 0, 0]
+        label = int(x[:, 0].mean() + 0.3 * rng.normal() > 0)
+        if poison and split != "train":
+            x, label = rng.normal(size=(3, 5)) * 100, 1 - label
+        np.save(folder / f"b{i}.npy", x.astype(np.float32))
+        rows.append([f"b{i}.npy", str(label), split])
+    with open(folder / "bags.csv", "w", newline="") as file:
+        csv.writer(file).writerows(rows)
+    return folder / "bags.csv"
+
+
+def fitted_plugin(path, out, **options):
+    plugin, config = resolve_config({}, {"modality": "bags", "data": str(path), "out": str(out),
+                                         **options})  # fmt: skip
+    data = plugin.load_data(str(path), config.to_dict())
+    state = plugin.fit_state(data, config.to_dict())
+    plugin.load_state(state, config.to_dict())
+    return plugin, config, data, state
+
+
+def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path):
+    plugin, config, data, state = fitted_plugin(write_collection(tmp_path), tmp_path / "run")
+    assert config.pooling == "meanwildcat"
+    model = build_model(plugin, config, len(data.classes)).eval()
+    head = model.head
+    # the instance evidence starts as a small multiple of the baseline's instance scores
+    torch.testing.assert_close(head.proj.weight, EVIDENCE_START * head.attend.weight)
+    assert EVIDENCE_START <= 0.01 and not head.proj.bias.any()
+    with torch.no_grad():  # without it, the model is the baseline
+        head.proj.weight.zero_()
+    examples = data.train + data.val + data.test
+    with torch.no_grad():
+        ours = torch.cat([model(plugin.collate([e])).scores[:, 0] for e in examples]).numpy()
+    # reference: StandardScaler + LogisticRegression on the training bags' means, C by the log
+    # loss of a stratified, shuffled inner 5-fold CV (seed 0), scored on every bag's mean
+    means = np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in examples])
+    y = np.array([int(0 in e.labels) for e in data.train])
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
+        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        scoring="neg_log_loss",
+    ).fit(means[: len(data.train)], y)
+    assert state["warm_start"]["C"] == [search.best_params_["logisticregression__C"]]
+    np.testing.assert_allclose(ours, search.decision_function(means), atol=1e-4)
+
+
+def test_warm_start_never_reads_the_validation_or_test_bags(tmp_path):
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "poisoned").mkdir()
+    _, _, _, clean = fitted_plugin(write_collection(tmp_path / "clean"), tmp_path / "r1")
+    poisoned_csv = write_collection(tmp_path / "poisoned", poison=True)
+    _, _, data, poisoned = fitted_plugin(poisoned_csv, tmp_path / "r2")
+    assert max(float(e.inputs.load()[0].abs().max()) for e in data.test) > 50  # it is poisoned
+    assert poisoned == clean
+
+
+def test_other_poolings_and_hidden_layers_train_from_scratch(tmp_path):
+    path = write_collection(tmp_path)
+    for options in ({"pooling": "maxmin"}, {"plugin": {"hidden": (4,)}},
+                    {"plugin": {"warm_start": False}}):  # fmt: skip
+        _, _, _, state = fitted_plugin(path, tmp_path / "run", **options)
+        assert "warm_start" not in state
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(("kmax", "kmin", "alpha"), [(1, 1, 1.0), (0.3, 2, 0.7), (2, 0, 0.5)])
+def test_mean_wildcat_pool_is_the_formula(kmax, kmin, alpha, masked):
+    """Against a loop over samples: mean(a) + mean top-k+ (z - m) + alpha mean bottom-k- (z - m),
+    m = mean(z), over the valid regions, k a count or round(fraction * n) (at least 1)."""
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 3, 7, generator=generator, dtype=torch.float64)
+    linear = torch.randn(4, 3, 7, generator=generator, dtype=torch.float64)
+    mask = torch.rand(4, 7, generator=generator) > 0.3 if masked else torch.ones(4, 7, dtype=bool)
+    mask[:, 0] = True
+    got = mean_wildcat_pool(scores, linear, kmax, kmin, alpha, mask if masked else None)
+    for b in range(4):
+        for c in range(3):
+            z, a = scores[b, c][mask[b]], linear[b, c][mask[b]]
+            n = len(z)
+            high = max(1, round(kmax * n)) if kmax < 1 else min(kmax, n)
+            low = max(1, round(kmin * n)) if 0 < kmin < 1 else min(kmin, n)
+            d = (z - z.mean()).sort(descending=True).values
+            ends = d[:high].mean() + (alpha * d[n - low :].mean() if low else 0.0)
+            torch.testing.assert_close(got[b, c], a.mean() + ends)
+
+
+def test_mean_wildcat_head_is_the_bag_mean_model_at_zero_evidence_and_ignores_shifts():
+    head = EvidenceHead(4, 2, pool=create_pool("meanwildcat", kmax=0.2, alpha=1.0))
+    features, mask = torch.randn(3, 4, 10), torch.ones(3, 10, dtype=torch.bool)
+    mask[0, 6:] = False
+    means = (features * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True)  # (3, 4)
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+    torch.testing.assert_close(head(features, mask).scores, head.attend(means))
+    shift = torch.randn(3, 4, 1)  # one offset of every feature of each bag
+    with torch.no_grad():
+        head.proj.weight.normal_()
+    moved = head(features + shift, mask).scores - head(features, mask).scores
+    torch.testing.assert_close(moved, head.attend(shift[..., 0]) - head.attend.bias)
