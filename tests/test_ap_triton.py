@@ -10,11 +10,7 @@ seconds); on a GPU test_ap_svm_loss.py runs them on the device. Skipped without 
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -24,29 +20,15 @@ from hypothesis import given, settings
 
 from negev.nn.functional import _ap_search, _ap_triton, ap_svm_inference, ap_svm_loss
 from negev.testing import brute_force_ap_svm_loss, loop_ap_svm
+from tests.interpreter import in_interpreter, run_in_interpreter
 from tests.test_ap_svm_loss import small_ranking
 
 pytest.importorskip("triton")
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-in_interpreter = pytest.mark.skipif(not INTERPRETED, reason="run by test_interpreted_kernels")
-
 
 def test_interpreted_kernels():
     """Run this file's kernel tests in a child process under Triton's interpreter."""
-    if INTERPRETED:
-        pytest.skip("already in the interpreter")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
-        env=env,
-        cwd=Path(__file__).parents[1],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
-    assert " passed" in child.stdout and "failed" not in child.stdout
+    run_in_interpreter(__file__)
 
 
 def search_inputs(n: int, counts: list[int], seed: int):
@@ -160,7 +142,7 @@ def test_fused_bfloat16_equals_the_torch_path_on_the_same_values():
     scores = torch.randn(200, 4).bfloat16()
     targets = torch.rand(200, 4) < 0.3
     counts = targets.sum(0).tolist()
-    loss, grad = _ap_triton.inference(scores, targets, counts)
+    loss, grad = _ap_triton.inference(scores, targets, counts, max(counts), 200 - min(counts))
     with mock.patch.object(_ap_triton, "supports", return_value=False):
         expected_loss, expected_grad = ap_svm_inference(scores.double(), targets)
     torch.testing.assert_close(loss, expected_loss, atol=1e-12, rtol=0)

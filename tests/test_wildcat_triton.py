@@ -8,40 +8,22 @@ wildcat_pool itself takes the kernels and is compared with the CPU. Skipped with
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from negev.nn.functional import _wildcat_triton, wildcat_pool
 from negev.nn.functional._checks import count_valid, resolve_count
+from tests.interpreter import INTERPRETED, in_interpreter, run_in_interpreter
 
 wildcat = importlib.import_module("negev.nn.functional.wildcat")
 
 pytest.importorskip("triton")
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-in_interpreter = pytest.mark.skipif(not INTERPRETED, reason="run by test_interpreted_kernels")
-
 
 def test_interpreted_kernels():
     """Run this file's kernel tests in a child process under Triton's interpreter."""
-    if INTERPRETED:
-        pytest.skip("already in the interpreter")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
-        env=env,
-        cwd=Path(__file__).parents[1],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
-    assert " passed" in child.stdout and "failed" not in child.stdout
+    run_in_interpreter(__file__)
 
 
 def run_kernels(scores, kmax, kmin, alpha, mask=None, grad=None):

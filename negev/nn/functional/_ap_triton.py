@@ -369,12 +369,15 @@ if triton is not None:
         tl.store(grad_ptr + row * columns + column, grad, mask=inside)
 
 
-def inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
+def inference(
+    scores: Tensor, targets: Tensor, counts: list[int], p_max: int, q_max: int
+) -> tuple[Tensor, Tensor]:
     """Loss-augmented inference of the AP-SVM loss in a few launches (the GPU path).
 
     Args:
         scores: (N, C) float32 / float16 / bfloat16 (see :func:`supports_fused`). targets: (N, C)
-            bool. counts: the positives of each column, on the host.
+            bool. counts: the positives of each column, on the host. p_max, q_max: the largest
+            P and Q of the columns that have both (at least one does).
 
     Returns:
         As :func:`negev.nn.functional.ap_svm.ap_svm_inference`: loss (C,) float64 (NaN where a
@@ -382,14 +385,6 @@ def inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tenso
     """
     n, c = scores.shape
     device = scores.device
-    usable = [0 < p < n for p in counts]
-    if not any(usable):
-        return (
-            torch.full((c,), math.nan, dtype=torch.float64, device=device),
-            torch.zeros(n, c, dtype=torch.float64, device=device),
-        )
-    p_max = max(p for p, u in zip(counts, usable, strict=True) if u)
-    q_max = n - min(p for p, u in zip(counts, usable, strict=True) if u)
     counts_t = torch.tensor(counts, dtype=torch.int64).to(device, non_blocking=True)
     tiles = (c, triton.cdiv(n, _SLOT_TILE))
     key = torch.empty(c, n, dtype=torch.int64, device=device)

@@ -102,11 +102,6 @@ def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
 
 def _inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
     """:func:`ap_svm_inference` given the number of positives of each column (on the host)."""
-    if _ap_triton.supports_fused(scores):  # a GPU: keys, one sort, four kernels
-        try:
-            return _ap_triton.inference(scores.detach(), targets, counts)
-        except Exception as error:  # a failed compilation: the torch path from now on
-            _ap_triton.disable(error)
     device = scores.device
     n, c = scores.shape
     usable = [0 < p < n for p in counts]
@@ -117,6 +112,11 @@ def _inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tens
         )
     p_max = max(p for p, u in zip(counts, usable, strict=True) if u)
     q_max = n - min(p for p, u in zip(counts, usable, strict=True) if u)
+    if _ap_triton.supports_fused(scores):  # a GPU: keys, one sort, a few kernels
+        try:
+            return _ap_triton.inference(scores.detach(), targets, counts, p_max, q_max)
+        except Exception as error:  # a failed compilation: the torch path from now on
+            _ap_triton.disable(error)
 
     order = _positives_first(scores.detach(), targets)  # (C, N) original row of each slot
     ordered = scores.detach().t().gather(1, order).double()
