@@ -39,6 +39,13 @@ def check_finite_number(name: str, value: float) -> None:
         raise ValueError(f"{name} must be finite, got {value}")
 
 
+def check_wildcat_args(kmax: float | int, kmin: float | int | None, alpha: float) -> None:
+    """Validate WILDCAT's ``kmax`` (> 0), ``kmin`` (>= 0; None means kmax) and ``alpha``."""
+    check_count("kmax", kmax, allow_zero=False)
+    check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
+    check_finite_number("alpha", alpha)
+
+
 def flatten_regions(scores: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Check shapes and flatten the region dimensions.
 

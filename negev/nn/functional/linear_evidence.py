@@ -7,7 +7,7 @@ from torch import Tensor
 from negev.nn.functional._checks import flatten_regions
 from negev.nn.functional.wildcat import wildcat_pool
 
-__all__ = ["LINEAR_TERMS", "linear_evidence_pool"]
+__all__ = ["LINEAR_TERMS", "linear_evidence_pool", "linear_term"]
 
 LINEAR_TERMS = ("sum", "mean")
 
@@ -42,9 +42,22 @@ def linear_evidence_pool(
     Returns:
         (B, C) class scores, dtype and device of ``scores``.
     """
+    term = linear_term(scores, mask, linear)
+    extremes = wildcat_pool(scores, kmax, kmin, alpha, mask=mask, validate_args=validate_args)
+    return bias + term + gate * extremes
+
+
+def linear_term(scores: Tensor, mask: Tensor | None = None, linear: str = "sum") -> Tensor:
+    """The sum (``linear="sum"``) or the mean (``"mean"``) of the valid region scores.
+
+    Args:
+        scores: (B, C, *regions) float. mask: (B, *regions) bool or None (all valid).
+
+    Returns:
+        (B, C), dtype and device of ``scores``; a sample without valid region gives 0.
+    """
     if linear not in LINEAR_TERMS:
         raise ValueError(f"linear must be one of {', '.join(LINEAR_TERMS)}, got {linear!r}")
-    extremes = wildcat_pool(scores, kmax, kmin, alpha, mask=mask, validate_args=validate_args)
     flat, flat_mask = flatten_regions(scores, mask)
     if flat_mask is None:
         total, count = flat.sum(-1), flat.shape[-1]
@@ -52,5 +65,4 @@ def linear_evidence_pool(
         valid = flat_mask.unsqueeze(1)
         total = flat.masked_fill(~valid, 0.0).sum(-1)
         count = valid.sum(-1).clamp_min(1).to(flat.dtype)
-    term = total if linear == "sum" else total / count
-    return bias + term + gate * extremes
+    return total if linear == "sum" else total / count

@@ -24,7 +24,7 @@ from torch import Tensor
 from negev.nn.functional import _wildcat_triton
 from negev.nn.functional._checks import (
     check_count,
-    check_finite_number,
+    check_wildcat_args,
     count_valid,
     flatten_regions,
     raise_if_nan,
@@ -102,10 +102,8 @@ def wildcat_pool(
         ValueError: bad k or alpha, mismatched shapes, and with ``validate_args``, a sample
             without valid region or NaN among the valid scores.
     """
-    check_count("kmax", kmax, allow_zero=False)
+    check_wildcat_args(kmax, kmin, alpha)
     kmin = kmax if kmin is None else kmin
-    check_count("kmin", kmin, allow_zero=True)
-    check_finite_number("alpha", alpha)
     flat, flat_mask = flatten_regions(scores, mask)
     batch, classes, regions = flat.shape
     use_low = kmin != 0 and alpha != 0

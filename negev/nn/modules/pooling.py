@@ -21,7 +21,7 @@ from negev.nn.functional import (
     wildcat_pool,
     wildcat_selection,
 )
-from negev.nn.functional._checks import check_count, check_finite_number
+from negev.nn.functional._checks import check_finite_number, check_wildcat_args
 
 __all__ = [
     "AttentionPool",
@@ -48,9 +48,7 @@ class WildcatPool(nn.Module):
         validate_args: bool = True,
     ):
         super().__init__()
-        check_count("kmax", kmax, allow_zero=False)
-        check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
-        check_finite_number("alpha", alpha)
+        check_wildcat_args(kmax, kmin, alpha)
         self.kmax, self.kmin, self.alpha = kmax, kmin, alpha
         self.validate_args = validate_args
 
@@ -93,9 +91,7 @@ class LinearEvidencePool(nn.Module):
         validate_args: bool = True,
     ):
         super().__init__()
-        check_count("kmax", kmax, allow_zero=False)
-        check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
-        check_finite_number("alpha", alpha)
+        check_wildcat_args(kmax, kmin, alpha)
         if linear not in ("sum", "mean"):
             raise ValueError(f"linear must be 'sum' or 'mean', got {linear!r}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

@@ -27,19 +27,10 @@ from torch import Tensor, nn
 
 from negev.nn import register_pool
 from negev.nn.functional import wildcat_pool, wildcat_selection
-from negev.nn.functional._checks import check_count, check_finite_number, flatten_regions
+from negev.nn.functional._checks import check_wildcat_args
+from negev.nn.functional.linear_evidence import linear_term
 
 __all__ = ["MeanWildcatPool", "mean_wildcat_pool"]
-
-
-def _masked_mean(scores: Tensor, mask: Tensor | None) -> Tensor:
-    """(B, C, *regions) -> (B, C) mean over the valid regions."""
-    flat, flat_mask = flatten_regions(scores, mask)
-    if flat_mask is None:
-        return flat.mean(-1)
-    valid = flat_mask.unsqueeze(1)
-    count = valid.sum(-1).clamp_min(1).to(flat.dtype)
-    return flat.masked_fill(~valid, 0.0).sum(-1) / count
 
 
 def mean_wildcat_pool(
@@ -65,7 +56,7 @@ def mean_wildcat_pool(
     ends = wildcat_pool(scores, kmax, kmin, alpha, mask=mask, validate_args=validate_args)
     low = 0.0 if (kmax if kmin is None else kmin) == 0 else alpha  # no bottom end: no alpha
     # top_k(z - m) + alpha bottom_k(z - m) = top_k(z) + alpha bottom_k(z) - (1 + alpha) m
-    return _masked_mean(linear, mask) + ends - (1 + low) * _masked_mean(scores, mask)
+    return linear_term(linear, mask, "mean") + ends - (1 + low) * linear_term(scores, mask, "mean")
 
 
 class MeanWildcatPool(nn.Module):
@@ -87,9 +78,7 @@ class MeanWildcatPool(nn.Module):
         validate_args: bool = True,
     ):
         super().__init__()
-        check_count("kmax", kmax, allow_zero=False)
-        check_count("kmin", kmax if kmin is None else kmin, allow_zero=True)
-        check_finite_number("alpha", alpha)
+        check_wildcat_args(kmax, kmin, alpha)
         self.kmax, self.kmin, self.alpha = kmax, kmin, alpha
         self.validate_args = validate_args
 
