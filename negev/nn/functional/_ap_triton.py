@@ -40,6 +40,9 @@ _CANDIDATE_TILE = 32
 _MIN_STRIDE = 16
 _MAX_STRIDE = 128
 
+# Triton's interpreter runs the kernels on CPU tensors; it is chosen before Triton is imported.
+_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
 # Why the kernels were turned off in this process (a failed compilation), or None.
 disabled: str | None = None if triton is not None else "triton is not installed"
 
@@ -58,8 +61,7 @@ def disable(error: Exception) -> None:
 def supports(ordered: Tensor) -> bool:
     """Whether :func:`best_insertions` serves these (C, N) scores: CUDA (or Triton's interpreter,
     ``TRITON_INTERPRET=1``, on any device), with Triton working."""
-    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
-    return disabled is None and (ordered.is_cuda or interpreted)
+    return disabled is None and (ordered.is_cuda or _INTERPRETED)
 
 
 if triton is not None:
