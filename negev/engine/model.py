@@ -21,10 +21,12 @@ class EvidenceModel(nn.Module):
     float32 on float32 features.
     """
 
-    def __init__(self, encoder: nn.Module, head: EvidenceHead):
+    def __init__(self, encoder: nn.Module, head: EvidenceHead, started: bool = False):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        #: whether the encoder's ``init_head`` wrote a convex fit into the head (a warm start)
+        self.started = started
 
     def forward(self, inputs: Any) -> EvidenceOutput:
         features, mask = self.encoder(inputs)
@@ -34,12 +36,12 @@ class EvidenceModel(nn.Module):
 
 def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> EvidenceModel:
     """The plugin's encoder topped with the configured pooling head. An encoder with an
-    ``init_head(head)`` method (a convex warm start it carries, e.g. the bags plugin's bag-mean
-    logistic regression) initialises the head it is topped with."""
+    ``init_head(head) -> bool`` method (a convex warm start it carries, e.g. the bags plugin's
+    bag-mean logistic regression) initialises the head it is topped with; its answer (whether it
+    wrote a fit) is the model's ``started``, which the engine keeps as epoch 0."""
     encoder = plugin.build_encoder(config.to_dict())
     pool = create_pool(config.pooling, num_classes=num_classes, **config.pooling_params())
     head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)
     init_head = getattr(encoder, "init_head", None)
-    if init_head is not None:
-        init_head(head)
-    return EvidenceModel(encoder, head)
+    started = bool(init_head(head)) if init_head is not None else False
+    return EvidenceModel(encoder, head, started)

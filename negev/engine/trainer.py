@@ -289,7 +289,7 @@ def _train(
         )  # fmt: skip
 
     try:
-        if fresh and plugin.warm_start(config.to_dict()):
+        if fresh and (model.started or plugin.warm_start(config.to_dict())):
             best = _warm_start(
                 model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,
                 scaler, world, console, score,
@@ -362,19 +362,27 @@ def _warm_start(
     model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler, scaler, world,
     console, score,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """Fit the model's linear path convexly (:func:`~negev.engine.warm_start.linear_warm_start`,
-    every rank alike) and keep it as epoch 0, the best so far: training can only improve on it
-    on validation. None when the model has no linear path."""
-    start = linear_warm_start(model, loader, data, monitor, config.batch_size, config.seed)
-    if start is None:
-        console.print("warm start: the model has no linear path (a table encoder under "
-                      "sumwildcat or gapwildcat); training from scratch")  # fmt: skip
-        return None
+    """Keep a convex warm start as epoch 0, the best so far: training can only improve on it on
+    validation. The start is the encoder's own (``model.started``: its ``init_head`` wrote a fit
+    it carries, e.g. the bags plugin's bag-mean logistic regression) or else the fit of the
+    model's linear path (:func:`~negev.engine.warm_start.linear_warm_start`, every rank alike).
+    None when there is neither."""
+    if model.started:
+        source = "the encoder's convex fit"
+        fitted = {"warm_start": "encoder"}
+    else:
+        start = linear_warm_start(model, loader, data, monitor, config.batch_size, config.seed)
+        if start is None:
+            console.print("warm start: the model has no linear path (a table encoder under "
+                          "sumwildcat or gapwildcat); training from scratch")  # fmt: skip
+            return None
+        source = f"logistic regression C={start.C:g}"
+        fitted = {"warm_start_C": start.C}
     if not world.main:
         return None
     scores, _ = score("val")
     val = classification_metrics(scores, data.val, len(data.classes), data.multilabel)
-    record = {"epoch": 0, "warm_start_C": start.C, **{f"val_{k}": v for k, v in val.items()}}
+    record = {"epoch": 0, **fitted, **{f"val_{k}": v for k, v in val.items()}}
     append_line(run_dir / METRICS, json.dumps(record))
     best = {"checkpoint": "checkpoint-0000", "epoch": 0, "monitor": monitor,
             "value": val[monitor], "val": val}  # fmt: skip
@@ -388,7 +396,7 @@ def _warm_start(
     }
     save_checkpoint(run_dir, 0, model, {**meta, "epoch": 0}, state, best=_pointer(best),
                     keep=config.keep)  # fmt: skip
-    console.print(f"epoch 0 (warm start, logistic regression C={start.C:g}): val {monitor} "
+    console.print(f"epoch 0 (warm start, {source}): val {monitor} "
                   f"{val[monitor]:.4f} (best)")  # fmt: skip
     return best
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from negev.plugins import RegionEncoder
 from negev_bags.pooling import MeanWildcatPool
 
-__all__ = ["InstanceEncoder", "Standardize", "selective_recompute"]
+__all__ = ["Beside", "InstanceEncoder", "Standardize", "selective_recompute"]
 
 #: The head's instance evidence z starts at this multiple of the bag-mean model's instance scores
 #: (``meanwildcat``): at exactly 0 every instance ties and the top-k / bottom-k selection is
@@ -97,20 +97,33 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class Beside(nn.Module):
+    """``cat([x, body(x)], -1)``: (N, d) -> (N, d + D), the input kept beside the body's output
+    (a linear reader of the result holds a linear reader of ``x`` as a special case)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.body(x)], dim=-1)
+
+
 class InstanceEncoder(RegionEncoder):
     """Instance MLP: optional standardisation (``mean``, ``std`` (d,) of the training instances),
     then ``hidden`` Linear + ReLU layers (none and no scaling: identity, the instance features are
     the region features; the head's 1x1 projection is then a linear instance scorer, and average
-    pooling the linear model on bag means).
+    pooling the linear model on bag means). ``skip``: the (standardised) features are kept beside
+    the MLP's output, regions ``[x, MLP(x)]``, so that the linear scorer stays a special case.
 
     ``forward({"features": (B, N, d) float32 zero-padded, "mask": (B, N) bool}) ->
-    (features (B, D, N), mask (B, N))`` with D = ``hidden[-1]`` (or d). More than ``chunk``
-    instances in a batch: computed in chunks with :func:`selective_recompute` when training, in
-    chunks under no_grad otherwise.
+    (features (B, D, N), mask (B, N))`` with D = ``hidden[-1]`` (``d + hidden[-1]`` with
+    ``skip``; d without hidden layers). More than ``chunk`` instances in a batch: computed in
+    chunks with :func:`selective_recompute` when training, in chunks under no_grad otherwise.
 
     ``head_start``: a linear scorer on the raw features, weight (C, d) and bias (C,) (the
     bag-mean logistic regression, :mod:`negev_bags.warm_start`), that :meth:`init_head` writes
-    into the head when the model is built; only without hidden layers.
+    into the head when the model is built; without hidden layers or with ``skip``.
     """
 
     def __init__(
@@ -121,10 +134,13 @@ class InstanceEncoder(RegionEncoder):
         mean: Tensor | None = None,
         std: Tensor | None = None,
         head_start: tuple[Tensor, Tensor] | None = None,
+        skip: bool = False,
     ):
         super().__init__()
-        if head_start is not None and hidden:
-            raise ValueError("head_start is a linear scorer on the features: only without hidden")
+        if head_start is not None and hidden and not skip:
+            raise ValueError(
+                "head_start is a linear scorer on the features: only without hidden or with skip"
+            )
         if in_features < 1 or any(h < 1 for h in hidden) or chunk < 1:
             raise ValueError(
                 f"in_features, hidden sizes and chunk must be >= 1, got {in_features}, "
@@ -134,39 +150,52 @@ class InstanceEncoder(RegionEncoder):
         if mean is not None and std is not None:
             layers.append(Standardize(mean, std))
         width = in_features
+        mlp: list[nn.Module] = []
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            mlp += [nn.Linear(width, size), nn.ReLU()]
             width = size
+        if skip and hidden:
+            layers.append(Beside(nn.Sequential(*mlp)))
+            width += in_features
+        else:
+            layers += mlp
         self.net = nn.Sequential(*layers)
         self.in_features, self.out_channels, self.chunk = in_features, width, chunk
         self.head_start = head_start
 
     @torch.no_grad()
-    def init_head(self, head: nn.Module) -> None:
+    def init_head(self, head: nn.Module) -> bool:
         """Write ``head_start`` into an :class:`~negev.nn.EvidenceHead` over this encoder (the
         engine calls it when it builds the model): the linear instance model ``<weight[c], x> +
         bias[c]`` on the raw features x (the standardisation folded in) goes into the pooling's
         linear module where it has one (``meanwildcat``: its bag-mean term; the head's instance
         evidence then starts at :data:`EVIDENCE_START` times it), else into the head's
         projection (every map of class c; ``gap``).
-        Nothing without ``head_start``."""
+        Nothing without ``head_start``. Returns whether a fit was written."""
         if self.head_start is None:
-            return
+            return False
         weight, bias = (t.double() for t in self.head_start)
-        if len(self.net):  # z = <w, x> + b = <w * std, (x - mean) / std> + <w, mean> + b
-            scaling = self.net[0]
+        scaling = self.net[0] if len(self.net) else None
+        if isinstance(scaling, Standardize):
+            # z = <w, x> + b = <w * std, (x - mean) / std> + <w, mean> + b
             bias = bias + weight @ scaling.mean.double()
             weight = weight * scaling.std.double()
+        d, maps = weight.shape[1], head.class_wise.num_maps
         if isinstance(head.pool, MeanWildcatPool):
-            head.attend.weight.copy_(weight)
+            # with skip, the features are [x, MLP(x)]: the fit reads the first d; the evidence
+            # reads the MLP part at EVIDENCE_START times its default initialisation
+            hidden = head.proj.weight[:, d:] * EVIDENCE_START
+            head.attend.weight.zero_()
+            head.attend.weight[:, :d] = weight
             head.attend.bias.copy_(bias)
-            maps = head.class_wise.num_maps
-            head.proj.weight.copy_(EVIDENCE_START * weight.repeat_interleave(maps, dim=0))
+            head.proj.weight[:, :d] = EVIDENCE_START * weight.repeat_interleave(maps, dim=0)
+            head.proj.weight[:, d:] = hidden
             head.proj.bias.zero_()
-            return
-        maps = head.class_wise.num_maps
-        head.proj.weight.copy_(weight.repeat_interleave(maps, dim=0))
+            return True
+        head.proj.weight.zero_()  # gap: exactly the baseline
+        head.proj.weight[:, :d] = weight.repeat_interleave(maps, dim=0)
         head.proj.bias.copy_(bias.repeat_interleave(maps, dim=0))
+        return True
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         x, mask = inputs["features"], inputs["mask"]

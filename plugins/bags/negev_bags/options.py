@@ -18,7 +18,14 @@ class BagsOptions:
     format: Literal["files", "table"] = option(
         "files", "files (a CSV bag,label[,split] of bag files) or table (a row per instance)"
     )
-    hidden: tuple[int, ...] = option((), "instance MLP sizes, e.g. 256,128; none: a linear scorer")
+    hidden: tuple[int, ...] = option(
+        (64,), "instance MLP sizes, e.g. 256,128; '' (none): a linear scorer on the features"
+    )
+    skip: bool = option(
+        True,
+        "with hidden layers, keep the (standardised) features beside the MLP's output: regions "
+        "[x, MLP(x)], the linear scorer (and the warm start) a special case",
+    )
     standardize: bool = option(True, "scale features by the training instances' mean / std")
     warm_start: bool = option(
         True,

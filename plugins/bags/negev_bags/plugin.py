@@ -33,11 +33,12 @@ class BagsPlugin(ModalityPlugin):
     instances ``bag id, label, features...``. No ``--data`` (or ``demo``): generated slides
     labelled "tumour AND NOT artefact". Plugin options: :class:`~negev_bags.options.BagsOptions`.
 
-    Default model: ``meanwildcat`` over the (standardised) instance features: a linear bag-mean
-    model plus WILDCAT (top / bottom 2%) of linear instance evidence read against the bag's own
-    mean. The bag-mean model starts at the logistic regression on the training bags' means
-    (:mod:`negev_bags.warm_start`) and the evidence at 1% of its instance scores: the first MIL
-    baseline is the starting model, and training adds negative evidence to it.
+    Default model: ``meanwildcat`` over the (standardised) instance features beside a one-layer
+    MLP of them (``[x, MLP(x)]``): a linear bag-mean model plus WILDCAT (top / bottom 2%) of
+    instance evidence read against the bag's own mean. The bag-mean model starts at the logistic
+    regression on the training bags' means (:mod:`negev_bags.warm_start`) and the evidence at 1%
+    of its instance scores: the first MIL baseline is the starting model (kept by the engine as
+    epoch 0), and training adds negative evidence to it.
     """
 
     name = "bags"
@@ -90,7 +91,7 @@ class BagsPlugin(ModalityPlugin):
         """The feature width, the mean / std of the training instances (of the first
         ``stats_bags`` training bags) when ``standardize``, and ``warm_start``: the bag-mean
         logistic regression of the training split (:func:`~negev_bags.warm_start.bag_mean_start`)
-        for a linear scorer (no ``hidden``) under a pooling in
+        for a model holding a linear scorer (no ``hidden``, or ``skip``) under a pooling in
         :data:`~negev_bags.warm_start.MEAN_POOLINGS`, when the option ``warm_start`` is on."""
         options = self.options_of(config)
         bags = data.train[: options.stats_bags]
@@ -99,7 +100,8 @@ class BagsPlugin(ModalityPlugin):
         if options.standardize:
             features = (example.inputs.load()[0] for example in bags)
             state.update(ChannelStats.fit(features, channel_dim=-1).to_dict())
-        if options.warm_start and not options.hidden and config.get("pooling") in MEAN_POOLINGS:
+        linear = not options.hidden or options.skip  # the linear scorer is a special case
+        if options.warm_start and linear and config.get("pooling") in MEAN_POOLINGS:
             state["warm_start"] = bag_mean_start(data, int(config.get("seed", 0)))
         return state
 
@@ -118,8 +120,9 @@ class BagsPlugin(ModalityPlugin):
             raise ValueError("the bags plugin needs the feature width: load the data first")
         options = self.options_of(config)
         return InstanceEncoder(
-            self.in_features, options.hidden, options.chunk, self.mean, self.std, self.head_start
-        )
+            self.in_features, options.hidden, options.chunk, self.mean, self.std,
+            head_start=self.head_start, skip=options.skip,
+        )  # fmt: skip
 
     def load_item(
         self,

@@ -152,10 +152,13 @@ def _grads(model, x, mask):
         ("dsmil", {"query_dim": 8}),
     ],
 )
-def test_chunked_encoder_gives_the_plain_gradients(pooling, params):
+@pytest.mark.parametrize("skip", [False, True])
+def test_chunked_encoder_gives_the_plain_gradients(pooling, params, skip):
     torch.manual_seed(0)
-    encoder = InstanceEncoder(6, (16, 8), chunk=10**6, mean=torch.randn(6), std=torch.rand(6) + 1)
-    head = EvidenceHead(8, 2, pool=create_pool(pooling, **params))
+    encoder = InstanceEncoder(
+        6, (16, 8), chunk=10**6, mean=torch.randn(6), std=torch.rand(6) + 1, skip=skip
+    )
+    head = EvidenceHead(encoder.out_channels, 2, pool=create_pool(pooling, **params))
     model = torch.nn.ModuleList([encoder, head])
     x = torch.randn(2, 500, 6)
     mask = torch.arange(500) < torch.tensor([[500], [321]])
@@ -189,9 +192,13 @@ def test_collate_masks_bags_of_different_sizes():
     sizes = [e.inputs.size for e in examples]
     assert batch["features"].shape == (3, max(sizes), 4)
     assert batch["mask"].sum(1).tolist() == sizes
-    encoder = plugin.build_encoder({"plugin": {"hidden": "5"}})
+    encoder = plugin.build_encoder({"plugin": {"hidden": "5", "skip": "false"}})
     features, mask = encoder(batch)
     assert features.shape == (3, 5, max(sizes)) and torch.equal(mask, batch["mask"])
+    beside = plugin.build_encoder({"plugin": {"hidden": "5"}})  # skip: [x, MLP(x)]
+    both, _ = beside(batch)
+    assert both.shape == (3, 4 + 5, max(sizes))
+    torch.testing.assert_close(both[:, :4], batch["features"].transpose(1, 2))
     alone = encoder(plugin.collate(examples[:1]))[0]
     assert torch.allclose(alone[0], features[0, :, : sizes[0]], atol=1e-6)
 

@@ -49,13 +49,21 @@ def fitted_plugin(path, out, **options):
     return plugin, config, data, state
 
 
-def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path):
-    plugin, config, data, state = fitted_plugin(write_collection(tmp_path), tmp_path / "run")
+@pytest.mark.parametrize("hidden", [(), (4,)])
+def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidden):
+    """Linear scorer, or an MLP whose input is kept beside it (``skip``, the default)."""
+    plugin, config, data, state = fitted_plugin(
+        write_collection(tmp_path), tmp_path / "run", plugin={"hidden": hidden}
+    )
     assert config.pooling == "meanwildcat"
     model = build_model(plugin, config, len(data.classes)).eval()
-    head = model.head
-    # the instance evidence starts as a small multiple of the baseline's instance scores
-    torch.testing.assert_close(head.proj.weight, EVIDENCE_START * head.attend.weight)
+    assert model.started
+    head, d = model.head, 5
+    assert head.proj.weight.shape[1] == d + sum(hidden[-1:])
+    # the baseline reads the features only; the instance evidence starts as a small multiple of
+    # the baseline's instance scores (and of a default initialisation on the MLP part)
+    assert not head.attend.weight[:, d:].any()
+    torch.testing.assert_close(head.proj.weight[:, :d], EVIDENCE_START * head.attend.weight[:, :d])
     assert EVIDENCE_START <= 0.01 and not head.proj.bias.any()
     with torch.no_grad():  # without it, the model is the baseline
         head.proj.weight.zero_()
@@ -88,7 +96,7 @@ def test_warm_start_never_reads_the_validation_or_test_bags(tmp_path):
 
 def test_other_poolings_and_hidden_layers_train_from_scratch(tmp_path):
     path = write_collection(tmp_path)
-    for options in ({"pooling": "maxmin"}, {"plugin": {"hidden": (4,)}},
+    for options in ({"pooling": "maxmin"}, {"plugin": {"hidden": (4,), "skip": False}},
                     {"plugin": {"warm_start": False}}):  # fmt: skip
         _, _, _, state = fitted_plugin(path, tmp_path / "run", **options)
         assert "warm_start" not in state
@@ -130,3 +138,28 @@ def test_mean_wildcat_head_is_the_bag_mean_model_at_zero_evidence_and_ignores_sh
         head.proj.weight.normal_()
     moved = head(features + shift, mask).scores - head(features, mask).scores
     torch.testing.assert_close(moved, head.attend(shift[..., 0]) - head.attend.bias)
+
+
+def test_engine_keeps_the_bag_mean_start_as_epoch_zero(tmp_path):
+    """The start the encoder writes is a candidate of best-epoch selection like the core's linear
+    warm start: training that cannot change the model (lr 1e-12) keeps epoch 0, and its val
+    record is the started model's (evidence at EVIDENCE_START)."""
+    import json
+
+    from negev.engine import train
+
+    path = write_collection(tmp_path)
+    plugin, config, data, _ = fitted_plugin(path, tmp_path / "run", epochs=2, lr=1e-12,
+                                            weight_decay=0.0)  # fmt: skip
+    result = train(plugin, config, quiet=True)
+    assert result.best_epoch == 0
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert records[0]["warm_start"] == "encoder"
+    # without a start (warm_start off) the run trains from scratch: no epoch 0
+    _, config, _, _ = fitted_plugin(path, tmp_path / "cold", epochs=1,
+                                    plugin={"warm_start": False})  # fmt: skip
+    train(plugin, config, quiet=True, evaluate_test=False)
+    lines = (tmp_path / "cold" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
