@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from negev.nn import register_pool
-from negev.nn.functional import wildcat_pool, wildcat_selection
-from negev.nn.functional._checks import check_wildcat_args
+from negev.nn import WildcatPool, register_pool
+from negev.nn.functional import wildcat_pool
 from negev.nn.functional.linear_evidence import linear_term
 
 __all__ = ["MeanWildcatPool", "mean_wildcat_pool"]
@@ -59,9 +58,11 @@ def mean_wildcat_pool(
     return linear_term(linear, mask, "mean") + ends - (1 + low) * linear_term(scores, mask, "mean")
 
 
-class MeanWildcatPool(nn.Module):
+class MeanWildcatPool(WildcatPool):
     """:func:`mean_wildcat_pool`; the bag-mean model's instance terms come from the pooling's
-    attention module (Linear(D, C), registered by :class:`~negev.nn.EvidenceHead`).
+    attention module (Linear(D, C), registered by :class:`~negev.nn.EvidenceHead`). The
+    arguments, their checks and :meth:`selection` (the regions of the WILDCAT term) are
+    :class:`~negev.nn.WildcatPool`'s.
 
     ``forward(scores (B, C, *regions), mask (B, *regions) bool | None, attention (B, C,
     *regions)) -> (B, C)``.
@@ -77,10 +78,7 @@ class MeanWildcatPool(nn.Module):
         *,
         validate_args: bool = True,
     ):
-        super().__init__()
-        check_wildcat_args(kmax, kmin, alpha)
-        self.kmax, self.kmin, self.alpha = kmax, kmin, alpha
-        self.validate_args = validate_args
+        super().__init__(kmax, kmin, alpha, validate_args=validate_args)
 
     def attention_module(self, in_channels: int, num_classes: int) -> nn.Module:
         """The bag-mean model's linear instance terms ``<u_c, x_h> + c_c``: (..., D) -> (..., C)."""
@@ -95,14 +93,6 @@ class MeanWildcatPool(nn.Module):
             scores, attention, self.kmax, self.kmin, self.alpha, mask,
             validate_args=self.validate_args,
         )  # fmt: skip
-
-    def selection(self, scores: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(high, low) bool masks (B, C, *regions) of the regions of the WILDCAT term."""
-        kmin = 0 if self.alpha == 0 else self.kmin
-        return wildcat_selection(scores, self.kmax, kmin, mask=mask)
-
-    def extra_repr(self) -> str:
-        return f"kmax={self.kmax}, kmin={self.kmin}, alpha={self.alpha}"
 
 
 @register_pool("meanwildcat", summary="bag-mean linear model + WILDCAT of the evidence - its mean")
