@@ -53,7 +53,9 @@ def test_search_never_reads_the_test_split(tmp_path):
 
 
 def test_search_records_trials_and_keeps_the_best_on_validation(tmp_path):
-    plugin, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run")})
+    # start_margin 0: the plain best trial (the one-SE rule: tests/test_selection.py)
+    options = {**FAST, "out": str(tmp_path / "run"), "start_margin": 0.0}
+    plugin, config = resolve_config({}, options)
     result = search(plugin, config, trials=3, quiet=True)
     run = tmp_path / "run"
     lines = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]

@@ -175,8 +175,10 @@ def test_best_epoch_can_be_the_warm_start(tmp_path):
 
 
 def test_best_epoch_is_chosen_among_epoch_zero_and_training(tmp_path):
+    """start_margin 0: the plain best epoch (the one-SE rule: tests/test_selection.py)."""
     plugin = HashedTokensPlugin()
-    _, config = resolve_config({}, {**FAST, "out": str(tmp_path / "run"), "lr": 0.3})
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 0.3, "start_margin": 0.0}
+    _, config = resolve_config({}, options)
     result = train(plugin, config, quiet=True, evaluate_test=False)
     records = _records(tmp_path / "run")
     values = [r["val_mAP"] for r in records]

@@ -54,7 +54,11 @@ class RunConfig:
 
     Model selection: ``monitor`` names the validation metric (higher is better) that picks the
     ``best`` checkpoint (None: ``mAP`` for multi-label data, ``accuracy`` otherwise);
-    ``patience`` stops after that many epochs without a better value (None: never).
+    ``patience`` stops after that many epochs without a better value (None: never). Where epoch
+    0 is a convex warm start (the linear baseline), a trained epoch replaces it only when it is
+    ahead on validation by more than ``start_margin`` bootstrap standard errors of the paired
+    difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain);
+    ``negev tune`` holds its trials to the same margin against its first trial (the defaults).
 
     Speed: ``workers`` DataLoader worker processes (None: from the CPU count, 0: in-process),
     ``precision`` ``fp32``, ``bf16`` or ``fp16`` (autocast of the encoder; pooling and losses in
@@ -95,6 +99,7 @@ class RunConfig:
     weights: str | None = None
     monitor: str | None = None
     patience: int | None = None
+    start_margin: float = 1.0
     workers: int | None = None
     precision: str = "fp32"
     threads: int | None = None
@@ -179,6 +184,8 @@ class RunConfig:
             raise ValueError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs!r}")
+        if not self.start_margin >= 0:
+            raise ValueError(f"start_margin must be >= 0, got {self.start_margin!r}")
         if self.clip_grad is not None and not self.clip_grad > 0:
             raise ValueError(f"clip_grad must be > 0, got {self.clip_grad!r}")
         if self.monitor is not None and not isinstance(self.monitor, str):
@@ -199,7 +206,7 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None
 SEED_MAX = 2**32 - 1
 FLOAT_OPTIONS = (
     "lr", "weight_decay", "kmax", "kmin", "alpha", "beta_pos", "beta_neg", "backbone_lr_mult",
-    "warmup_epochs", "clip_grad",
+    "warmup_epochs", "clip_grad", "start_margin",
 )  # fmt: skip
 # what each plain type of an option's annotation accepts, and its name in messages
 _KINDS: dict[type, tuple[str, Callable[[Any], bool]]] = {

@@ -4,7 +4,10 @@ Optuna's TPE sampler (seeded) proposes each trial from this space; every trial i
 run of :func:`~negev.engine.train` with ``evaluate_test=False`` (the test split is never
 collated nor scored) and early stopping (``patience``), scored by its best validation value of
 the run's ``monitor``. The first trial is the configuration as given (the plugin's defaults,
-the config file, the command line), so the search can only keep or beat it on validation.
+the config file, the command line), so the search can only keep or beat it on validation; the
+best trial replaces it only when ahead by more than ``start_margin`` bootstrap standard errors of
+the paired difference on the validation split (:mod:`negev.engine.selection`: the one-SE rule;
+the best of many trials is ahead of the first by chance alone on a small split).
 
 ========================= ===================================================================
 parameter                 values
@@ -43,6 +46,7 @@ from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run, write_fi
 from negev.engine.config import RunConfig
 from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
+from negev.engine.selection import beats_reference
 from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.errors import ConfigError, NegevError
 from negev.nn import POOLINGS as POOL_REGISTRY
@@ -169,7 +173,7 @@ def _search(
         for name in ("trials.jsonl", "trials.md"):
             (run_dir / name).unlink(missing_ok=True)
     # Read the data once up front: bad items stop here, before any trial, with their reasons.
-    prepare_data(plugin, config, run_dir, required=("train", "val"))
+    data = prepare_data(plugin, config, run_dir, required=("train", "val"))
     if encoders is None:
         encoders = tuple(getattr(plugin, "search_encoders", ()))
     current = str(config.plugin.get("encoder", ""))
@@ -179,6 +183,7 @@ def _search(
     trial_root.mkdir(parents=True, exist_ok=True)
     records: list[TrialRecord] = []
     monitor = {"name": None}
+    val_scores: dict[int, Any] = {}  # trial number -> its kept epoch's validation scores (N, C)
 
     poolings = POOLINGS + ((config.pooling,) if config.pooling in LINEAR_POOLINGS else ())
 
@@ -204,6 +209,7 @@ def _search(
             console.print(f"trial {trial.number}: failed ({exc})", highlight=False)
             raise optuna.TrialPruned() from exc
         monitor["name"] = result.monitor
+        val_scores[trial.number] = result.val_scores
         value = result.best_value if result.best_value is not None else math.nan
         record = TrialRecord(
             trial.number, shown, value, result.best_epoch, _epochs_run(out), result.val_metrics,
@@ -227,6 +233,7 @@ def _search(
     if not done:
         raise NegevError(f"every trial failed; see {trial_root}")
     best = max(done, key=lambda r: (r.value, -r.number))  # ties: the earlier trial
+    best = _one_se(best, done, val_scores, data, monitor["name"], config, console)
     _adopt(Path(best.run), run_dir)
     for record in records:
         if record.run != best.run:
@@ -238,6 +245,31 @@ def _search(
         metrics = evaluate(run_dir, "test", device=config.device).metrics
         write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return SearchResult(run_dir, best, records, monitor["name"], metrics)
+
+
+def _one_se(
+    best: TrialRecord, done: list[TrialRecord], val_scores: dict[int, Any], data,
+    monitor: str, config: RunConfig, console: Console,
+) -> TrialRecord:  # fmt: skip
+    """The first trial (the configuration as given) unless ``best`` is ahead of it on validation
+    by more than ``config.start_margin`` standard errors (:func:`beats_reference`)."""
+    first = next((r for r in done if r.number == 0), None)
+    if first is None or best is first:
+        return best
+    scores, reference = val_scores.get(best.number), val_scores.get(0)
+    if scores is None or reference is None:
+        return best
+    num_classes = len(data.classes)
+    if beats_reference(
+        best.value, first.value, scores, reference, data.val, num_classes, data.multilabel,
+        monitor, config.start_margin, config.seed,
+    ):  # fmt: skip
+        return best
+    console.print(
+        f"trial {best.number} (val {monitor} {best.value:.4f}) is not ahead of trial 0 "
+        f"({first.value:.4f}) by {config.start_margin:g} standard error(s): keeping trial 0"
+    )
+    return first
 
 
 def _as_point(config: RunConfig, encoders: tuple[str, ...]) -> dict[str, Any]:
@@ -297,6 +329,9 @@ def _write_trials(
     write_file(run_dir / "trials.jsonl", "".join(json.dumps(asdict(r)) + "\n" for r in records))
     lines = [
         f"# Search: {len(records)} trials, chosen by validation {monitor}",
+        "",
+        "Trial 0 is the configuration as given; another trial is chosen only when ahead of it by "
+        "more than `start_margin` bootstrap standard errors (the one-SE rule).",
         "",
         f"| trial | val {monitor} | best epoch | epochs run | seconds | options |",
         "|---|---|---|---|---|---|",

@@ -42,6 +42,7 @@ from negev.engine.model import EvidenceModel, build_model
 from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
+from negev.engine.selection import beats_reference
 from negev.engine.warm_start import linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
@@ -81,6 +82,8 @@ class TrainResult:
             :mod:`negev.engine.warm_start`) kept as ``best`` and its monitored value.
         monitor: the validation metric that picked it.
         val_metrics: every validation metric of that epoch.
+        val_scores: that epoch's class scores (N, C) float32 on the validation split, in the
+            split's order (None when no epoch was kept, and on ranks other than 0).
     """
 
     run_dir: Path
@@ -89,6 +92,7 @@ class TrainResult:
     best_value: float | None = None
     monitor: str | None = None
     val_metrics: dict[str, float] = field(default_factory=dict)
+    val_scores: Tensor | None = None
 
 
 def monitor_name(config: RunConfig, multilabel: bool) -> str:
@@ -263,9 +267,9 @@ def _train(
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, plan.steps_per_epoch)
     scaler = grad_scaler(device, config.precision)
-    start_epoch, best = 0, None
+    start_epoch, best, kept = 0, None, _Kept()
     if not fresh:
-        start_epoch, best = _restore(
+        start_epoch, best, kept = _restore(
             run_dir, plugin, config, data, model, optimizer, scheduler, scaler
         )
     elif world.main:
@@ -290,7 +294,7 @@ def _train(
 
     try:
         if fresh and (model.started or plugin.warm_start(config.to_dict())):
-            best = _warm_start(
+            best, kept = _warm_start(
                 model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,
                 scaler, world, console, score,
             )  # fmt: skip
@@ -308,9 +312,15 @@ def _train(
                 record.update({f"val_{k}": v for k, v in val.items()})
                 append_line(run_dir / METRICS, json.dumps(record))
                 improved = _better(val[monitor], best and best["value"])
+                if improved and kept.start is not None:  # the one-SE rule against the start
+                    improved = beats_reference(
+                        val[monitor], kept.start_value, scores, kept.start, data.val,
+                        num_classes, data.multilabel, monitor, config.start_margin, config.seed,
+                    )  # fmt: skip
                 if improved:
                     best = {"checkpoint": f"checkpoint-{epoch + 1:04d}", "epoch": epoch + 1}
                     best.update({"monitor": monitor, "value": val[monitor], "val": val})
+                    kept.best = scores
                 state = {
                     "epoch": epoch,
                     "optimizer": optimizer.state_dict(),
@@ -318,14 +328,15 @@ def _train(
                     "scaler": scaler.state_dict(),
                     "rng": torch.get_rng_state(),
                     "best": json.dumps(best),
+                    **kept.state(),
                 }
                 save_checkpoint(
                     run_dir, epoch + 1, model, {**meta, "epoch": epoch + 1}, state,
                     best=_pointer(best) if improved else None, keep=config.keep,
                 )  # fmt: skip
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
-                kept = " (best)" if improved else ""
-                console.print(f"epoch {epoch + 1}/{config.epochs}: {shown}{kept}")
+                mark = " (best)" if improved else ""
+                console.print(f"epoch {epoch + 1}/{config.epochs}: {shown}{mark}")
             if world.size > 1:
                 best = _broadcast(best)
 
@@ -355,17 +366,40 @@ def _train(
         best_value=best and best["value"],
         monitor=monitor,
         val_metrics=(best or {}).get("val", {}),
+        val_scores=kept.best if best is not None else None,
     )
+
+
+@dataclass
+class _Kept:
+    """Validation scores (N, C) the run keeps in memory and in every checkpoint's state: the
+    convex warm start's (``start``, with its monitored value; the reference of the one-SE rule)
+    and the best epoch's (``best``, :attr:`TrainResult.val_scores`)."""
+
+    start: Tensor | None = None
+    start_value: float = math.nan
+    best: Tensor | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {"kept_scores": {"start": self.start, "start_value": self.start_value,
+                                "best": self.best}}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Kept:
+        """From a checkpoint's state (empty for a checkpoint written before they were kept)."""
+        return cls(**state.get("kept_scores", {}))
 
 
 def _warm_start(
     model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler, scaler, world,
     console, score,
-) -> dict[str, Any] | None:  # fmt: skip
+) -> tuple[dict[str, Any] | None, _Kept]:  # fmt: skip
     """Keep a convex warm start as epoch 0, the best so far: training can only improve on it on
-    validation. The start is the encoder's own (``model.started``: its ``init_head`` wrote a fit
-    it carries, e.g. the bags plugin's bag-mean logistic regression) or else the fit of the
-    model's linear path (:func:`~negev.engine.warm_start.linear_warm_start`, every rank alike).
+    validation, and by more than ``config.start_margin`` standard errors (its validation scores
+    are kept for that comparison). The start is the encoder's own (``model.started``: its
+    ``init_head`` wrote a fit it carries, e.g. the bags plugin's bag-mean logistic regression) or
+    else the fit of the model's linear path (:func:`~negev.engine.warm_start.linear_warm_start`,
+    every rank alike).
     None when there is neither."""
     if model.started:
         source = "the encoder's convex fit"
@@ -375,17 +409,18 @@ def _warm_start(
         if start is None:
             console.print("warm start: the model has no linear path (a table encoder under "
                           "sumwildcat or gapwildcat); training from scratch")  # fmt: skip
-            return None
+            return None, _Kept()
         source = f"logistic regression C={start.C:g}"
         fitted = {"warm_start_C": start.C}
     if not world.main:
-        return None
+        return None, _Kept()
     scores, _ = score("val")
     val = classification_metrics(scores, data.val, len(data.classes), data.multilabel)
     record = {"epoch": 0, **fitted, **{f"val_{k}": v for k, v in val.items()}}
     append_line(run_dir / METRICS, json.dumps(record))
     best = {"checkpoint": "checkpoint-0000", "epoch": 0, "monitor": monitor,
             "value": val[monitor], "val": val}  # fmt: skip
+    kept = _Kept(start=scores, start_value=val[monitor], best=scores)
     state = {
         "epoch": -1,
         "optimizer": optimizer.state_dict(),
@@ -393,12 +428,13 @@ def _warm_start(
         "scaler": scaler.state_dict(),
         "rng": torch.get_rng_state(),
         "best": json.dumps(best),
+        **kept.state(),
     }
     save_checkpoint(run_dir, 0, model, {**meta, "epoch": 0}, state, best=_pointer(best),
                     keep=config.keep)  # fmt: skip
     console.print(f"epoch 0 (warm start, {source}): val {monitor} "
                   f"{val[monitor]:.4f} (best)")  # fmt: skip
-    return best
+    return best, kept
 
 
 def _pointer(best: dict[str, Any]) -> dict[str, Any]:
@@ -524,10 +560,11 @@ def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[s
 
 def _restore(
     run_dir, plugin, config, data, model, optimizer, scheduler, scaler
-) -> tuple[int, dict[str, Any] | None]:
-    """Load the newest readable checkpoint of ``run_dir`` for resuming; returns the next epoch
-    and the best epoch so far (``best.json`` is rewritten from the checkpoint's state, in case
-    the run was killed between writing the two, or the resume fell back to an older one)."""
+) -> tuple[int, dict[str, Any] | None, _Kept]:
+    """Load the newest readable checkpoint of ``run_dir`` for resuming; returns the next epoch,
+    the best epoch so far and the validation scores kept (:class:`_Kept`). ``best.json`` is
+    rewritten from the checkpoint's state, in case the run was killed between writing the two,
+    or the resume fell back to an older one."""
     checkpoint = load_checkpoint(run_dir, with_state=True)
     meta = checkpoint["meta"]
     if meta["modality"] != plugin.name or meta["classes"] != data.classes:
@@ -552,6 +589,7 @@ def _restore(
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
     best = json.loads(state["best"]) if "best" in state else read_best(run_dir)
+    kept = _Kept.from_state(state)
     main = not dist.is_initialized() or dist.get_rank() == 0
     if best is not None and not (run_dir / best["checkpoint"]).is_dir():
         # a resume that fell back past the epoch that became the best after it
@@ -562,13 +600,13 @@ def _restore(
                 RunWarning,
                 stacklevel=3,
             )
-        best = None
+        best, kept.best = None, None
     if best is not None and main:
         write_best(run_dir, best)
     next_epoch = int(state["epoch"]) + 1
     if main:
         _truncate_metrics(run_dir / METRICS, next_epoch)
-    return next_epoch, best
+    return next_epoch, best, kept
 
 
 def _truncate_metrics(path: Path, epochs: int) -> None:

@@ -117,6 +117,11 @@ def train_command(
         None, help="Validation metric that picks the best checkpoint (default: mAP or accuracy)."
     ),
     patience: int = typer.Option(None, help="Stop after this many epochs without improvement."),
+    start_margin: float = typer.Option(
+        None,
+        help="A trained epoch replaces the convex warm start (epoch 0) only when ahead on "
+        f"validation by this many bootstrap standard errors{_default('start_margin')}.",
+    ),
     threads: int = typer.Option(None, help="Torch intra-op CPU threads (recorded in the run)."),
     workers: int = typer.Option(
         None, help="DataLoader worker processes (default: from the CPU count; 0: in-process)."
@@ -174,6 +179,7 @@ def train_command(
         "weights": weights,
         "monitor": monitor,
         "patience": patience,
+        "start_margin": start_margin,
         "threads": threads,
         "workers": workers,
         "precision": precision,

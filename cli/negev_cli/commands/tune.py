@@ -26,6 +26,12 @@ def tune_command(
     patience: int = typer.Option(
         None, help="Early stopping of a trial (default: a quarter of the epochs)."
     ),
+    start_margin: float = typer.Option(
+        None,
+        help="A trial replaces the first (the options as given) only when ahead on validation "
+        "by this many bootstrap standard errors (default 1; also each trial's rule against its "
+        "warm start).",
+    ),
     batch_size: int = typer.Option(None, help="Global batch size."),
     monitor: str = typer.Option(
         None, help="Validation metric to maximise (default: mAP or accuracy)."
@@ -53,6 +59,7 @@ def tune_command(
         "out": out,
         "epochs": epochs,
         "batch_size": batch_size,
+        "start_margin": start_margin,
         "monitor": monitor,
         "seed": seed,
         "device": device,

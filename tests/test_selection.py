@@ -1,0 +1,146 @@
+"""The one-standard-error rule: the paired bootstrap against closed forms and a naive loop, and
+the engine and the search keeping the warm start / the defaults unless beaten beyond it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from negev.engine import resolve_config, train
+from negev.engine.checkpoint import load_checkpoint
+from negev.engine.evaluation import classification_metrics
+from negev.engine.search import search
+from negev.engine.selection import beats_reference, paired_bootstrap_se
+from negev.plugins import Example
+from tests.test_warm_start import FAST, HashedTokens, HashedTokensPlugin
+
+
+class _ZeroStart(HashedTokens):
+    """An encoder whose start (written into the head, kept as epoch 0) is the zero model: every
+    item ties, so training gets ahead of it on validation."""
+
+    @torch.no_grad()
+    def init_head(self, head) -> bool:
+        for parameter in head.parameters():
+            parameter.zero_()
+        return True
+
+
+class _ZeroStartPlugin(HashedTokensPlugin):
+    def build_encoder(self, config):
+        return _ZeroStart()
+
+
+def _binary(n: int, seed: int) -> tuple[list[Example], torch.Tensor, torch.Tensor, np.ndarray]:
+    """n two-class examples and two models' scores (N, 2): a good one and a noisier one."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    good = y + rng.normal(0, 0.8, n)
+    noisy = y + rng.normal(0, 1.6, n)
+
+    def scores(margin):
+        return torch.from_numpy(np.stack([-margin / 2, margin / 2], 1)).float()
+
+    examples = [Example(f"item{i}", None, (int(c),)) for i, c in enumerate(y)]
+    return examples, scores(good), scores(noisy), y
+
+
+def test_bootstrap_se_of_an_accuracy_difference_matches_the_closed_form():
+    """Accuracy is a mean of per-item 0/1 correctness: the paired difference's standard error is
+    sd(d_i) / sqrt(n), d_i = right_a(i) - right_b(i)."""
+    examples, a, b, y = _binary(600, 0)
+    right_a = (a.argmax(1).numpy() == y).astype(float)
+    right_b = (b.argmax(1).numpy() == y).astype(float)
+    closed = np.std(right_a - right_b) / math.sqrt(len(y))
+    se = paired_bootstrap_se(a, b, examples, 2, False, "accuracy", resamples=2000, seed=1)
+    assert se == pytest.approx(closed, rel=0.08)
+
+
+def test_bootstrap_se_of_an_auc_difference_matches_a_naive_loop():
+    """ROC-AUC: the same resamples scored by scikit-learn in a plain loop."""
+    examples, a, b, y = _binary(80, 2)
+    margin_a, margin_b = (a[:, 1] - a[:, 0]).numpy(), (b[:, 1] - b[:, 0]).numpy()
+    rng = np.random.default_rng(5)
+    differences = []
+    for _ in range(300):
+        index = rng.integers(0, len(y), len(y))
+        if 0 < y[index].sum() < len(index):
+            differences.append(
+                roc_auc_score(y[index], margin_a[index]) - roc_auc_score(y[index], margin_b[index])
+            )
+    naive = np.std(differences, ddof=1)
+    se = paired_bootstrap_se(a, b, examples, 2, False, "roc_auc", resamples=300, seed=5)
+    assert se == pytest.approx(naive, rel=1e-6)
+
+
+def test_identical_models_have_no_spread_and_bad_shapes_are_refused():
+    examples, a, _, _ = _binary(30, 3)
+    assert paired_bootstrap_se(a, a.clone(), examples, 2, False, "roc_auc") == 0.0
+    with pytest.raises(ValueError, match="must both be"):
+        paired_bootstrap_se(a, a[:5], examples, 2, False, "accuracy")
+
+
+def test_beats_reference_needs_the_margin():
+    examples, good, noisy, _ = _binary(200, 4)
+    v_good = classification_metrics(good, examples, 2, False)["roc_auc"]
+    v_noisy = classification_metrics(noisy, examples, 2, False)["roc_auc"]
+    gap = v_good - v_noisy
+    assert gap > 0
+    se = paired_bootstrap_se(good, noisy, examples, 2, False, "roc_auc", seed=0)
+    args = (good, noisy, examples, 2, False, "roc_auc")
+    assert beats_reference(v_good, v_noisy, *args, margin=0.0)
+    # the rule flips at the margin gap / se: ahead by gap, that is gap / se standard errors
+    assert beats_reference(v_good, v_noisy, *args, margin=0.99 * gap / se)
+    assert not beats_reference(v_good, v_noisy, *args, margin=1.01 * gap / se)
+    assert not beats_reference(v_noisy, v_good, noisy, good, *args[2:], margin=0.0)
+    assert not beats_reference(math.nan, v_good, *args, margin=1.0)
+
+
+def _records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_engine_keeps_the_warm_start_unless_beaten_beyond_the_margin(tmp_path):
+    """An impossible margin keeps epoch 0 although training is ahead of it on validation; a
+    resumed run still compares with the warm start (its scores travel in the checkpoint)."""
+    plugin = _ZeroStartPlugin()
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 0.3, "epochs": 2,
+               "start_margin": 1e6, "keep": 10}  # fmt: skip
+    _, config = resolve_config({}, options)
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    records = _records(tmp_path / "run")
+    assert max(r["val_mAP"] for r in records[1:]) > records[0]["val_mAP"]  # training is ahead
+    assert result.best_epoch == 0 and result.best_value == records[0]["val_mAP"]
+    state = load_checkpoint(tmp_path / "run", with_state=True)["state"]["kept_scores"]
+    start = load_checkpoint(tmp_path / "run", which="best")
+    assert start["meta"]["epoch"] == 0 and state["start_value"] == records[0]["val_mAP"]
+    torch.testing.assert_close(result.val_scores, state["start"])
+    _, config = resolve_config({}, {**options, "epochs": 4})
+    result = train(plugin, config, quiet=True, evaluate_test=False, resume=True)
+    assert [r["epoch"] for r in _records(tmp_path / "run")] == [0, 1, 2, 3, 4]
+    assert result.best_epoch == 0
+    # margin 0: the plain best of the same epochs
+    options.update(out=str(tmp_path / "plain"), start_margin=0.0, epochs=4)
+    _, config = resolve_config({}, options)
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    values = [r["val_mAP"] for r in _records(tmp_path / "plain")]
+    assert result.best_epoch == values.index(max(values)) > 0
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter lr")
+def test_search_keeps_the_defaults_unless_beaten_beyond_the_margin(tmp_path):
+    # the defaults as given cannot learn (lr 1e-12): the other trials get ahead of them
+    options = {**FAST, "pooling": "gap", "lr": 1e-12, "out": str(tmp_path / "run"),
+               "start_margin": 1e6}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    result = search(plugin, config, trials=3, evaluate_test=False, quiet=True)
+    values = [t.value for t in result.trials]
+    assert max(values[1:]) > values[0]  # another trial is ahead on validation ...
+    assert result.best.number == 0  # ... but not beyond the margin
+    assert json.loads((tmp_path / "run/best.json").read_text())["value"] == values[0]
+    assert "(chosen)" in (tmp_path / "run/trials.md").read_text().splitlines()[6]
