@@ -9,15 +9,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from negev.engine import resolve_config, train
 from negev.engine.checkpoint import load_checkpoint
 from negev.engine.evaluation import classification_metrics
+from negev.engine.model import build_model
 from negev.engine.search import search
 from negev.engine.selection import beats_reference, paired_bootstrap_se
 from negev.plugins import Example
-from tests.test_warm_start import FAST, HashedTokens, HashedTokensPlugin
+from tests.test_warm_start import (
+    FAST,
+    HashedTokens,
+    HashedTokensPlugin,
+    _counts,
+    _probabilities,
+)
 
 
 class _ZeroStart(HashedTokens):
@@ -144,3 +152,31 @@ def test_search_keeps_the_defaults_unless_beaten_beyond_the_margin(tmp_path):
     assert result.best.number == 0  # ... but not beyond the margin
     assert json.loads((tmp_path / "run/best.json").read_text())["value"] == values[0]
     assert "(chosen)" in (tmp_path / "run/trials.md").read_text().splitlines()[6]
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_kept_warm_start_is_refit_on_train_and_val(tmp_path, refit):
+    """The kept warm start becomes scikit-learn's logistic regression on the token counts of
+    train + val at the C chosen on validation (refit), or stays the fit on train (no refit)."""
+    plugin = HashedTokensPlugin()
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 0.3, "start_margin": 1e6,
+               "refit": refit}  # fmt: skip
+    _, config = resolve_config({}, options)
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    assert result.best_epoch == 0
+    best = json.loads((tmp_path / "run/best.json").read_text())
+    assert best["checkpoint"] == ("checkpoint-refit" if refit else "checkpoint-0000")
+    assert json.loads((tmp_path / "run/latest.json").read_text())["checkpoint"] == "checkpoint-0002"
+    c = _records(tmp_path / "run")[0]["warm_start_C"]
+    data = plugin.load_data(None, config.to_dict())
+    model = build_model(plugin, config, len(data.classes))  # the test's plugin, not the entry point
+    model.load_state_dict(load_checkpoint(tmp_path / "run", which="best")["weights"])
+    fitted = data.train + data.val if refit else data.train
+    x, x_test = _counts(fitted, mean=False), _counts(data.test, mean=False)
+    expected = np.stack(
+        [LogisticRegression(C=c, max_iter=10_000, tol=1e-8)
+         .fit(x, [int(k in e.labels) for e in fitted]).predict_proba(x_test)[:, 1]
+         for k in range(2)], 1,
+    )  # fmt: skip
+    got = _probabilities(model.eval(), plugin, data.test, multilabel=True)
+    np.testing.assert_allclose(got, expected, atol=1e-3)

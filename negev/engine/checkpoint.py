@@ -60,6 +60,7 @@ __all__ = [
     "load_checkpoint",
     "read_best",
     "save_checkpoint",
+    "save_refit",
     "write_best",
     "write_file",
 ]
@@ -80,6 +81,9 @@ RUN_FILES = (
     "evaluation_*.json",
 )
 _NUMBERED = re.compile(r"checkpoint-(\d+)")
+#: The warm start refitted on train + val (:attr:`RunConfig.refit`): a best checkpoint that is
+#: not an epoch, never the latest (a resume continues from the epochs).
+REFIT = "checkpoint-refit"
 
 
 class Checkpoint(dict):
@@ -136,6 +140,40 @@ def save_checkpoint(
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{epoch:04d}"
     target = run_dir / name
+    _write_folder(target, model, meta, state)
+    write_json(run_dir / LATEST, {"checkpoint": name})
+    if best is not None:
+        write_best(run_dir, {"checkpoint": name, **best})
+    _fsync_dir(run_dir)
+    # checkpoints after this epoch are of a timeline left behind (a resume fell back past them)
+    earlier = [folder for number, folder in _numbered(run_dir) if number <= epoch]
+    kept = {folder.name for folder in earlier[:keep]} | {name, _pointed_name(run_dir / BEST)}
+    for _, old in _numbered(run_dir):
+        if old.name not in kept:
+            shutil.rmtree(old, ignore_errors=True)
+    if _pointed_name(run_dir / BEST) != REFIT:  # a refit a resumed run has moved past
+        shutil.rmtree(run_dir / REFIT, ignore_errors=True)
+    return target
+
+
+def save_refit(
+    run_dir: Path, model: nn.Module, meta: dict[str, Any], state: dict[str, Any],
+    best: dict[str, Any],
+) -> Path:  # fmt: skip
+    """Write the refitted warm start as :data:`REFIT` and make it the best (``best``: what
+    ``best.json`` records besides the name); the latest checkpoint stays the last epoch's."""
+    target = run_dir / REFIT
+    _write_folder(target, model, meta, state)
+    write_best(run_dir, {"checkpoint": REFIT, **best})
+    _fsync_dir(run_dir)
+    return target
+
+
+def _write_folder(
+    target: Path, model: nn.Module, meta: dict[str, Any], state: dict[str, Any]
+) -> None:
+    """A checkpoint folder (weights, description, training state), replaced whole; removed
+    again when a write fails."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir()
@@ -152,17 +190,6 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    write_json(run_dir / LATEST, {"checkpoint": name})
-    if best is not None:
-        write_best(run_dir, {"checkpoint": name, **best})
-    _fsync_dir(run_dir)
-    # checkpoints after this epoch are of a timeline left behind (a resume fell back past them)
-    earlier = [folder for number, folder in _numbered(run_dir) if number <= epoch]
-    kept = {folder.name for folder in earlier[:keep]} | {name, _pointed_name(run_dir / BEST)}
-    for _, old in _numbered(run_dir):
-        if old.name not in kept:
-            shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -307,7 +334,7 @@ def _pointed_name(pointer: Path, strict: bool = False) -> str | None:
     """The checkpoint a pointer file names (None without a readable one, unless ``strict``)."""
     try:
         name = json.loads(pointer.read_text())["checkpoint"]
-        if not isinstance(name, str) or not _NUMBERED.fullmatch(name):
+        if not isinstance(name, str) or not (_NUMBERED.fullmatch(name) or name == REFIT):
             raise TypeError(f"not a checkpoint name: {name!r}")
         return name
     except FileNotFoundError:

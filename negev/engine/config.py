@@ -59,6 +59,10 @@ class RunConfig:
     ahead on validation by more than ``start_margin`` bootstrap standard errors of the paired
     difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain);
     ``negev tune`` holds its trials to the same margin against its first trial (the defaults).
+    ``refit``: when the warm start is the model kept, refit it on train + val (its C kept; the
+    bags plugin's inner-CV fit again) as the run's best checkpoint, as a tuned baseline is refit
+    on all of its data once its hyper-parameters are chosen; its validation figures stay those
+    of the fit on train.
 
     Speed: ``workers`` DataLoader worker processes (None: from the CPU count, 0: in-process),
     ``precision`` ``fp32``, ``bf16`` or ``fp16`` (autocast of the encoder; pooling and losses in
@@ -100,6 +104,7 @@ class RunConfig:
     monitor: str | None = None
     patience: int | None = None
     start_margin: float = 1.0
+    refit: bool = True
     workers: int | None = None
     precision: str = "fp32"
     threads: int | None = None

@@ -4,6 +4,7 @@ pipeline, mixed precision, model selection on validation, with progress."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -22,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import negev
 from negev.engine.checkpoint import (
+    REFIT,
     RunWarning,
     append_line,
     clear_run,
@@ -30,6 +32,7 @@ from negev.engine.checkpoint import (
     load_checkpoint,
     read_best,
     save_checkpoint,
+    save_refit,
     write_best,
     write_file,
 )
@@ -342,6 +345,15 @@ def _train(
 
         if world.main and best is not None and best["epoch"] < config.epochs:
             console.print(f"kept epoch {best['epoch']}: val {monitor} {best['value']:.4f}")
+        if (
+            world.main
+            and config.refit
+            and kept.start is not None
+            and (best or {}).get("epoch") == 0
+        ):
+            best = _refit_start(plugin, config, data, model, run_dir, meta, monitor, best, kept,
+                                (workers, device, views, channels_last))  # fmt: skip
+            console.print("refitted the warm start on train + val: the run's best checkpoint")
         metrics: dict[str, float] = {}
         if evaluate_test and world.main:
             if best is not None:
@@ -379,10 +391,11 @@ class _Kept:
     start: Tensor | None = None
     start_value: float = math.nan
     best: Tensor | None = None
+    start_c: float | None = None  # the C of the engine's own warm start (None: the encoder's)
 
     def state(self) -> dict[str, Any]:
         return {"kept_scores": {"start": self.start, "start_value": self.start_value,
-                                "best": self.best}}  # fmt: skip
+                                "best": self.best, "start_c": self.start_c}}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> _Kept:
@@ -401,6 +414,7 @@ def _warm_start(
     else the fit of the model's linear path (:func:`~negev.engine.warm_start.linear_warm_start`,
     every rank alike).
     None when there is neither."""
+    start_c = None
     if model.started:
         source = "the encoder's convex fit"
         fitted = {"warm_start": "encoder"}
@@ -412,6 +426,7 @@ def _warm_start(
             return None, _Kept()
         source = f"logistic regression C={start.C:g}"
         fitted = {"warm_start_C": start.C}
+        start_c = start.C
     if not world.main:
         return None, _Kept()
     scores, _ = score("val")
@@ -420,7 +435,7 @@ def _warm_start(
     append_line(run_dir / METRICS, json.dumps(record))
     best = {"checkpoint": "checkpoint-0000", "epoch": 0, "monitor": monitor,
             "value": val[monitor], "val": val}  # fmt: skip
-    kept = _Kept(start=scores, start_value=val[monitor], best=scores)
+    kept = _Kept(start=scores, start_value=val[monitor], best=scores, start_c=start_c)
     state = {
         "epoch": -1,
         "optimizer": optimizer.state_dict(),
@@ -435,6 +450,37 @@ def _warm_start(
     console.print(f"epoch 0 (warm start, {source}): val {monitor} "
                   f"{val[monitor]:.4f} (best)")  # fmt: skip
     return best, kept
+
+
+def _refit_start(
+    plugin, config, data, model, run_dir, meta, monitor, best, kept, loading,
+) -> dict[str, Any]:  # fmt: skip
+    """Refit the kept warm start on train + val (:attr:`RunConfig.refit`) into ``model`` and
+    write it as the run's best checkpoint (:data:`~negev.engine.checkpoint.REFIT`); returns what
+    ``best.json`` now records. The encoder's own start (``model.started``) is fitted again by
+    the plugin (``fit_state`` on the merged split: its statistics and its inner-CV fit), the
+    engine's own with the C chosen on validation."""
+    merged = dataclasses.replace(data, train=data.train + data.val)
+    model.load_state_dict(load_checkpoint(run_dir, which="best")["weights"])
+    if kept.start_c is None:
+        state = plugin.fit_state(merged, config.to_dict())
+        load_plugin_state(plugin, state, config)
+        torch.manual_seed(config.seed)
+        model.load_state_dict(build_model(plugin, config, len(data.classes)).state_dict())
+        meta = {**meta, "plugin_state": state}
+    else:
+        splits = {"train": merged.train, "val": data.val}
+        loader = BatchLoader(plugin, splits, len(data.classes), *loading)
+        try:
+            linear_warm_start(model, loader, merged, monitor, config.batch_size, config.seed,
+                              grid=(kept.start_c,))  # fmt: skip
+        finally:
+            loader.close()
+    refit = {**_pointer(best), "refit": "train+val"}
+    state = {"epoch": -1, "optimizer": {}, "scheduler": {}, "rng": torch.get_rng_state(),
+             "best": json.dumps({"checkpoint": REFIT, **refit})}  # fmt: skip
+    save_refit(run_dir, model, {**meta, "epoch": 0, "refit": "train+val"}, state, refit)
+    return {"checkpoint": REFIT, **refit}
 
 
 def _pointer(best: dict[str, Any]) -> dict[str, Any]:

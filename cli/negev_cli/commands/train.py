@@ -122,6 +122,11 @@ def train_command(
         help="A trained epoch replaces the convex warm start (epoch 0) only when ahead on "
         f"validation by this many bootstrap standard errors{_default('start_margin')}.",
     ),
+    refit: bool = typer.Option(
+        None,
+        "--refit/--no-refit",
+        help="When the warm start is kept, refit it on train + val as the best (default: yes).",
+    ),
     threads: int = typer.Option(None, help="Torch intra-op CPU threads (recorded in the run)."),
     workers: int = typer.Option(
         None, help="DataLoader worker processes (default: from the CPU count; 0: in-process)."
@@ -180,6 +185,7 @@ def train_command(
         "monitor": monitor,
         "patience": patience,
         "start_margin": start_margin,
+        "refit": refit,
         "threads": threads,
         "workers": workers,
         "precision": precision,

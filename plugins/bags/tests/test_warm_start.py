@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from negev.engine import resolve_config
+from negev.engine import load_model, resolve_config, train
 from negev.engine.model import build_model
 from negev.nn import EvidenceHead, create_pool
 from negev_bags.encoders import EVIDENCE_START
@@ -163,3 +163,28 @@ def test_engine_keeps_the_bag_mean_start_as_epoch_zero(tmp_path):
     train(plugin, config, quiet=True, evaluate_test=False)
     lines = (tmp_path / "cold" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1]
+
+
+def test_kept_start_is_refit_on_train_and_val_bags(tmp_path):
+    """When epoch 0 is kept, the run's best model is the bag-mean logistic regression of the
+    train + val bags (C by inner CV on them, the scaler fitted on them), by scikit-learn."""
+    path = write_collection(tmp_path)
+    options = {"modality": "bags", "data": str(path), "out": str(tmp_path / "run"),
+               "epochs": 1, "workers": 0, "start_margin": 1e6}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    assert train(plugin, config, quiet=True).best_epoch == 0
+    plugin, config, model, _ = load_model(tmp_path / "run")
+    data = plugin.load_data(str(path), config.to_dict())
+    with torch.no_grad():  # the baseline part alone
+        model.head.proj.weight.zero_()
+        ours = torch.cat([model(plugin.collate([e])).scores[:, 0] for e in data.test]).numpy()
+    fitted = data.train + data.val
+    means = np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in fitted + data.test])
+    y = np.array([int(0 in e.labels) for e in fitted])
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
+        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        scoring="neg_log_loss",
+    ).fit(means[: len(fitted)], y)
+    np.testing.assert_allclose(ours, search.decision_function(means[len(fitted) :]), atol=1e-4)

@@ -123,7 +123,9 @@ class MoleculePlugin(ModalityPlugin):
                 for i, w in enumerate(weight)
                 if abs(w) > 0.05 * scale
             }
-            legend = f"{name}: {float(scores[c]):+.2f}"
+            # RDKit takes UTF-8: a class name that is not valid Unicode (a lone surrogate from
+            # a file name) is drawn with its bad characters replaced, not an error
+            legend = f"{name}: {float(scores[c]):+.2f}".encode(errors="replace").decode()
             for drawer, suffix in (
                 (rdMolDraw2D.MolDraw2DCairo(500, 400), "png"),
                 (rdMolDraw2D.MolDraw2DSVG(500, 400), "svg"),
