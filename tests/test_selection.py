@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from negev.engine import resolve_config, train
-from negev.engine.checkpoint import load_checkpoint
+from negev.engine.checkpoint import RunWarning, load_checkpoint
 from negev.engine.evaluation import classification_metrics
 from negev.engine.model import build_model
 from negev.engine.search import search
@@ -180,3 +181,28 @@ def test_a_kept_warm_start_is_refit_on_train_and_val(tmp_path, refit):
     )  # fmt: skip
     got = _probabilities(model.eval(), plugin, data.test, multilabel=True)
     np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_resume_past_a_lost_start_chooses_again_and_a_broken_refit_falls_back_to_its_fit(
+    tmp_path,
+):
+    """A resume whose warm start checkpoint is gone drops the start as reference (the next epoch
+    is the best again); an unreadable refit is replaced by the fit on train it refitted."""
+    plugin = _ZeroStartPlugin()
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 0.3, "epochs": 2,
+               "start_margin": 1e6, "keep": 10}  # fmt: skip
+    _, config = resolve_config({}, options)
+    train(plugin, config, quiet=True, evaluate_test=False)
+    run = tmp_path / "run"
+    (run / "checkpoint-refit/model.safetensors").write_bytes(b"broken")
+    with pytest.warns(RunWarning, match="checkpoint-refit"):
+        fallback = load_checkpoint(run, which="best")
+    assert fallback["meta"]["epoch"] == 0 and "refit" not in fallback["meta"]
+    shutil.rmtree(run / "checkpoint-0000")
+    _, config = resolve_config({}, {**options, "epochs": 4})
+    with pytest.warns(RunWarning, match="is gone"):
+        result = train(plugin, config, quiet=True, evaluate_test=False, resume=True)
+    assert result.best_epoch in (3, 4) and result.val_scores is not None  # chosen again
+    name = json.loads((run / "best.json").read_text())["checkpoint"]
+    assert name == f"checkpoint-{result.best_epoch:04d}" and (run / name).is_dir()
+    assert not (run / "checkpoint-refit").exists()

@@ -10,7 +10,12 @@ Layout of a run directory::
       checkpoint-0003/             the last ``keep`` checkpoints are kept (2 by default)
         model.safetensors          weights
         config.json                run config, plugin name and version, classes, epoch
-        state.pt                   optimizer, scheduler, RNG (loaded with weights_only=True)
+        state.pt                   optimizer, scheduler, RNG, the warm start's validation
+                                   scores (the one-SE rule's reference; loaded with
+                                   weights_only=True)
+      checkpoint-refit/            the kept warm start refit on train + val (RunConfig.refit):
+                                   the best when best.json names it, never the latest; removed
+                                   once a resumed run keeps another epoch
       metrics.jsonl
       .negev.lock                  held while a process writes the run (negev.engine.lock)
 
@@ -326,6 +331,11 @@ def _candidates(path: Path, which: str) -> tuple[list[Path], list[str]]:
             order.append(path / _pointed_name(path / pointer, strict=True))
         except CheckpointError as exc:
             problems.append(str(exc))
+        if order and order[-1].name == REFIT:  # unreadable: the fit on train it refitted
+            with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError,
+                                     ValueError):  # fmt: skip
+                epoch = int(json.loads((path / pointer).read_text())["epoch"])
+                order.append(path / f"checkpoint-{epoch:04d}")
     order += [folder for _, folder in _numbered(path)]
     return list(dict.fromkeys(order)), problems
 

@@ -69,7 +69,11 @@ def predict(
 
 
 def classification_metrics(
-    scores: Tensor, examples: list[Example], num_classes: int, multilabel: bool
+    scores: Tensor,
+    examples: list[Example],
+    num_classes: int,
+    multilabel: bool,
+    only: str | None = None,
 ) -> dict[str, float]:
     """Classification metrics of class scores ``scores`` (N, C) float.
 
@@ -78,11 +82,17 @@ def classification_metrics(
     > 0.5 under the BCE loss) matches its label (subset accuracy). Multi-class data: accuracy and
     macro-F1 of the argmax, and ROC-AUC (two classes: of the score margin ``s_1 - s_0``; more:
     the mean one-vs-rest AUC of each class's score). Missing labels (``Example.unknown``) are
-    left out of their class's metrics and of the decisions that accuracy checks.
+    left out of their class's metrics and of the decisions that accuracy checks. ``only``: that
+    metric alone (the bootstrap of :mod:`negev.engine.selection` computes it hundreds of times).
     """
     # imported here: scikit-learn costs ~2 s of start-up to every command otherwise
     from sklearn.metrics import f1_score, roc_auc_score
 
+    def wanted(name: str) -> bool:
+        return only is None or only == name
+
+    nan = float("nan")
+    out: dict[str, float] = {}
     targets = multi_hot([e.labels for e in examples], num_classes, torch.device("cpu"))
     if multilabel:
         known = multi_hot([e.unknown for e in examples], num_classes, torch.device("cpu")) == 0
@@ -90,31 +100,37 @@ def classification_metrics(
         for c in range(num_classes):
             truth, kept = targets[known[:, c], c], scores[known[:, c], c]
             if truth.numel() and 0 < truth.sum() < truth.numel():
-                aps.append(float(average_precision(kept, truth)))
-                aucs.append(float(roc_auc_score(truth.numpy(), kept.numpy())))
-        right = ((scores > 0) == (targets > 0)) | ~known
-        nan = float("nan")
-        return {
-            "mAP": float(np.mean(aps)) if aps else nan,
-            "roc_auc": float(np.mean(aucs)) if aucs else nan,
-            "accuracy": float(right.all(1).float().mean()) if len(examples) else nan,
-        }
+                if wanted("mAP"):
+                    aps.append(float(average_precision(kept, truth)))
+                if wanted("roc_auc"):
+                    aucs.append(float(roc_auc_score(truth.numpy(), kept.numpy())))
+        if wanted("mAP"):
+            out["mAP"] = float(np.mean(aps)) if aps else nan
+        if wanted("roc_auc"):
+            out["roc_auc"] = float(np.mean(aucs)) if aucs else nan
+        if wanted("accuracy"):
+            right = ((scores > 0) == (targets > 0)) | ~known
+            out["accuracy"] = float(right.all(1).float().mean()) if len(examples) else nan
+        return out
     truth = targets.argmax(1).numpy()
     guess = scores.argmax(1).numpy()
-    if num_classes == 2:
-        margin = (scores[:, 1] - scores[:, 0]).numpy()
-        aucs = [roc_auc_score(truth, margin)] if 0 < truth.sum() < len(truth) else []
-    else:
-        aucs = [
-            roc_auc_score(truth == c, scores[:, c].numpy())
-            for c in range(num_classes)
-            if 0 < (truth == c).sum() < len(truth)
-        ]
-    return {
-        "accuracy": float(np.mean(truth == guess)),
-        "macro_f1": float(f1_score(truth, guess, average="macro", labels=range(num_classes))),
-        "roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
-    }
+    if wanted("accuracy"):
+        out["accuracy"] = float(np.mean(truth == guess))
+    if wanted("macro_f1"):
+        labels = range(num_classes)
+        out["macro_f1"] = float(f1_score(truth, guess, average="macro", labels=labels))
+    if wanted("roc_auc"):
+        if num_classes == 2:
+            margin = (scores[:, 1] - scores[:, 0]).numpy()
+            aucs = [roc_auc_score(truth, margin)] if 0 < truth.sum() < len(truth) else []
+        else:
+            aucs = [
+                roc_auc_score(truth == c, scores[:, c].numpy())
+                for c in range(num_classes)
+                if 0 < (truth == c).sum() < len(truth)
+            ]
+        out["roc_auc"] = float(np.mean(aucs)) if aucs else nan
+    return out
 
 
 def evidence_metrics(

@@ -17,6 +17,7 @@ Friedman, Olshen and Stone (1984), sec. 3.4.3.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -63,14 +64,19 @@ def paired_bootstrap_se(
         raise ValueError(f"resamples must be >= 2, got {resamples}")
     generator = np.random.default_rng(seed)
     differences = []
-    for _ in range(resamples):
-        index = generator.integers(0, n, n)
-        items = [examples[i] for i in index]
-        rows = torch.from_numpy(index)
-        a = classification_metrics(scores[rows], items, num_classes, multilabel)[monitor]
-        b = classification_metrics(reference[rows], items, num_classes, multilabel)[monitor]
-        if not (math.isnan(a) or math.isnan(b)):
-            differences.append(a - b)
+
+    def value(part: Tensor, items: list[Example]) -> float:
+        return classification_metrics(part, items, num_classes, multilabel, only=monitor)[monitor]
+
+    with warnings.catch_warnings():  # a resample without some class: its F1 term is 0, quietly
+        warnings.simplefilter("ignore")
+        for _ in range(resamples):
+            index = generator.integers(0, n, n)
+            items = [examples[i] for i in index]
+            rows = torch.from_numpy(index)
+            a, b = value(scores[rows], items), value(reference[rows], items)
+            if not (math.isnan(a) or math.isnan(b)):
+                differences.append(a - b)
     return float(np.std(differences, ddof=1)) if len(differences) >= 2 else math.nan
 
 

@@ -69,7 +69,7 @@ TRAINING_OPTIONS = frozenset(
     ("out", "data", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "loss", "seed",
      "device", "skip_bad", "monitor", "patience", "workers", "precision", "threads",
      "backbone_lr_mult", "warmup_epochs", "accumulate", "clip_grad", "decay_norms_biases",
-     "keep")
+     "keep", "start_margin", "refit")
 )  # fmt: skip
 
 
@@ -86,7 +86,8 @@ class TrainResult:
         monitor: the validation metric that picked it.
         val_metrics: every validation metric of that epoch.
         val_scores: that epoch's class scores (N, C) float32 on the validation split, in the
-            split's order (None when no epoch was kept, and on ranks other than 0).
+            split's order (None when no epoch was kept, on ranks other than 0, and after a
+            resume unless the kept epoch is the warm start).
     """
 
     run_dir: Path
@@ -197,7 +198,11 @@ def train(
     After every epoch the model is scored on the validation split; the epoch with the best
     ``monitor`` value is kept as the run's ``best`` checkpoint (beside ``latest``), and training
     stops after ``patience`` epochs without improvement; the last ``keep`` checkpoints are kept
-    besides the best. The run directory is locked for the run (another process writing into it
+    besides the best. A convex warm start (epoch 0) stays the best until an epoch is ahead of it
+    by more than ``config.start_margin`` bootstrap standard errors (epochs that are not count
+    toward ``patience``), and, kept to the end, is refit on train + val (``config.refit``): the
+    test metrics are then the refit model's, ``best_value`` and ``val_metrics`` the fit on
+    train's. The run directory is locked for the run (another process writing into it
     fails at once, naming this one). A directory that already holds a run is refused unless
     ``resume`` (continue it from its newest readable checkpoint; a run stopped before its first
     checkpoint starts again) or ``overwrite`` (clear it first).
@@ -315,7 +320,8 @@ def _train(
                 record.update({f"val_{k}": v for k, v in val.items()})
                 append_line(run_dir / METRICS, json.dumps(record))
                 improved = _better(val[monitor], best and best["value"])
-                if improved and kept.start is not None:  # the one-SE rule against the start
+                at_start = best is not None and best["epoch"] == 0
+                if improved and kept.start is not None and at_start:  # the one-SE rule
                     improved = beats_reference(
                         val[monitor], kept.start_value, scores, kept.start, data.val,
                         num_classes, data.multilabel, monitor, config.start_margin, config.seed,
@@ -354,6 +360,10 @@ def _train(
             best = _refit_start(plugin, config, data, model, run_dir, meta, monitor, best, kept,
                                 (workers, device, views, channels_last))  # fmt: skip
             console.print("refitted the warm start on train + val: the run's best checkpoint")
+            if kept.start_c is None and evaluate_test:  # the plugin's state changed: fresh workers
+                loader.close()
+                loader = BatchLoader(plugin, splits, num_classes, workers, device, views,
+                                     channels_last)  # fmt: skip
         metrics: dict[str, float] = {}
         if evaluate_test and world.main:
             if best is not None:
@@ -394,13 +404,19 @@ class _Kept:
     start_c: float | None = None  # the C of the engine's own warm start (None: the encoder's)
 
     def state(self) -> dict[str, Any]:
+        """What a checkpoint's state carries: the start's scores (nothing without a start)."""
+        if self.start is None:
+            return {}
         return {"kept_scores": {"start": self.start, "start_value": self.start_value,
-                                "best": self.best, "start_c": self.start_c}}  # fmt: skip
+                                "start_c": self.start_c}}  # fmt: skip
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _Kept:
-        """From a checkpoint's state (empty for a checkpoint written before they were kept)."""
-        return cls(**state.get("kept_scores", {}))
+    def from_state(cls, state: dict[str, Any], best_epoch: int | None) -> _Kept:
+        """From a checkpoint's state (empty for a checkpoint written without a start); the best
+        scores are the start's while the start is the best epoch."""
+        kept = cls(**state.get("kept_scores", {}))
+        kept.best = kept.start if best_epoch == 0 else None
+        return kept
 
 
 def _warm_start(
@@ -635,7 +651,15 @@ def _restore(
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
     best = json.loads(state["best"]) if "best" in state else read_best(run_dir)
-    kept = _Kept.from_state(state)
+    kept = _Kept.from_state(state, best and best.get("epoch"))
+    if kept.start is not None and kept.start.shape[0] != len(data.val):
+        warnings.warn(
+            f"{run_dir}: the validation split changed size since the warm start "
+            f"({kept.start.shape[0]} -> {len(data.val)} items): no one-SE comparison with it",
+            RunWarning,
+            stacklevel=3,
+        )
+        kept = _Kept()
     main = not dist.is_initialized() or dist.get_rank() == 0
     if best is not None and not (run_dir / best["checkpoint"]).is_dir():
         # a resume that fell back past the epoch that became the best after it
@@ -646,7 +670,7 @@ def _restore(
                 RunWarning,
                 stacklevel=3,
             )
-        best, kept.best = None, None
+        best, kept = None, _Kept()  # the start is gone with its checkpoint: a plain restart
     if best is not None and main:
         write_best(run_dir, best)
     next_epoch = int(state["epoch"]) + 1

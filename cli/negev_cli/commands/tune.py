@@ -32,6 +32,11 @@ def tune_command(
         "by this many bootstrap standard errors (default 1; also each trial's rule against its "
         "warm start).",
     ),
+    refit: bool = typer.Option(
+        None,
+        "--refit/--no-refit",
+        help="A trial that keeps its warm start refits it on train + val (default: yes).",
+    ),
     batch_size: int = typer.Option(None, help="Global batch size."),
     monitor: str = typer.Option(
         None, help="Validation metric to maximise (default: mAP or accuracy)."
@@ -60,6 +65,7 @@ def tune_command(
         "epochs": epochs,
         "batch_size": batch_size,
         "start_margin": start_margin,
+        "refit": refit,
         "monitor": monitor,
         "seed": seed,
         "device": device,
