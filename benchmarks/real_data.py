@@ -359,7 +359,8 @@ def report(results, sets, args, missing) -> list[str]:
             values = [r[name] for r in runs if name in r]
             cells.append(_cell(values) if values else "-")
         lines.append(f"| {title} | {metric[4:]} | {' | '.join(cells)} |")
-    lines += ["", "Baseline: molecules, Morgan r=2 2048 bits + logistic regression (C on val); "
+    lines += ["", "Baseline: molecules, Morgan r=2 2048 bits + logistic regression (C on val, "
+              "then refit on train + val); "
               "text, TF-IDF 1-2 grams + logistic regression (C on val; C=1 in its own column).",
               "negev defaults: `negev train --modality M --data FILE` (hashed Morgan "
               "environments / hashed n-gram windows, the plugin's pooling; molecules: "
