@@ -13,7 +13,7 @@ plugin's chunked encoder (16,384 instances per chunk) and without it: seconds pe
 peak memory above the bag's own features. Every measurement runs in a fresh process.
 
 Run:  python -m benchmarks.bags_demo [--epochs 20] [--seeds 0 1] [--skip-demo | --skip-scaling]
-      [--rows NAME ...] [--out FILE]   (--rows: those demo rows only, by their table name)
+      [--rows NAME ...] [--scaling-rows NAME ...] [--out FILE]   (those rows only, by name)
 Writes benchmarks/results/bags.md.
 """
 
@@ -85,7 +85,26 @@ def _demo_run(options: dict[str, Any]) -> dict[str, float]:
     return {**metrics, "peak_mb": _peak_mb()}
 
 
-def _scaling_run(n: int, pooling: str, chunk: int, steps: int = 3) -> dict[str, float]:
+#: Scaling rows: pooling, instances per encoder chunk (10**9: the plain path), and whether the
+#: features stand beside the MLP's output (``skip``, the plugin default's regions [x, MLP(x)]).
+SCALING = {
+    "WELDON, chunked encoder": ("weldon", 16_384, False),
+    "WELDON, plain": ("weldon", 10**9, False),
+    "attention MIL, chunked encoder": ("abmil", 16_384, False),
+    "attention MIL, plain": ("abmil", 10**9, False),
+    "plugin default (meanwildcat over [x, MLP(x)]), chunked encoder": ("meanwildcat", 16_384, True),
+    "plugin default (meanwildcat over [x, MLP(x)]), plain": ("meanwildcat", 10**9, True),
+}
+POOL_PARAMS = {  # each pooling takes its own
+    "weldon": {"kmax": 0.02, "alpha": 1.0},
+    "meanwildcat": {"kmax": 0.02, "kmin": 0.02, "alpha": 1.0},
+}
+
+
+def _scaling_run(
+    n: int, pooling: str, chunk: int, skip: bool = False, steps: int = 3
+) -> dict[str, float]:
+    import negev_bags  # noqa: F401 - registers meanwildcat
     from negev.nn import EvidenceHead, create_pool
     from negev_bags.encoders import InstanceEncoder
 
@@ -93,9 +112,9 @@ def _scaling_run(n: int, pooling: str, chunk: int, steps: int = 3) -> dict[str, 
     torch.manual_seed(0)
     features = torch.randn(1, n, 1024)
     mask = torch.ones(1, n, dtype=torch.bool)
-    encoder = InstanceEncoder(1024, (128,), chunk=chunk)
-    params = {"weldon": {"kmax": 0.02, "alpha": 1.0}}.get(pooling, {})  # each takes its own
-    head = EvidenceHead(128, 1, pool=create_pool(pooling, **params))
+    encoder = InstanceEncoder(1024, (128,), chunk=chunk, skip=skip)
+    params = POOL_PARAMS.get(pooling, {})
+    head = EvidenceHead(encoder.out_channels, 1, pool=create_pool(pooling, **params))
     model = torch.nn.ModuleList([encoder, head])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     base = _peak_mb()
@@ -146,21 +165,16 @@ def demo_table(epochs: int, seeds: list[int], rows: list[str]) -> list[str]:
     return lines
 
 
-def scaling_table() -> list[str]:
-    configs = {
-        "WELDON, chunked encoder": ("weldon", 16_384),
-        "WELDON, plain": ("weldon", 10**9),
-        "attention MIL, chunked encoder": ("abmil", 16_384),
-        "attention MIL, plain": ("abmil", 10**9),
-    }
+def scaling_table(rows: list[str]) -> list[str]:
     lines = [
         "| model | " + " | ".join(f"n = {n:,}" for n in SIZES) + " |",
         "|---|" + "---|" * len(SIZES),
     ]
-    for name, (pooling, chunk) in configs.items():
+    for name in rows:
+        pooling, chunk, skip = SCALING[name]
         cells = []
         for n in SIZES:
-            m = _fresh(_scaling_run, n, pooling, chunk)
+            m = _fresh(_scaling_run, n, pooling, chunk, skip)
             print(name, n, {k: round(v, 2) for k, v in m.items()}, flush=True)
             cells.append(f"{m['seconds']:.2f} s, +{m['above_mb']:.0f} MB (peak {m['peak_mb']:.0f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -182,10 +196,18 @@ def main() -> None:
         metavar="NAME",
         help=f"demo rows to run (default all: {', '.join(ROWS)})",
     )
+    parser.add_argument(
+        "--scaling-rows",
+        nargs="+",
+        choices=list(SCALING),
+        default=list(SCALING),
+        metavar="NAME",
+        help=f"scaling rows to run (default all: {', '.join(SCALING)})",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "bags.md")
     args = parser.parse_args()
     demo = [] if args.skip_demo else demo_table(args.epochs, args.seeds, args.rows)
-    scaling = [] if args.skip_scaling else scaling_table()
+    scaling = [] if args.skip_scaling else scaling_table(args.scaling_rows)
     sizes = ", ".join(f"{v} {k.removeprefix('demo_')}" for k, v in DEMO.items())
     lines = [
         "# Bags plugin: poolings on the slide demo, and huge bags",
