@@ -105,6 +105,7 @@ def _scaling_run(
     n: int, pooling: str, chunk: int, skip: bool = False, steps: int = 3
 ) -> dict[str, float]:
     import negev_bags  # noqa: F401 - registers meanwildcat
+    from negev.engine.model import EvidenceModel
     from negev.nn import EvidenceHead, create_pool
     from negev_bags.encoders import InstanceEncoder
 
@@ -115,13 +116,13 @@ def _scaling_run(
     encoder = InstanceEncoder(1024, (128,), chunk=chunk, skip=skip)
     params = POOL_PARAMS.get(pooling, {})
     head = EvidenceHead(encoder.out_channels, 1, pool=create_pool(pooling, **params))
-    model = torch.nn.ModuleList([encoder, head])
+    model = EvidenceModel(encoder, head)  # as the engine runs it (the readout in the chunks)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     base = _peak_mb()
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
-        scores = head(*encoder({"features": features, "mask": mask})).scores
+        scores = model({"features": features, "mask": mask}).scores
         loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, torch.ones(1, 1))
         optimizer.zero_grad()
         loss.backward()

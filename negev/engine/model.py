@@ -18,7 +18,11 @@ class EvidenceModel(nn.Module):
     """``forward(inputs) -> EvidenceOutput(scores (B, C), maps (B, C, *regions))``, float32.
 
     The encoder runs under the caller's autocast (mixed precision); the head always runs in
-    float32 on float32 features.
+    float32 on float32 features. An encoder with ``forward_readout(inputs, layers) -> (readout
+    (B, K, *regions), mask)`` applies the head's linear maps itself (``layers``:
+    :meth:`~negev.nn.EvidenceHead.readout_layers`, in float32) and the head pools their outputs
+    (:meth:`~negev.nn.EvidenceHead.from_readout`): the same model without the full
+    (B, D, *regions) features (the bags plugin's huge bags).
     """
 
     def __init__(self, encoder: nn.Module, head: EvidenceHead, started: bool = False):
@@ -29,6 +33,14 @@ class EvidenceModel(nn.Module):
         self.started = started
 
     def forward(self, inputs: Any) -> EvidenceOutput:
+        fused = getattr(self.encoder, "forward_readout", None)
+        layers = self.head.readout_layers() if fused is not None else None
+        if layers is not None:
+            # the encoder applies the head's linear maps itself (in float32), e.g. chunk by chunk
+            # on huge bags: the full region features never exist
+            readout, mask = fused(inputs, layers)
+            with torch.autocast(readout.device.type, enabled=False):
+                return self.head.from_readout(readout.float(), mask)
         features, mask = self.encoder(inputs)
         with torch.autocast(features.device.type, enabled=False):
             return self.head(features.float(), mask)

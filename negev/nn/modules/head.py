@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -64,10 +65,27 @@ class EvidenceHead(nn.Module):
                 f"got {tuple(features.shape)}"
             )
         maps = F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
-        maps = self.class_wise(maps)
+        if self.attend is None:
+            return self.from_readout(maps, mask)
+        attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
+        return self.from_readout(torch.cat([maps, attention], 1), mask)
+
+    def readout_layers(self) -> list[nn.Linear] | None:
+        """The head's linear maps of each region's features, in readout order: ``proj`` (C * M
+        outputs), then ``attend`` (A) when the pool takes attention; None when ``attend`` is not
+        a plain linear map (an attention network), whose output cannot be concatenated."""
+        if self.attend is None:
+            return [self.proj]
+        return [self.proj, self.attend] if type(self.attend) is nn.Linear else None
+
+    def from_readout(self, readout: Tensor, mask: Tensor | None = None) -> EvidenceOutput:
+        """The head on its readout: ``readout`` (B, K, *regions) holds the :meth:`readout_layers`
+        outputs of every region, concatenated along dim 1 (an encoder that computes them itself,
+        chunk by chunk, never holds the full (B, D, *regions) features)."""
+        maps = self.class_wise(readout[:, : self.proj.out_features])
         if self.attend is None:
             return EvidenceOutput(self.pool(maps, mask), maps)
-        attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
+        attention = readout[:, self.proj.out_features :]
         return EvidenceOutput(self.pool(maps, mask, attention=attention), maps)
 
 

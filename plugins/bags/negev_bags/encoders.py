@@ -109,6 +109,20 @@ class Beside(nn.Module):
         return torch.cat([x, self.body(x)], dim=-1)
 
 
+class _Readout(nn.Module):
+    """``cat([layer(net(x)) for layer in layers], -1)`` in float32 (N, d) -> (N, K): the head's
+    linear maps of the instance features, as one row-wise module that chunks can recompute."""
+
+    def __init__(self, net: nn.Module, layers: list[nn.Linear]):
+        super().__init__()
+        self.net, self.layers = net, nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.net(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.cat([layer(features.float()) for layer in self.layers], dim=-1)
+
+
 class InstanceEncoder(RegionEncoder):
     """Instance MLP: optional standardisation (``mean``, ``std`` (d,) of the training instances),
     then ``hidden`` Linear + ReLU layers (none and no scaling: identity, the instance features are
@@ -197,18 +211,33 @@ class InstanceEncoder(RegionEncoder):
         head.proj.bias.copy_(bias.repeat_interleave(maps, dim=0))
         return True
 
+    def forward_readout(
+        self, inputs: dict[str, Tensor], layers: list[nn.Linear]
+    ) -> tuple[Tensor, Tensor]:
+        """The head's linear maps (``layers``, :meth:`negev.nn.EvidenceHead.readout_layers`)
+        of every instance's features, computed with them chunk by chunk (the engine calls it in
+        place of :meth:`forward`): ``(readout (B, K, N) float32, mask (B, N))``. Only the K
+        outputs of each instance exist in full, never its D features, nor their gradient: with a
+        dense pooling (the bag-mean term) every instance is recomputed in backward, chunk by
+        chunk (:func:`selective_recompute`, exact)."""
+        return self._rows(inputs, _Readout(self.net, layers))
+
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return self._rows(inputs, self.net)
+
+    def _rows(self, inputs: dict[str, Tensor], net: nn.Module) -> tuple[Tensor, Tensor]:
+        """``net`` over every instance (B, N, d) -> (B, D', N), chunked on huge bags."""
         x, mask = inputs["features"], inputs["mask"]
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ValueError(f"features must be (B, N, {self.in_features}), got {tuple(x.shape)}")
         batch, n = x.shape[:2]
-        if len(self.net) == 0:
+        if net is self.net and len(net) == 0:  # the identity: the features are the regions
             return x.transpose(1, 2), mask
         flat = x.reshape(batch * n, -1)
         if batch * n <= self.chunk:
-            out = self.net(flat)
-        elif torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            out = selective_recompute(self.net, flat, self.chunk)
+            out = net(flat)
+        elif torch.is_grad_enabled() and any(p.requires_grad for p in net.parameters()):
+            out = selective_recompute(net, flat, self.chunk)
         else:
-            out = _chunked(self.net, flat, self.chunk)
+            out = _chunked(net, flat, self.chunk)
         return out.reshape(batch, n, -1).transpose(1, 2), mask

@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from negev.engine.model import EvidenceModel
 from negev.nn import EvidenceHead, create_pool
 from negev.plugins import get_plugin
 from negev_bags.bags import read_bag
@@ -168,6 +169,41 @@ def test_chunked_encoder_gives_the_plain_gradients(pooling, params, skip):
     assert torch.allclose(plain[0], chunked[0], atol=1e-6)
     for a, b in zip(plain[1], chunked[1], strict=True):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "params"),
+    [("meanwildcat", {"kmax": 0.05, "kmin": 0.05}), ("weldon", {"kmax": 3}), ("abmil", {}),
+     ("gabmil", {"attention_dim": 8})],
+)  # fmt: skip
+@pytest.mark.parametrize("hidden", [(), (16, 8)])
+def test_readout_inside_the_chunks_is_the_same_model(pooling, params, hidden):
+    """The engine's model (the head's linear maps applied inside the encoder's chunks,
+    ``forward_readout``) against the plain head over the full features: scores, maps and every
+    gradient; ``gabmil``'s attention network is no linear map, so it takes the plain path."""
+    torch.manual_seed(0)
+    encoder = InstanceEncoder(6, hidden, chunk=37, mean=torch.randn(6), std=torch.rand(6) + 1,
+                              skip=bool(hidden))  # fmt: skip
+    head = EvidenceHead(encoder.out_channels, 2, num_maps=2, pool=create_pool(pooling, **params))
+    model = EvidenceModel(encoder, head)
+    assert (head.readout_layers() is None) == (pooling == "gabmil")
+    x = torch.randn(2, 500, 6)
+    inputs = {"features": x, "mask": torch.arange(500) < torch.tensor([[500], [321]])}
+    weights = torch.tensor([1.0, -2.0])
+
+    def run(forward):
+        model.zero_grad()
+        out = forward()
+        (out.scores * weights).sum().backward()
+        return out, [p.grad.clone() for p in model.parameters()]
+
+    fused, fused_grads = run(lambda: model(inputs))
+    plain, plain_grads = run(lambda: head(*encoder(inputs)))
+    torch.testing.assert_close(fused.scores, plain.scores, atol=1e-5, rtol=1e-5)
+    valid = inputs["mask"][:, None].expand_as(plain.maps)
+    torch.testing.assert_close(fused.maps[valid], plain.maps[valid], atol=1e-5, rtol=1e-5)
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_backward_recomputes_only_the_selected_instances():
