@@ -8,7 +8,9 @@ the MLP, with gradients, on the instances whose output gradient is not zero: the
 as the plain path (exact; the test checks it), activations for those instances only. A dense
 pooling (mean, attention, LSE) gives every instance a gradient: the recomputation then runs over
 all of them chunk by chunk (exact as well, activation memory still one chunk, a second forward
-in time).
+in time). The engine's model has the encoder apply the head's linear maps too
+(:meth:`InstanceEncoder.forward_readout`), inside the same chunks: only their K outputs per
+instance exist in full, not its D features nor their gradient.
 """
 
 from __future__ import annotations
