@@ -394,9 +394,9 @@ def _train(
 
 @dataclass
 class _Kept:
-    """Validation scores (N, C) the run keeps in memory and in every checkpoint's state: the
-    convex warm start's (``start``, with its monitored value; the reference of the one-SE rule)
-    and the best epoch's (``best``, :attr:`TrainResult.val_scores`)."""
+    """Validation scores (N, C) the run keeps: the convex warm start's (``start``, with its
+    monitored value and C; the reference of the one-SE rule, also in every checkpoint's state)
+    and the best epoch's (``best``, in memory only: :attr:`TrainResult.val_scores`)."""
 
     start: Tensor | None = None
     start_value: float = math.nan

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -66,9 +65,9 @@ class EvidenceHead(nn.Module):
             )
         maps = F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
         if self.attend is None:
-            return self.from_readout(maps, mask)
+            return self._pool(maps, None, mask)
         attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
-        return self.from_readout(torch.cat([maps, attention], 1), mask)
+        return self._pool(maps, attention, mask)
 
     def readout_layers(self) -> list[nn.Linear] | None:
         """The head's linear maps of each region's features, in readout order: ``proj`` (C * M
@@ -82,10 +81,15 @@ class EvidenceHead(nn.Module):
         """The head on its readout: ``readout`` (B, K, *regions) holds the :meth:`readout_layers`
         outputs of every region, concatenated along dim 1 (an encoder that computes them itself,
         chunk by chunk, never holds the full (B, D, *regions) features)."""
-        maps = self.class_wise(readout[:, : self.proj.out_features])
-        if self.attend is None:
+        maps = readout[:, : self.proj.out_features]
+        attention = None if self.attend is None else readout[:, self.proj.out_features :]
+        return self._pool(maps, attention, mask)
+
+    def _pool(self, maps: Tensor, attention: Tensor | None, mask: Tensor | None) -> EvidenceOutput:
+        """Class-wise average of the C * M projected maps, then the spatial pooling."""
+        maps = self.class_wise(maps)
+        if attention is None:
             return EvidenceOutput(self.pool(maps, mask), maps)
-        attention = readout[:, self.proj.out_features :]
         return EvidenceOutput(self.pool(maps, mask, attention=attention), maps)
 
 
