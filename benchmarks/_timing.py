@@ -125,6 +125,13 @@ def kernel_seconds(fn: Callable[[], object], device: torch.device, calls: int = 
     """Seconds of CUDA kernel time per call of ``fn()``: the summed durations of the kernels and
     copies ``calls`` calls run (torch.profiler), divided by ``calls``. What a call costs the
     device when the host runs ahead of it, as it does behind a model's heavier layers."""
+    return sum(kernel_breakdown(fn, device, calls).values())
+
+
+def kernel_breakdown(
+    fn: Callable[[], object], device: torch.device, calls: int = 10
+) -> dict[str, float]:
+    """Seconds per call of ``fn()`` spent in each CUDA kernel (or copy), by name, largest first."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -134,5 +141,9 @@ def kernel_seconds(fn: Callable[[], object], device: torch.device, calls: int = 
         for _ in range(calls):
             fn()
         sync(device)
-    busy = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == DeviceType.CUDA)
-    return busy * 1e-6 / calls
+    totals: dict[str, float] = {}
+    for event in prof.events():
+        if event.device_type == DeviceType.CUDA:
+            seconds = event.time_range.elapsed_us() * 1e-6 / calls
+            totals[event.name] = totals.get(event.name, 0.0) + seconds
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))

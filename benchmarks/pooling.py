@@ -38,6 +38,12 @@ from negev.nn.functional import _wildcat_triton, wildcat_pool
 from negev.nn.functional.wildcat import choose_path
 from negev.testing import sort_wildcat_pool
 
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the installation
+    triton = None
+
 wildcat = importlib.import_module("negev.nn.functional.wildcat")
 
 BATCHES = (8, 64)
@@ -202,8 +208,73 @@ def run_large(device: torch.device, repeats: int) -> tuple[list[dict], float]:
     return rows, bandwidth
 
 
+# Where the host time of one call goes, at the smallest cell (B, C, grid) with k = 1
+HOST_CELL = (8, 20, 7)
+
+
+def run_host_costs(device: torch.device, repeats: int) -> dict[str, float]:
+    """ms per call, back to back, of the pieces of a small call: the harness alone (sum and
+    backward of the scores), one empty Triton launch and one small ATen kernel from Python, ours
+    forward only (no autograd), ours, the other paths forced, and the full-sort reference."""
+    batch, classes, grid = HOST_CELL
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(batch, classes, grid, grid, generator=gen).to(device).requires_grad_()
+    flat = scores.detach().flatten(2)
+    ours = ours_on(device)
+
+    def harness() -> None:
+        scores.sum().backward()
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            ours(scores, 1, 1, ALPHA)
+
+    def select(s: torch.Tensor, kmax: int, kmin: int, alpha: float) -> torch.Tensor:
+        return wildcat._TopBottomMean.apply(s.flatten(2), kmax, kmin, float(alpha), False, False)
+
+    fns = {
+        "harness: sum + backward": harness,
+        "one ATen kernel (fill)": partial(flat.new_empty(1).fill_, 0.0),
+        "ours, forward only": forward_only,
+        "ours": partial(step, ours, scores, 1),
+        "topk / max / min path forced": partial(step, select, scores, 1),
+        "full-sort reference": partial(step, sort_wildcat_pool, scores, 1),
+    }
+    if _wildcat_triton.supports(flat):
+        fns["one empty Triton launch"] = partial(_empty_launch, flat)
+        fns["triton path forced"] = partial(
+            step,
+            lambda s, kmax, kmin, alpha: _wildcat_triton.pool(
+                s.flatten(2), None, None, None, kmax, kmin, alpha
+            ),
+            scores,
+            1,
+        )
+    times = median_times(fns, device, repeats=repeats, calls=CUDA_CALLS)
+    return {name: seconds * 1e3 for name, seconds in times.items()}
+
+
+def _empty_launch(flat: torch.Tensor) -> None:
+    """One launch of a Triton kernel that does nothing: the launcher's own host cost."""
+    _noop_kernel[(1,)](flat, flat.shape[2])
+
+
+if triton is not None:
+
+    @triton.jit
+    def _noop_kernel(pointer, n):
+        """Nothing: the cost of a launch."""
+        if n < 0:
+            tl.store(pointer, 0.0)
+
+
 def to_markdown(
-    rows: list[dict], large: list[dict], bandwidth: float, device: torch.device, threads: int
+    rows: list[dict],
+    large: list[dict],
+    bandwidth: float,
+    device: torch.device,
+    threads: int,
+    host: dict[str, float] | None = None,
 ) -> list[str]:
     small = [r for r in rows if r["k_frac"] <= 0.05]
     cuda = device.type == "cuda"
@@ -303,6 +374,20 @@ def to_markdown(
                 f"{r['triton_ms']:.3f} | {r['sort_ms']:.3f} | "
                 f"{r['launch_ours']} | {r['launch_ref']} |"
             )
+    if host:
+        batch, classes, grid = HOST_CELL
+        lines += [
+            "",
+            f"## Where the host time of a small call goes ({batch} x {classes} x {grid}x{grid}, "
+            f"k = 1)",
+            "",
+            f"ms per call, {CUDA_CALLS} calls back to back, medians of interleaved repeats in this "
+            "run. Forward + backward unless named.",
+            "",
+            "| what | ms per call |",
+            "|---|---|",
+            *(f"| {name} | {ms:.3f} |" for name, ms in host.items()),
+        ]
     return lines
 
 
@@ -321,10 +406,11 @@ def main() -> None:
     device = torch.device(args.device)
     rows = run(device, args.repeats)
     large, bandwidth = run_large(device, args.repeats) if device.type == "cuda" else ([], 0.0)
+    host = run_host_costs(device, args.repeats) if device.type == "cuda" else None
     sync(device)
     name = "pooling.md" if device.type == "cpu" else f"pooling_{device.type}.md"
     out = args.out or RESULTS / name
-    write_lines(out, to_markdown(rows, large, bandwidth, device, args.threads))
+    write_lines(out, to_markdown(rows, large, bandwidth, device, args.threads, host))
 
 
 if __name__ == "__main__":

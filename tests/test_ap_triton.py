@@ -75,6 +75,29 @@ def test_insertions_equal_the_torch_search(n, counts, strides):
             assert torch.all(fused[row, q + 1 :] == p)
 
 
+@in_interpreter
+@pytest.mark.parametrize("seed", range(4))
+def test_node_chunks_equal_the_dense_search(seed, monkeypatch):
+    """The node kernel's candidates in chunks of 8 (about 12 per column), combined, give the
+    insertions of the dense torch search, on integer scores (many equal scores)."""
+    monkeypatch.setattr(_ap_triton, "_NODE_CHUNK", 8)
+    n, counts = 120, [30, 60, 90, 100]
+    rng = np.random.default_rng(seed)
+    ordered = torch.tensor(rng.integers(-2, 3, size=(len(counts), n)), dtype=torch.float64)
+    for row, p in enumerate(counts):  # positives by decreasing score, then negatives
+        ordered[row, :p] = ordered[row, :p].sort(descending=True).values
+        ordered[row, p:] = ordered[row, p:].sort(descending=True).values
+    pos = torch.tensor([[p] for p in counts])
+    negatives = torch.tensor([[n - p] for p in counts])
+    two_over_q = 2.0 / negatives.double()
+    p_max, q_max = max(counts), n - min(counts)
+    dense = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, [1])
+    fused = _ap_search.best_insertions(ordered, two_over_q, pos, negatives, p_max, q_max, None)
+    assert _ap_triton.disabled is None
+    for row, p in enumerate(counts):
+        assert torch.equal(fused[row, : n - p + 1], dense[row, : n - p + 1]), row
+
+
 # (dtype, loss tolerance, gradient tolerance): the search alone, and the fused inference
 DTYPES = [(torch.float64, 1e-10, 1e-12), (torch.float32, 1e-6, 1e-7)]
 
@@ -118,10 +141,13 @@ def test_matches_loop_reference_loss_and_gradient(n, c, rate, dtype, loss_tol, g
 
 
 @in_interpreter
+@pytest.mark.parametrize("chunk", [256, 8], ids=["one_chunk", "chunks_of_8"])
 @pytest.mark.parametrize(("dtype", "loss_tol", "grad_tol"), DTYPES)
-def test_ties_and_uneven_columns_match_the_loop(dtype, loss_tol, grad_tol):
+def test_ties_and_uneven_columns_match_the_loop(dtype, loss_tol, grad_tol, chunk, monkeypatch):
     # integer scores (exact in float32) with many ties and a -0.0 among zeros, columns with few
-    # and many positives, one without negative, one without positive
+    # and many positives, one without negative, one without positive; the node kernel's
+    # candidates in one chunk, or in many (ties across chunks: the largest argmax must win)
+    monkeypatch.setattr(_ap_triton, "_NODE_CHUNK", chunk)
     rng = np.random.default_rng(7)
     scores = rng.integers(-3, 4, size=(90, 6)).astype(np.float64)
     scores[scores == 0] = -0.0
@@ -208,3 +234,54 @@ def test_a_failing_fused_inference_falls_back_to_the_torch_path_with_a_warning()
         loss = ap_svm_loss(scores, targets, reduction="none")
     assert any("no compiler" in str(w.message) for w in caught)
     torch.testing.assert_close(loss, expected)
+
+
+@in_interpreter
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(
+    ("n", "rates"),
+    [
+        (90, [0.02, 0.3, 0.6, 0.97, 1.0, 0.0]),  # few and many positives, two unusable columns
+        (300, [0.1, 0.5]),
+        (2, [0.5, 0.5, 1.0]),  # one positive and one negative, or none
+        (1, [1.0, 0.0]),  # no column can rank
+    ],
+)
+def test_sync_free_path_equals_the_host_sized_one(n, rates, reduction):
+    """validate_args=False on the fused path: counts and the mean's divisor stay on the device
+    (no host read), the search is sized for any counts, and loss and gradient are those of the
+    path sized by the counts read on the host (the reference checked against the loop above)."""
+    from tests.test_no_sync import count_host_reads
+
+    rng = np.random.default_rng(n)
+    scores = torch.tensor(rng.normal(size=(n, len(rates))), dtype=torch.float32)
+    targets = torch.tensor(rng.random((n, len(rates))) < np.array(rates))
+    if n >= 2:
+        targets[0, :2], targets[1, :2] = True, False
+    expected = scores.clone().requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no usable column: the host path warns
+        expected_loss = ap_svm_loss(expected, targets, reduction)
+    expected_loss.nansum().backward()
+    got = scores.clone().requires_grad_(True)
+    with count_host_reads() as reads, fused_calls() as spy, warnings.catch_warnings():
+        warnings.simplefilter("error")  # and this path does not
+        loss = ap_svm_loss(got, targets, reduction, validate_args=False)
+        loss.nansum().backward()
+    assert reads == [] and spy.call_count == 1 and _ap_triton.disabled is None
+    torch.testing.assert_close(loss, expected_loss.to(loss.dtype), equal_nan=True)
+    torch.testing.assert_close(got.grad, expected.grad, atol=1e-7, rtol=0)
+
+
+@in_interpreter
+def test_loose_bounds_give_the_same_insertions():
+    """The fused inference with P and Q bounded by N - 1 (the sync-free sizing) equals it with
+    the exact largest P and Q, on uneven columns and three search levels."""
+    rng = np.random.default_rng(11)
+    scores = torch.tensor(rng.normal(size=(5000, 3)), dtype=torch.float32)
+    targets = torch.tensor(rng.random((5000, 3)) < np.array([0.01, 0.5, 0.9]))
+    counts = targets.sum(0).tolist()
+    tight = _ap_triton.inference(scores, targets, counts, max(counts), 5000 - min(counts))
+    loose = _ap_triton.inference(scores, targets, targets.sum(0), 4999, 4999)
+    torch.testing.assert_close(loose[0], tight[0], atol=0, rtol=0)
+    torch.testing.assert_close(loose[1], tight[1], atol=0, rtol=0)

@@ -1,19 +1,20 @@
-"""Every negative's best insertion for the AP-SVM loss in two Triton kernels (the GPU path).
+"""Every negative's best insertion for the AP-SVM loss in a few Triton kernels (the GPU path).
 
 The same multilevel search as :mod:`negev.nn.functional._ap_search` (read its docstring for G_j
-and the bounds), with two or three levels (:func:`strides_for`), so a call is at most three
+and the bounds), with two or three levels (:func:`strides_for`), so a call is at most four
 launches however large N is:
 
-- the node kernel, one program per (column, tile of nodes j = 0, S_1, 2 S_1, ...), scans every
-  candidate i = 0..P in tiles and keeps a running largest argmax of G_j(i) per node:
-  (P+1) Q / S_1 candidates;
+- the node kernel, one program per (column, tile of nodes j = 0, S_1, 2 S_1, ..., chunk of 256
+  candidates), keeps a running largest argmax of G_j(i) per node over its chunk of i = 0..P, and
+  a combining kernel takes the largest argmax over the chunks: (P+1) Q / S_1 candidates in all
+  (the nodes are few and their candidates many: the chunks fill the device);
 - a block kernel per finer level, one program per (column, block b), finds the insertions at
   j = b S_{l-1} + m S_l by scanning only their range [i*_{b S_{l-1}}, i*_{(b+1) S_{l-1}}]: about
   (P + Q / S_{l-1}) S_{l-1} / S_l candidates.
 
 G is evaluated in registers (float64, in the operation order of the torch path), never stored, so
-the memory is that of ``best`` alone. Triton is optional (it ships with torch's CUDA wheels); the
-callers keep the torch search without it, and on the CPU.
+the memory is that of ``best`` and the chunks' maxima. Triton is optional (it ships with torch's
+CUDA wheels); the callers keep the torch search without it, and on the CPU.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ try:
 except ImportError:  # pragma: no cover - depends on the installation
     triton = None
 
-# Nodes one program of the node kernel holds, and candidates per tile of both kernels.
+# Nodes one program of the node kernel holds, candidates it scans (in tiles of _CANDIDATE_TILE,
+# as the block kernel does): the nodes are few (Q / S_1), their candidates many (P + 1), so the
+# candidates are split over programs to fill the device.
 _NODE_TILE = 64
+_NODE_CHUNK = 256
 _CANDIDATE_TILE = 32
 # Stride bounds: S nodes of the block kernel live in one program's registers.
 _MIN_STRIDE = 16
@@ -116,34 +120,41 @@ if triton is not None:
             )
             best_value, best_i = _keep_largest_argmax(value, i, best_value, best_i)
             start += CANDIDATE_TILE
-        return best_i
+        return best_value, best_i
 
-    @triton.jit(do_not_specialize=["n", "prefix_width", "width", "stride", "blocks", "p_max"])
+    @triton.jit(do_not_specialize=["n", "prefix_width", "stride", "blocks", "p_max", "node_width"])
     def _node_kernel(
         scaled_ptr,
         prefix_ptr,
         harmonic_ptr,
         counts_ptr,
-        best_ptr,
+        part_value_ptr,
+        part_index_ptr,
         n,
         prefix_width,
-        width,
         stride,
         blocks,
         p_max,
+        node_width,
+        CHUNK: tl.constexpr,
         NODE_TILE: tl.constexpr,
         CANDIDATE_TILE: tl.constexpr,
     ):
-        """best[c, j] at the nodes j = 0, S, ..., blocks * S: 0 at j = 0, P past Q."""
+        """Per (column, tile of nodes j = 0, S, ..., blocks * S, chunk of CHUNK candidates): the
+        largest argmax of G_j over the chunk's candidates i <= P and its value (-inf: none)."""
         column = tl.program_id(0)
+        split = tl.program_id(2)
         m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
         j = m * stride
         count = tl.load(counts_ptr + column)
         p = tl.minimum(count, p_max)
         q = n - count
-        inside = m <= blocks
-        live = inside & (j >= 1) & (j <= q)
-        found = _scan(
+        live = (m <= blocks) & (j >= 1) & (j <= q)
+        low = split * CHUNK
+        # no scan where no node is live (past Q: the grid is sized by the largest Q, or a bound)
+        anything = tl.max(live.to(tl.int32), axis=0) > 0
+        high = tl.where(anything, tl.minimum(low + CHUNK - 1, p), -1)
+        value, index = _scan(
             scaled_ptr,
             prefix_ptr,
             harmonic_ptr,
@@ -153,13 +164,54 @@ if triton is not None:
             p,
             j,
             live,
-            p * 0,
-            p,
+            low,
+            high,
             NODE_TILE,
             CANDIDATE_TILE,
         )
-        value = tl.where(live, found, tl.where(j == 0, 0, p))
-        tl.store(best_ptr + column.to(tl.int64) * width + j, value, mask=inside)
+        at = (column * tl.num_programs(2) + split).to(tl.int64) * node_width + m
+        tl.store(part_value_ptr + at, value)
+        tl.store(part_index_ptr + at, index)
+
+    @triton.jit(
+        do_not_specialize=["n", "width", "stride", "blocks", "p_max", "splits", "node_width"]
+    )
+    def _node_combine_kernel(
+        part_value_ptr,
+        part_index_ptr,
+        counts_ptr,
+        best_ptr,
+        n,
+        width,
+        stride,
+        blocks,
+        p_max,
+        splits,
+        node_width,
+        NODE_TILE: tl.constexpr,
+    ):
+        """best[c, j] at the nodes j = 0, S, ..., blocks * S from the chunks' maxima (later chunks
+        hold larger i, so ``>=`` keeps the largest argmax): 0 at j = 0, P past Q."""
+        column = tl.program_id(0)
+        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
+        j = m * stride
+        count = tl.load(counts_ptr + column)
+        p = tl.minimum(count, p_max)
+        q = n - count
+        inside = m <= blocks
+        live = inside & (j >= 1) & (j <= q)
+        best_value = tl.full([NODE_TILE], float("-inf"), tl.float64)
+        best_i = tl.zeros([NODE_TILE], tl.int64)
+        split = column * 0
+        while split < splits:  # a while loop, as in _scan (Triton's interpreter wants it)
+            at = (column * splits + split).to(tl.int64) * node_width + m
+            value = tl.load(part_value_ptr + at)
+            better = value >= best_value
+            best_value = tl.where(better, value, best_value)
+            best_i = tl.where(better, tl.load(part_index_ptr + at), best_i)
+            split += 1
+        found = tl.where(live, best_i, tl.where(j == 0, 0, p))
+        tl.store(best_ptr + column.to(tl.int64) * width + j, found, mask=inside)
 
     @triton.jit(
         do_not_specialize=["n", "prefix_width", "width", "stride", "coarse", "fine", "p_max"]
@@ -194,7 +246,8 @@ if triton is not None:
         best_row = best_ptr + column * width
         low = tl.load(best_row + block * coarse)
         high = tl.load(best_row + (block + 1) * coarse)
-        found = _scan(
+        high = tl.where(tl.max(live.to(tl.int32), axis=0) > 0, high, low - 1)  # nothing live
+        _, found = _scan(
             scaled_ptr,
             prefix_ptr,
             harmonic_ptr,
@@ -244,11 +297,45 @@ def best_insertions(
     blocks = q_max // top + 1
     width = blocks * top + 1
     best = torch.empty(c, width, dtype=torch.int64, device=scaled.device)
-    common = (scaled, prefix, harmonic, counts, best, n, prefix.shape[1], width, top)
-    grid = (c, triton.cdiv(blocks + 1, _NODE_TILE))
-    _node_kernel[grid](
-        *common, blocks, p_max, NODE_TILE=_NODE_TILE, CANDIDATE_TILE=_CANDIDATE_TILE, num_warps=4
+    # the nodes' scan over all P + 1 candidates, split in chunks over programs, then combined
+    node_tiles = triton.cdiv(blocks + 1, _NODE_TILE)
+    splits = triton.cdiv(p_max + 1, _NODE_CHUNK)
+    node_width = node_tiles * _NODE_TILE
+    part_value = torch.empty(c, splits, node_width, dtype=torch.float64, device=scaled.device)
+    part_index = torch.empty(c, splits, node_width, dtype=torch.int64, device=scaled.device)
+    _node_kernel[(c, node_tiles, splits)](
+        scaled,
+        prefix,
+        harmonic,
+        counts,
+        part_value,
+        part_index,
+        n,
+        prefix.shape[1],
+        top,
+        blocks,
+        p_max,
+        node_width,
+        CHUNK=_NODE_CHUNK,
+        NODE_TILE=_NODE_TILE,
+        CANDIDATE_TILE=_CANDIDATE_TILE,
+        num_warps=4,
     )
+    _node_combine_kernel[(c, node_tiles)](
+        part_value,
+        part_index,
+        counts,
+        best,
+        n,
+        width,
+        top,
+        blocks,
+        p_max,
+        splits,
+        node_width,
+        NODE_TILE=_NODE_TILE,
+    )
+    common = (scaled, prefix, harmonic, counts, best, n, prefix.shape[1], width, top)
     for coarse, fine in zip(strides, strides[1:], strict=False):
         ratio = coarse // fine
         _block_kernel[(c, (width - 1) // coarse)](
@@ -372,14 +459,16 @@ if triton is not None:
 
 
 def inference(
-    scores: Tensor, targets: Tensor, counts: list[int], p_max: int, q_max: int
+    scores: Tensor, targets: Tensor, counts: list[int] | Tensor, p_max: int, q_max: int
 ) -> tuple[Tensor, Tensor]:
     """Loss-augmented inference of the AP-SVM loss in a few launches (the GPU path).
 
     Args:
         scores: (N, C) float32 / float16 / bfloat16 (see :func:`supports_fused`). targets: (N, C)
-            bool. counts: the positives of each column, on the host. p_max, q_max: the largest
-            P and Q of the columns that have both (at least one does).
+            bool. counts: the positives of each column, on the host or (C,) int64 on the device
+            (then nothing is read on the host). p_max, q_max: at least the largest P and Q of the
+            columns that have both (N - 1 bounds both; the kernels skip what lies past a column's
+            own P and Q, so a loose bound costs little).
 
     Returns:
         As :func:`negev.nn.functional.ap_svm.ap_svm_inference`: loss (C,) float64 (NaN where a
@@ -387,7 +476,10 @@ def inference(
     """
     n, c = scores.shape
     device = scores.device
-    counts_t = torch.tensor(counts, dtype=torch.int64).to(device, non_blocking=True)
+    if isinstance(counts, Tensor):
+        counts_t = counts.to(device, torch.int64)
+    else:
+        counts_t = torch.tensor(counts, dtype=torch.int64).to(device, non_blocking=True)
     tiles = (c, triton.cdiv(n, _SLOT_TILE))
     key = torch.empty(c, n, dtype=torch.int64, device=device)
     _key_kernel[tiles](scores.contiguous(), targets.contiguous(), key, n, c, SLOT_TILE=_SLOT_TILE)

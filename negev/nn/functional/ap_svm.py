@@ -47,8 +47,10 @@ def ap_svm_loss(
 ) -> Tensor:
     """Structural SVM upper bound of ``1 - AP`` with exact loss-augmented inference.
 
-    Not free of host synchronisation, by design: the exact search is sized by the number of
-    positives of each column, which it reads on the host (one copy), whatever ``validate_args``.
+    Host synchronisation: the torch search is sized by the number of positives of each column,
+    which it reads on the host (one copy). The fused Triton inference (a GPU, float32 / 16-bit
+    scores) is sized for any counts instead, so with ``validate_args=False`` it reads nothing on
+    the host: a call only queues kernels.
 
     Args:
         scores: (N,) or (N, C) float, one column per class (or ranking task).
@@ -63,7 +65,8 @@ def ap_svm_loss(
     Returns:
         The loss, dtype and device of ``scores``; differentiable w.r.t. ``scores`` with gradient
         ``Psi(y~) - Psi(y*)`` (zero for the columns without loss). With ``"mean"``/``"sum"`` and no
-        usable column, a zero loss (with a warning).
+        usable column, a zero loss (with a warning, except on the sync-free path, where seeing it
+        would take a host read).
 
     Raises:
         ValueError: shapes differ, targets outside {0, 1}, non-finite scores, unknown reduction.
@@ -72,6 +75,8 @@ def ap_svm_loss(
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     squeeze = scores.dim() == 1
     matrix, labels = score_columns(scores, targets, finite=True, validate_args=validate_args)
+    if not validate_args and _ap_triton.supports_fused(matrix):
+        return _sync_free_loss(matrix, labels, reduction, squeeze)
     counts = labels.sum(0).tolist()  # positives per column: the sizes of the search, on the host
     if reduction == "none":
         per_column = _APSVMFunction.apply(matrix, labels, counts, None)
@@ -87,6 +92,20 @@ def ap_svm_loss(
     return _APSVMFunction.apply(matrix, labels, counts, 1 / usable if reduction == "mean" else 1.0)
 
 
+def _sync_free_loss(matrix: Tensor, labels: Tensor, reduction: str, squeeze: bool) -> Tensor:
+    """:func:`ap_svm_loss` on the fused path with the counts and the mean's divisor kept on the
+    device (a zero loss, silently, when no column has both a positive and a negative)."""
+    counts = labels.sum(0)  # (C,) int64 positives per column, never read on the host
+    if reduction == "none":
+        per_column = _APSVMFunction.apply(matrix, labels, counts, None)
+        return per_column[0] if squeeze else per_column
+    weight = 1.0
+    if reduction == "mean":
+        usable = ((counts > 0) & (counts < matrix.shape[0])).sum()
+        weight = usable.clamp(min=1).double().reciprocal()
+    return _APSVMFunction.apply(matrix, labels, counts, weight)
+
+
 def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """Loss-augmented inference only: per-column loss and its gradient w.r.t. the scores.
 
@@ -100,10 +119,21 @@ def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     return _inference(scores, targets, targets.sum(0).tolist())
 
 
-def _inference(scores: Tensor, targets: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
-    """:func:`ap_svm_inference` given the number of positives of each column (on the host)."""
+def _inference(
+    scores: Tensor, targets: Tensor, counts: list[int] | Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`ap_svm_inference` given the number of positives of each column: on the host, or
+    (C,) int64 on the device where :func:`_ap_triton.supports_fused` holds (the fused inference
+    is then sized for any counts, and the counts are read only if it fails)."""
     device = scores.device
     n, c = scores.shape
+    if isinstance(counts, Tensor):
+        bound = max(n - 1, 1)  # the most positives, and negatives, a usable column has
+        try:
+            return _ap_triton.inference(scores.detach(), targets, counts, bound, bound)
+        except Exception as error:  # a failed compilation: the torch path from now on
+            _ap_triton.disable(error)
+        counts = counts.tolist()
     usable = [0 < p < n for p in counts]
     if not any(usable):
         return (
@@ -192,7 +222,11 @@ class _APSVMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, scores: Tensor, targets: Tensor, counts: list[int], weight: float | None
+        ctx,
+        scores: Tensor,
+        targets: Tensor,
+        counts: list[int] | Tensor,
+        weight: float | Tensor | None,
     ) -> Tensor:
         loss, grad = _inference(scores, targets, counts)
         if weight is None:

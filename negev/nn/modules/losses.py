@@ -15,8 +15,9 @@ or ``"none"`` for the (N, C) element losses (0 where unknown). Single-label loss
 Each loss takes ``validate_args`` (default True, as in torchmetrics; an attribute that can be
 changed later): True checks the values of the targets (0 or 1; one-hot rows or class indices in
 [0, C) for the single-label losses), one host read per call; False skips them, so that the forward
-and backward passes run without any host synchronisation. The exception is ``APSVMLoss``: its
-exact search reads the number of positives of each class on the host, whatever ``validate_args``.
+and backward passes run without any host synchronisation. The exception is ``APSVMLoss`` off
+its fused GPU path (float64 scores, the CPU, no Triton): its exact search then reads the number of
+positives of each class on the host, whatever ``validate_args``.
 """
 
 from __future__ import annotations
@@ -150,9 +151,10 @@ class APSVMLoss(_Loss):
     ``"mean"`` / ``"sum"`` run over the classes with both a positive and a negative; ``"none"``
     gives (C,) with NaN for the others.
 
-    The one loss that synchronises with the host whatever ``validate_args``, by design: its exact
-    search is sized by the number of positives of each class, read on the host (one copy per
-    call). ``validate_args=False`` skips the checks of the values (targets 0 or 1, finite scores).
+    ``validate_args=False`` skips the checks of the values (targets 0 or 1, finite scores). Then
+    the fused GPU inference (CUDA with Triton, float32 / 16-bit scores) reads nothing on the host;
+    elsewhere the exact search is sized by the number of positives of each class, read on the
+    host (one copy per call), whatever ``validate_args``.
     """
 
     couples_samples = True
