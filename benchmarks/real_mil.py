@@ -15,7 +15,7 @@ bags written into its linear part and kept as epoch 0, then trained; a validatio
 cut from the training folds picks the best epoch, epoch 0 included).
 
 Run:  python -m benchmarks.real_mil [--seeds 0 1] [--engine-seeds 0] [--no-former]
-      [--models lr mantra former engine]
+      [--models lr mantra former engine] [--threads 2]
 Writes benchmarks/results/real_mil.md.
 """
 
@@ -228,15 +228,17 @@ def main() -> None:
         "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to run"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "real_mil.md")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows = mil_rows(args.seeds, args.engine_seeds, not args.no_former, tuple(args.models))
     lines = [
         "# Classic MIL data sets: 10-fold cross-validation",
         "",
         f"Bags from the `mil` package's CSVs; stratified 10-fold CV, the same folds for every "
         f"model of a seed; seeds {', '.join(map(str, args.seeds))} (folds, inner splits, "
-        f"initialisation): mean ± half the spread. CPU, 2 threads, torch {torch.__version__}. "
+        f"initialisation): mean ± half the spread. CPU, {args.threads} "
+        f"thread{'s' * (args.threads != 1)}, torch {torch.__version__}. "
         f"Command: `{shlex.join(['python', '-m', 'benchmarks.real_mil', *sys.argv[1:]])}`.",
         "",
         *table(rows),

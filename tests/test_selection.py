@@ -19,7 +19,7 @@ from negev.engine.evaluation import classification_metrics
 from negev.engine.model import build_model
 from negev.engine.search import search
 from negev.engine.selection import beats_reference, paired_bootstrap_se
-from negev.plugins import Example
+from negev.plugins import DataSplits, Example
 from tests.test_warm_start import (
     FAST,
     HashedTokens,
@@ -206,3 +206,18 @@ def test_resume_past_a_lost_start_chooses_again_and_a_broken_refit_falls_back_to
     name = json.loads((run / "best.json").read_text())["checkpoint"]
     assert name == f"checkpoint-{result.best_epoch:04d}" and (run / name).is_dir()
     assert not (run / "checkpoint-refit").exists()
+
+
+def test_train_and_val_follow_the_order_the_data_lists_them():
+    """A refit on train + val sees them as listed (the same inner CV folds as a fit on the listed
+    data), whichever of them were cut for validation; train then val where the order is unknown."""
+    examples = [Example(f"item{i}", None, (0,)) for i in range(10)]
+    rows = [("val" if i % 3 == 0 else "test" if i == 7 else "train", e)
+            for i, e in enumerate(examples)]  # fmt: skip
+    data = DataSplits.grouped(rows, ["a"], True)
+    assert [e.name for e in data.train_and_val()] == [f"item{i}" for i in range(10) if i != 7]
+    shuffled = DataSplits.shuffled(examples, ["a"], True, seed=3)
+    listed = [e for e in examples if e not in shuffled.test]
+    assert shuffled.train_and_val() == listed
+    plain = DataSplits(data.train, data.val, [], ["a"], True)
+    assert plain.train_and_val() == data.train + data.val

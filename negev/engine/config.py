@@ -59,10 +59,11 @@ class RunConfig:
     ahead on validation by more than ``start_margin`` bootstrap standard errors of the paired
     difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain);
     ``negev tune`` holds its trials to the same margin against its first trial (the defaults).
-    ``refit``: when the warm start is the model kept, refit it on train + val (its C kept; the
-    bags plugin's inner-CV fit again) as the run's best checkpoint, as a tuned baseline is refit
-    on all of its data once its hyper-parameters are chosen; its validation figures stay those
-    of the fit on train.
+    ``refit``: when the warm start is the model kept, refit it on train + val, in the order the
+    data lists them (its C kept; the bags plugin's inner-CV fit again, on the folds a fit on the
+    listed bags has) as the run's best checkpoint, as a tuned baseline is refit on all of its
+    data once its hyper-parameters are chosen; its validation figures stay those of the fit on
+    train.
 
     Speed: ``workers`` DataLoader worker processes (None: from the CPU count, 0: in-process),
     ``precision`` ``fp32``, ``bf16`` or ``fp16`` (autocast of the encoder; pooling and losses in

@@ -32,6 +32,15 @@ class EvidenceModel(nn.Module):
         #: whether the encoder's ``init_head`` wrote a convex fit into the head (a warm start)
         self.started = started
 
+    def begin_training(self) -> None:
+        """Leave the convex start for training: the encoder's ``begin_training(head)``, where it
+        has one and wrote a start (the bags plugin's small instance evidence, from which a top-k
+        selection ranks instances as the fit does). The engine calls it once the start is scored
+        and saved as epoch 0 (the fit exactly), before the first step."""
+        begin = getattr(self.encoder, "begin_training", None)
+        if self.started and begin is not None:
+            begin(self.head)
+
     def forward(self, inputs: Any) -> EvidenceOutput:
         fused = getattr(self.encoder, "forward_readout", None)
         layers = self.head.readout_layers() if fused is not None else None
@@ -50,7 +59,8 @@ def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> 
     """The plugin's encoder topped with the configured pooling head. An encoder with an
     ``init_head(head) -> bool`` method (a convex warm start it carries, e.g. the bags plugin's
     bag-mean logistic regression) initialises the head it is topped with; its answer (whether it
-    wrote a fit) is the model's ``started``, which the engine keeps as epoch 0."""
+    wrote a fit) is the model's ``started``, which the engine keeps as epoch 0: the model is then
+    that fit exactly (what training starts from beyond it: :meth:`EvidenceModel.begin_training`)."""
     encoder = plugin.build_encoder(config.to_dict())
     pool = create_pool(config.pooling, num_classes=num_classes, **config.pooling_params())
     head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)

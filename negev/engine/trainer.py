@@ -306,6 +306,8 @@ def _train(
                 model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,
                 scaler, world, console, score,
             )  # fmt: skip
+        if start_epoch == 0:  # the start is saved as epoch 0 (or resumed from it): leave it
+            model.begin_training()
         for epoch in range(start_epoch, config.epochs):
             if _patience_spent(config, best, epoch):
                 break
@@ -474,9 +476,9 @@ def _refit_start(
     """Refit the kept warm start on train + val (:attr:`RunConfig.refit`) into ``model`` and
     write it as the run's best checkpoint (:data:`~negev.engine.checkpoint.REFIT`); returns what
     ``best.json`` now records. The encoder's own start (``model.started``) is fitted again by
-    the plugin (``fit_state`` on the merged split: its statistics and its inner-CV fit), the
-    engine's own with the C chosen on validation."""
-    merged = dataclasses.replace(data, train=data.train + data.val)
+    the plugin (``fit_state`` on the merged split, in the order the data lists it: its
+    statistics and its inner-CV fit), the engine's own with the C chosen on validation."""
+    merged = dataclasses.replace(data, train=data.train_and_val())
     model.load_state_dict(load_checkpoint(run_dir, which="best")["weights"])
     if kept.start_c is None:
         state = plugin.fit_state(merged, config.to_dict())

@@ -70,6 +70,8 @@ class DataSplits:
         bad: items that could not be read, reported instead of silently dropped.
         builtin: the plugin's own demo data, whose bad items are known and part of the demo:
             they are reported and skipped without ``--skip-bad``.
+        order: each example's position in the data as listed (name -> row), where the reader
+            knows it (:meth:`grouped`, :meth:`shuffled`); :meth:`train_and_val` follows it.
     """
 
     train: list[Example]
@@ -79,6 +81,16 @@ class DataSplits:
     multilabel: bool
     bad: list[BadItem] = field(default_factory=list)
     builtin: bool = False
+    order: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def train_and_val(self) -> list[Example]:
+        """The train and val examples in the order the data lists them (:attr:`order`; train
+        then val where it is not known): a fit on both (the engine's refit) then depends on
+        their union only, not on which of them were cut for validation, and sees them as a fit
+        on the listed data does (the same inner cross-validation folds)."""
+        merged = self.train + self.val
+        last = len(self.order)
+        return sorted(merged, key=lambda e: self.order.get(e.name, last))
 
     @classmethod
     def grouped(
@@ -97,7 +109,9 @@ class DataSplits:
         groups: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
         for split, example in rows:
             groups[split].append(example)
-        return cls(groups["train"], groups["val"], groups["test"], classes, multilabel, bad or [])
+        order = {e.name: i for i, (_, e) in enumerate(rows)}
+        return cls(groups["train"], groups["val"], groups["test"], classes, multilabel, bad or [],
+                   order=order)  # fmt: skip
 
     @classmethod
     def shuffled(
@@ -116,7 +130,9 @@ class DataSplits:
         mixed = [examples[i] for i in order]
         cut1 = int(fractions[0] * len(mixed))
         cut2 = int((fractions[0] + fractions[1]) * len(mixed))
-        return cls(mixed[:cut1], mixed[cut1:cut2], mixed[cut2:], classes, multilabel, bad or [])
+        order = {e.name: i for i, e in enumerate(examples)}
+        return cls(mixed[:cut1], mixed[cut1:cut2], mixed[cut2:], classes, multilabel, bad or [],
+                   order=order)  # fmt: skip
 
 
 class RegionEncoder(nn.Module):

@@ -23,10 +23,10 @@ from negev_bags.pooling import MeanWildcatPool
 
 __all__ = ["Beside", "InstanceEncoder", "Standardize", "selective_recompute"]
 
-#: The head's instance evidence z starts at this multiple of the bag-mean model's instance scores
-#: (``meanwildcat``): at exactly 0 every instance ties and the top-k / bottom-k selection is
-#: arbitrary; a small multiple ranks the instances as the baseline does, and the bag score starts
-#: at the baseline plus 1% of its own centred ends.
+#: Training starts the head's instance evidence z at this multiple of the bag-mean model's
+#: instance scores (``meanwildcat``; :meth:`InstanceEncoder.begin_training`): at exactly 0 every
+#: instance ties and the top-k / bottom-k selection is arbitrary; a small multiple ranks the
+#: instances as the baseline does. The start kept as epoch 0 has z = 0: the baseline exactly.
 EVIDENCE_START = 0.01
 
 
@@ -140,6 +140,7 @@ class InstanceEncoder(RegionEncoder):
     ``head_start``: a linear scorer on the raw features, weight (C, d) and bias (C,) (the
     bag-mean logistic regression, :mod:`negev_bags.warm_start`), that :meth:`init_head` writes
     into the head when the model is built; without hidden layers or with ``skip``.
+    :meth:`begin_training` adds the instance evidence training starts from.
     """
 
     def __init__(
@@ -178,16 +179,17 @@ class InstanceEncoder(RegionEncoder):
         self.net = nn.Sequential(*layers)
         self.in_features, self.out_channels, self.chunk = in_features, width, chunk
         self.head_start = head_start
+        self._evidence: Tensor | None = None  # what begin_training writes (init_head sets it)
 
     @torch.no_grad()
     def init_head(self, head: nn.Module) -> bool:
         """Write ``head_start`` into an :class:`~negev.nn.EvidenceHead` over this encoder (the
         engine calls it when it builds the model): the linear instance model ``<weight[c], x> +
         bias[c]`` on the raw features x (the standardisation folded in) goes into the pooling's
-        linear module where it has one (``meanwildcat``: its bag-mean term; the head's instance
-        evidence then starts at :data:`EVIDENCE_START` times it), else into the head's
-        projection (every map of class c; ``gap``).
-        Nothing without ``head_start``. Returns whether a fit was written."""
+        linear module where it has one (``meanwildcat``: its bag-mean term, the instance
+        evidence at 0, so that the model is the fit exactly), else into the head's projection
+        (every map of class c; ``gap``). Nothing without ``head_start``. Returns whether a fit
+        was written."""
         if self.head_start is None:
             return False
         weight, bias = (t.double() for t in self.head_start)
@@ -199,19 +201,28 @@ class InstanceEncoder(RegionEncoder):
         d, maps = weight.shape[1], head.class_wise.num_maps
         if isinstance(head.pool, MeanWildcatPool):
             # with skip, the features are [x, MLP(x)]: the fit reads the first d; the evidence
-            # reads the MLP part at EVIDENCE_START times its default initialisation
-            hidden = head.proj.weight[:, d:] * EVIDENCE_START
+            # training starts from (begin_training) reads the fit's scores on them and the MLP
+            # part at EVIDENCE_START times its default initialisation
+            self._evidence = EVIDENCE_START * head.proj.weight.detach().clone()
+            self._evidence[:, :d] = EVIDENCE_START * weight.repeat_interleave(maps, dim=0)
             head.attend.weight.zero_()
             head.attend.weight[:, :d] = weight
             head.attend.bias.copy_(bias)
-            head.proj.weight[:, :d] = EVIDENCE_START * weight.repeat_interleave(maps, dim=0)
-            head.proj.weight[:, d:] = hidden
+            head.proj.weight.zero_()
             head.proj.bias.zero_()
             return True
         head.proj.weight.zero_()  # gap: exactly the baseline
         head.proj.weight[:, :d] = weight.repeat_interleave(maps, dim=0)
         head.proj.bias.copy_(bias.repeat_interleave(maps, dim=0))
         return True
+
+    @torch.no_grad()
+    def begin_training(self, head: nn.Module) -> None:
+        """Set the instance evidence (``meanwildcat``) that training starts from, after the fit
+        is kept as epoch 0 (the engine calls it): :data:`EVIDENCE_START` times the fit's instance
+        scores (and times the default initialisation on the MLP part). Nothing under ``gap``."""
+        if self._evidence is not None:
+            head.proj.weight.copy_(self._evidence)
 
     def forward_readout(
         self, inputs: dict[str, Tensor], layers: list[nn.Linear]

@@ -36,9 +36,9 @@ class BagsPlugin(ModalityPlugin):
     Default model: ``meanwildcat`` over the (standardised) instance features beside a one-layer
     MLP of them (``[x, MLP(x)]``): a linear bag-mean model plus WILDCAT (top / bottom 2%) of
     instance evidence read against the bag's own mean. The bag-mean model starts at the logistic
-    regression on the training bags' means (:mod:`negev_bags.warm_start`) and the evidence at 1%
-    of its instance scores: the first MIL baseline is the starting model (kept by the engine as
-    epoch 0), and training adds negative evidence to it.
+    regression on the training bags' means (:mod:`negev_bags.warm_start`) and the evidence at 0:
+    the first MIL baseline is the starting model, exactly (kept by the engine as epoch 0), and
+    training, from the evidence at 1% of its instance scores, adds negative evidence to it.
     """
 
     name = "bags"

@@ -10,10 +10,11 @@ Linear(D, C), which the head registers and feeds). The mean term ``mean_h <u, x_
 <u, mean_h x_h> + c`` is the linear model on bag means, the practitioner's first MIL baseline; the
 evidence term is 0 when ``z`` is 0. The bags plugin starts ``a`` at the convex fit of that
 baseline and ``z`` at 0 (:mod:`negev_bags.warm_start`): the model starts as the baseline exactly,
-and training adds instance evidence to it as far as the loss asks for it. ``z`` enters the score
-directly (no multiplicative gate at 0, which gradient descent leaves slowly). The ends are read
-against the bag's average: a shift of all of a bag's scores (a slide's stain, a scanner) changes
-nothing in the evidence term.
+and training (from ``z`` at 1% of the baseline's instance scores, which ranks the instances) adds
+instance evidence to it as far as the loss asks for it. ``z`` enters the score directly (no
+multiplicative gate at 0, which gradient descent leaves slowly). The ends are read against the
+bag's average: a shift of all of a bag's scores (a slide's stain, a scanner) changes nothing in
+the evidence term.
 
 Registered as the pooling ``meanwildcat`` (``kmax``, ``kmin``, ``alpha``) when the plugin is
 imported. It is the bags plugin's form of the core's linear-term poolings (``gapwildcat``, built

@@ -21,14 +21,17 @@ from negev_bags.encoders import EVIDENCE_START
 from negev_bags.pooling import mean_wildcat_pool
 
 
-def write_collection(folder, poison: bool = False, seed: int = 0):
+def write_collection(folder, poison: bool = False, seed: int = 0, interleave: bool = False):
     """40 train, 8 val, 8 test bags of 2-9 instances of 5 features (on different scales); a
     bag is positive when its mean is high on the first feature. ``poison``: the val and test
-    bags get other features and flipped labels."""
+    bags get other features and flipped labels. ``interleave``: every sixth of the first 48
+    bags is a val bag (else the 8 after the train bags)."""
     rng = np.random.default_rng(seed)
     rows = [["bag", "label", "split"]]
     for i in range(56):
         split = "train" if i < 40 else "val" if i < 48 else "test"
+        if interleave and i < 48:
+            split = "val" if i % 6 == 5 else "train"
         x = rng.normal(size=(int(rng.integers(2, 10)), 5)) * [1, 10, 0.1, 1, 1] + [0, 5, 0, 0, 0]
         label = int(x[:, 0].mean() + 0.3 * rng.normal() > 0)
         if poison and split != "train":
@@ -49,9 +52,32 @@ def fitted_plugin(path, out, **options):
     return plugin, config, data, state
 
 
+def baseline(means: np.ndarray, y: np.ndarray) -> GridSearchCV:
+    """The reference: StandardScaler + LogisticRegression on bag means, C by the log loss of a
+    stratified, shuffled inner 5-fold CV (seed 0), by scikit-learn."""
+    return GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
+        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        scoring="neg_log_loss",
+    ).fit(means, y)
+
+
+def bag_scores(model, plugin, examples) -> np.ndarray:
+    with torch.no_grad():
+        return torch.cat([model(plugin.collate([e])).scores[:, 0] for e in examples]).numpy()
+
+
+def means_of(examples) -> np.ndarray:
+    return np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in examples])
+
+
 @pytest.mark.parametrize("hidden", [(), (4,)])
 def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidden):
-    """Linear scorer, or an MLP whose input is kept beside it (``skip``, the default)."""
+    """Linear scorer, or an MLP whose input is kept beside it (``skip``, the default): the model
+    built (epoch 0) is the baseline exactly, the instance evidence at 0; training starts it at a
+    small multiple of the baseline's instance scores (and of a default initialisation on the
+    MLP part)."""
     plugin, config, data, state = fitted_plugin(
         write_collection(tmp_path), tmp_path / "run", plugin={"hidden": hidden}
     )
@@ -60,28 +86,18 @@ def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidd
     assert model.started
     head, d = model.head, 5
     assert head.proj.weight.shape[1] == d + sum(hidden[-1:])
-    # the baseline reads the features only; the instance evidence starts as a small multiple of
-    # the baseline's instance scores (and of a default initialisation on the MLP part)
-    assert not head.attend.weight[:, d:].any()
+    assert not head.attend.weight[:, d:].any()  # the baseline reads the features only
+    assert not head.proj.weight.any() and not head.proj.bias.any()
+    examples = data.train + data.val + data.test
+    ours = bag_scores(model, plugin, examples)
+    search = baseline(means_of(data.train), np.array([int(0 in e.labels) for e in data.train]))
+    assert state["warm_start"]["C"] == [search.best_params_["logisticregression__C"]]
+    np.testing.assert_allclose(ours, search.decision_function(means_of(examples)), atol=1e-4)
+    model.begin_training()
     torch.testing.assert_close(head.proj.weight[:, :d], EVIDENCE_START * head.attend.weight[:, :d])
     assert EVIDENCE_START <= 0.01 and not head.proj.bias.any()
-    with torch.no_grad():  # without it, the model is the baseline
-        head.proj.weight.zero_()
-    examples = data.train + data.val + data.test
-    with torch.no_grad():
-        ours = torch.cat([model(plugin.collate([e])).scores[:, 0] for e in examples]).numpy()
-    # reference: StandardScaler + LogisticRegression on the training bags' means, C by the log
-    # loss of a stratified, shuffled inner 5-fold CV (seed 0), scored on every bag's mean
-    means = np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in examples])
-    y = np.array([int(0 in e.labels) for e in data.train])
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
-        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
-        cv=StratifiedKFold(5, shuffle=True, random_state=0),
-        scoring="neg_log_loss",
-    ).fit(means[: len(data.train)], y)
-    assert state["warm_start"]["C"] == [search.best_params_["logisticregression__C"]]
-    np.testing.assert_allclose(ours, search.decision_function(means), atol=1e-4)
+    if hidden:
+        assert head.proj.weight[:, d:].abs().max() < EVIDENCE_START
 
 
 def test_warm_start_never_reads_the_validation_or_test_bags(tmp_path):
@@ -143,7 +159,7 @@ def test_mean_wildcat_head_is_the_bag_mean_model_at_zero_evidence_and_ignores_sh
 def test_engine_keeps_the_bag_mean_start_as_epoch_zero(tmp_path):
     """The start the encoder writes is a candidate of best-epoch selection like the core's linear
     warm start: training that cannot change the model (lr 1e-12) keeps epoch 0, and its val
-    record is the started model's (evidence at EVIDENCE_START)."""
+    record is the started model's (the baseline, the evidence at 0)."""
     import json
 
     from negev.engine import train
@@ -167,24 +183,42 @@ def test_engine_keeps_the_bag_mean_start_as_epoch_zero(tmp_path):
 
 def test_kept_start_is_refit_on_train_and_val_bags(tmp_path):
     """When epoch 0 is kept, the run's best model is the bag-mean logistic regression of the
-    train + val bags (C by inner CV on them, the scaler fitted on them), by scikit-learn."""
-    path = write_collection(tmp_path)
+    train + val bags as the CSV lists them (C by inner CV on them, the scaler fitted on them), by
+    scikit-learn: the same model, instance evidence included, as that baseline. The val bags are
+    listed among the train bags, and the inner CV picks another C on train-then-val order."""
+    path = write_collection(tmp_path, seed=10, interleave=True)
     options = {"modality": "bags", "data": str(path), "out": str(tmp_path / "run"),
                "epochs": 1, "workers": 0, "start_margin": 1e6}  # fmt: skip
     plugin, config = resolve_config({}, options)
     assert train(plugin, config, quiet=True).best_epoch == 0
     plugin, config, model, _ = load_model(tmp_path / "run")
     data = plugin.load_data(str(path), config.to_dict())
-    with torch.no_grad():  # the baseline part alone
-        model.head.proj.weight.zero_()
-        ours = torch.cat([model(plugin.collate([e])).scores[:, 0] for e in data.test]).numpy()
-    fitted = data.train + data.val
-    means = np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in fitted + data.test])
-    y = np.array([int(0 in e.labels) for e in fitted])
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000)),
-        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]},
-        cv=StratifiedKFold(5, shuffle=True, random_state=0),
-        scoring="neg_log_loss",
-    ).fit(means[: len(fitted)], y)
-    np.testing.assert_allclose(ours, search.decision_function(means[len(fitted) :]), atol=1e-4)
+    ours = bag_scores(model, plugin, data.test)
+    listed = sorted(data.train + data.val, key=lambda e: int(e.name.split(":")[1].split()[0]))
+    search = baseline(means_of(listed), np.array([int(0 in e.labels) for e in listed]))
+    np.testing.assert_allclose(ours, search.decision_function(means_of(data.test)), atol=1e-4)
+    merged = data.train + data.val  # another order: another inner CV, another C (here)
+    other = baseline(means_of(merged), np.array([int(0 in e.labels) for e in merged]))
+    assert other.best_params_ != search.best_params_
+
+
+def test_a_run_resumed_from_its_start_trains_as_an_uninterrupted_one(tmp_path):
+    """Epoch 0 (the baseline, evidence at 0) is saved before training sets the evidence it starts
+    from: a run resumed from that checkpoint sets it too, and trains the same epoch 1."""
+    import shutil
+
+    from negev.engine.checkpoint import RunWarning, load_checkpoint
+
+    path = write_collection(tmp_path)
+    options = {"modality": "bags", "data": str(path), "out": str(tmp_path / "run"), "epochs": 1,
+               "workers": 0, "refit": False, "keep": 10}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    train(plugin, config, quiet=True, evaluate_test=False)
+    first = load_checkpoint(tmp_path / "run" / "checkpoint-0001")["weights"]
+    assert first["head.proj.weight"].any()  # trained from the evidence at EVIDENCE_START
+    shutil.rmtree(tmp_path / "run" / "checkpoint-0001")
+    with pytest.warns(RunWarning, match="checkpoint-0000"):  # the newest one left
+        train(plugin, config, quiet=True, evaluate_test=False, resume=True)
+    again = load_checkpoint(tmp_path / "run" / "checkpoint-0001")["weights"]
+    for name, tensor in first.items():
+        torch.testing.assert_close(again[name], tensor, rtol=0, atol=0)
