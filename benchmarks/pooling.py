@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import math
 import platform
 from functools import partial
 from pathlib import Path
@@ -193,6 +194,8 @@ def run_large(device: torch.device, repeats: int) -> tuple[list[dict], float]:
                 "gpu_ref": busy["reference"],
                 "triton_ms": times.get("triton", float("nan")) * 1e3,
                 "sort_ms": times.get("sort", float("nan")) * 1e3,
+                "gpu_triton": _kernel_ms(fns["triton"], device) if "triton" in fns else math.nan,
+                "gpu_sort": _kernel_ms(fns["sort"], device) if "sort" in fns else math.nan,
                 "launch_ours": counts["ours"][1] if device.type == "cuda" else counts["ours"][0],
                 "launch_ref": counts["reference"][1]
                 if device.type == "cuda"
@@ -358,12 +361,14 @@ def to_markdown(
             f"Memory-traffic floor: read the scores once and write their gradient once at "
             f"{bandwidth / 1e9:.0f} GB/s (a copy measured in this run).",
             "",
-            "triton ms / sort ms: each GPU path forced, whatever `choose_path` picks.",
+            "triton ms / sort ms (and their kernel ms): each GPU path forced, whatever "
+            "`choose_path` picks.",
             "",
             f"| B x C x regions | path | ours ms | full sort ms | speedup | floor ms "
             f"| ours / floor | kernel ms ours | kernel ms full sort | kernel ms ours / floor "
-            f"| triton ms | sort ms | {what} ours | {what} full sort |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| triton ms | sort ms | kernel ms triton | kernel ms sort "
+            f"| {what} ours | {what} full sort |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in large:
             lines.append(
@@ -372,6 +377,7 @@ def to_markdown(
                 f"{r['ours_ms'] / r['floor_ms']:.1f}x | {r['gpu_ours']:.4f} | {r['gpu_ref']:.4f} | "
                 f"{r['gpu_ours'] / r['floor_ms']:.1f}x | "
                 f"{r['triton_ms']:.3f} | {r['sort_ms']:.3f} | "
+                f"{r['gpu_triton']:.4f} | {r['gpu_sort']:.4f} | "
                 f"{r['launch_ours']} | {r['launch_ref']} |"
             )
     if host:

@@ -26,6 +26,14 @@ def test_interpreted_kernels():
     run_in_interpreter(__file__)
 
 
+@pytest.fixture(params=[256, 8], ids=["sort_or_select", "select_from_16"])
+def sort_up_to(request, monkeypatch):
+    """The longest block sorted in registers: as shipped (longer rows select), or 8, so that every
+    row of more than 8 regions takes the bitwise selection of the ends."""
+    monkeypatch.setattr(_wildcat_triton, "SORT_UP_TO", request.param)
+    return request.param
+
+
 def run_kernels(scores, kmax, kmin, alpha, mask=None, grad=None):
     """wildcat_pool's GPU dispatch, the kernels on the CPU tensors: (out, d out / d scores)."""
     scores = scores.detach().clone().requires_grad_(True)
@@ -73,9 +81,12 @@ def run_torch(scores, kmax, kmin, alpha, mask=None, grad=None):
         ((2, 1, 8), 3, 3, 0.0),  # alpha 0: no low term
         ((1, 1, 1), 1, 1, 1.0),  # one region, in both ends
         ((2, 2, 40), 30, 25, 0.3),  # overlapping, sorted, padded block
+        ((2, 3, 300), 0.2, 0.05, 0.7),  # a long row: the thresholds' search
+        ((1, 2, 300), 200, 150, 0.4),  # a long row, overlapping ends
+        ((1, 1, 257), 3, 0, 1.0),  # one past the sorted block, no low term
     ],
 )
-def test_kernels_equal_the_torch_path(shape, kmax, kmin, alpha):
+def test_kernels_equal_the_torch_path(shape, kmax, kmin, alpha, sort_up_to):
     torch.manual_seed(0)
     scores = torch.randn(shape)
     grad = torch.randn(shape[:2])
@@ -87,7 +98,7 @@ def test_kernels_equal_the_torch_path(shape, kmax, kmin, alpha):
 
 @in_interpreter
 @pytest.mark.parametrize(("kmax", "kmin", "alpha"), [(0.3, 0.2, 0.7), (1, 1, 1.0), (0.5, 0, 1.0)])
-def test_kernels_with_a_mask(kmax, kmin, alpha):
+def test_kernels_with_a_mask(kmax, kmin, alpha, sort_up_to):
     torch.manual_seed(1)
     scores = torch.randn(3, 2, 12)
     mask = torch.rand(3, 12) < 0.6
@@ -104,7 +115,7 @@ def test_kernels_with_a_mask(kmax, kmin, alpha):
 
 @in_interpreter
 @pytest.mark.parametrize(("kmax", "kmin"), [(3, 2), (1, 1)])
-def test_kernels_with_ties_keep_a_valid_selection(kmax, kmin):
+def test_kernels_with_ties_keep_a_valid_selection(kmax, kmin, sort_up_to):
     torch.manual_seed(2)
     scores = torch.randint(-2, 3, (2, 3, 11)).float()
     out, grad_in = run_kernels(scores, kmax, kmin, 0.5)
@@ -120,7 +131,7 @@ def test_kernels_with_ties_keep_a_valid_selection(kmax, kmin):
 
 @in_interpreter
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_kernels_low_precision(dtype):
+def test_kernels_low_precision(dtype, sort_up_to):
     torch.manual_seed(3)
     scores = torch.randn(2, 3, 16)
     out, grad_in = run_kernels(scores.to(dtype), 4, 2, 0.7)
@@ -158,7 +169,7 @@ def test_every_path_of_wildcat_pool_agrees(monkeypatch, shape, kmax, kmin, alpha
 
 
 @in_interpreter
-def test_kernels_keep_nan_for_the_caller_to_report():
+def test_kernels_keep_nan_for_the_caller_to_report(sort_up_to):
     scores = torch.randn(2, 2, 6)
     scores[1, 0, 3] = float("nan")
     out, _ = run_kernels(scores, 2, 2, 1.0)
@@ -207,6 +218,30 @@ def test_gpu_paths_for_many_long_rows_equal_the_cpu(k):
     grad = torch.randn(8, 200)
     cpu = run_torch(scores, k, k, 0.7, None, grad)
     gpu = run_torch(scores.cuda(), k, k, 0.7, None, grad.cuda())
+    assert _wildcat_triton.disabled is None, _wildcat_triton.disabled
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+
+
+@pytest.mark.skipif(
+    INTERPRETED or not torch.cuda.is_available(), reason="needs a CUDA device (compiled kernels)"
+)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(("kmax", "kmin", "alpha"), [(0.2, 0.2, 0.7), (0.9, 0.5, 0.3), (5, 0, 1.0)])
+def test_gpu_selection_of_long_rows_equals_the_cpu(kmax, kmin, alpha, masked):
+    """Rows of 28x28 (a 1,024-key block): the kernels search both ends' thresholds."""
+    assert _wildcat_triton.SORT_UP_TO < 1024
+    torch.manual_seed(7)
+    scores = torch.randn(4, 30, 28, 28)
+    mask = None
+    if masked:
+        mask = torch.rand(4, 28, 28) < 0.6
+        mask[:, 0, 0] = True
+    grad = torch.randn(4, 30)
+    cpu = run_torch(scores, kmax, kmin, alpha, mask, grad)
+    gpu = run_kernels(
+        scores.cuda(), kmax, kmin, alpha, None if mask is None else mask.cuda(), grad.cuda()
+    )
     assert _wildcat_triton.disabled is None, _wildcat_triton.disabled
     torch.testing.assert_close(gpu[0].cpu(), cpu[0])
     torch.testing.assert_close(gpu[1].cpu(), cpu[1])

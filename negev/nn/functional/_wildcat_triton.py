@@ -3,12 +3,13 @@
 The forward program loads a row of N region scores, maps each to an int64 key that orders
 (score, region) exactly (the float32 bits turned into integers of the same order, above the region
 index), puts the masked-out and padding regions last (largest key), sorts the keys in registers
-(or, for k <= 2, takes the extremes by reductions), and writes the output and the kept regions'
-indices. Only those indices (B, C, min(kmax + kmin, N)) int32 are saved for the backward program,
-which writes the output gradient times 1/kmax (alpha/kmin) into them.
+(for k <= 2, takes the extremes by reductions; for rows longer than 256, searches each end's
+threshold bit by bit), and writes the output and the kept regions' indices. Only those indices
+(B, C, min(kmax + kmin, N)) int32 are saved for the backward program, which writes the output
+gradient times 1/kmax (alpha/kmin) into them.
 
-Triton is optional (it ships with torch's CUDA
-wheels), and without it the callers keep the torch path.
+Triton is optional (it ships with torch's CUDA wheels), and without it the callers keep the torch
+path.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Below this k the extremes are found by 2k reductions, above it by one bitonic sort
 # (log2(N)(log2(N)+1)/2 compare-exchange stages, ~ (log2(N)+1)/4 reductions' worth, >= 2).
 ROUNDS_UP_TO = 2
+# Longest block (N rounded up to a power of two) sorted in registers; longer rows take bitwise
+# searches of both ends' thresholds (32 + log2(N) counting passes per end), whose registers do
+# not spill. On an H200 (benchmarks/results/pooling_cuda.md, kernel time, fwd + bwd) the searches
+# beat the in-register sort of 1,024 keys (8 x 20 x 28x28, k = 0.1: 0.028 against 0.035 ms) but
+# not torch.sort of many rows (64 x 80 x 28x28: 0.33 against 0.24 ms), which choose_path keeps
+# above 2^18 scores.
+SORT_UP_TO = 256
 
 
 # Why the kernels were turned off in this process (a failed compilation), or None.
@@ -78,6 +86,8 @@ if triton is not None:
         HAS_MASK: tl.constexpr,
         USE_LOW: tl.constexpr,
         ROUNDS: tl.constexpr,
+        SELECT: tl.constexpr,
+        INDEX_BITS: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         row = tl.program_id(0)
@@ -124,6 +134,32 @@ if triton is not None:
                     )
                 high_keys = tl.where(high_keys == top, -0x7FFFFFFFFFFFFFFF - 1, high_keys)
                 low_keys = tl.where(low_keys == bottom, 0x7FFFFFFFFFFFFFFF, low_keys)
+        elif SELECT:
+            # the ends by bitwise searches of their thresholds (no sort: long rows spill a sort
+            # held in registers); the same regions as the sort, ties by region index
+            u = ordered.to(tl.int64) + 2**31  # in [0, 2**32), in the order of the scores
+            high = _largest(u, offs, valid, k_high, INDEX_BITS)
+            low = high & False
+            if USE_LOW:  # the smallest: the largest of the flipped order, ties by lower index
+                low = _largest(2**32 - 1 - u, BLOCK - 1 - offs, valid, k_low, INDEX_BITS)
+            high_sum = tl.sum(tl.where(high, x, 0.0), axis=0)
+            low_sum = tl.sum(tl.where(low, x, 0.0), axis=0)
+            # the slots of the sort's layout: low only, then in both ends, then high only
+            both = high & low
+            low_only = low & ~high
+            high_only = high & ~low
+            n_low_only = tl.sum(low_only.to(tl.int32), axis=0)
+            n_both = tl.sum(both.to(tl.int32), axis=0)
+            slot = tl.where(
+                low_only,
+                tl.cumsum(low_only.to(tl.int32), axis=0) - 1,
+                tl.where(
+                    both,
+                    n_low_only + tl.cumsum(both.to(tl.int32), axis=0) - 1,
+                    n_low_only + n_both + tl.cumsum(high_only.to(tl.int32), axis=0) - 1,
+                ),
+            )
+            tl.store(index_ptr + row * slots + slot, offs, mask=high | low)
         else:
             # sorted ascending: valid keys at 0..count-1; the top k_high at the end, the bottom
             # k_low at the start; a region in both (k_high + k_low > count) is stored once
@@ -142,6 +178,28 @@ if triton is not None:
         if USE_LOW:
             out += alpha * low_sum / (k_low * 1.0)
         tl.store(out_ptr + row, out.to(out_ptr.dtype.element_ty))
+
+    @triton.jit
+    def _kth_largest(u, eligible, k, BITS: tl.constexpr):
+        """The k-th largest of the values u in [0, 2**BITS) where ``eligible`` (1 <= k <= their
+        count): the largest t with at least k of them >= t, set bit by bit from the top."""
+        t = tl.sum(tl.zeros_like(u), axis=0)
+        for b in tl.static_range(BITS):
+            candidate = t | (1 << (BITS - 1 - b))
+            count = tl.sum((eligible & (u >= candidate)).to(tl.int32), axis=0)
+            t = tl.where(count >= k, candidate, t)
+        return t
+
+    @triton.jit
+    def _largest(u, rank, valid, k, INDEX_BITS: tl.constexpr):
+        """Mask of the k largest valid values u in [0, 2**32), equal values by larger ``rank``
+        (distinct, in [0, 2**INDEX_BITS)): exactly k regions."""
+        t = _kth_largest(u, valid, k, 32)
+        above = valid & (u > t)
+        tie = valid & (u == t)
+        rest = k - tl.sum(above.to(tl.int32), axis=0)  # >= 1 of the ties
+        s = _kth_largest(rank.to(tl.int64), tie, rest, INDEX_BITS)
+        return above | (tie & (rank >= s))
 
     @triton.jit
     def _value(key):
@@ -245,6 +303,8 @@ class _Pool(torch.autograd.Function):
             HAS_MASK=has_mask,
             USE_LOW=use_low,
             ROUNDS=rounds,
+            SELECT=rounds == 0 and block > SORT_UP_TO,
+            INDEX_BITS=max(1, (block - 1).bit_length()),
             BLOCK=block,
             num_warps=max(1, min(8, block // 256)),
         )
