@@ -241,7 +241,8 @@ def cuda_table(rows: list[dict], device: torch.device) -> list[str]:
         "scores and targets on the host, so each call waits for the previous one). The search: "
         + (
             "the fused Triton inference (`negev.nn.functional._ap_triton`: keys, one sort, the "
-            "two search kernels, one finishing kernel)"
+            "search kernels (the nodes' candidates in chunks, their combination, one or two finer "
+            "levels), one finishing kernel, and for the reduced loss one summing kernel)"
             if _ap_triton.disabled is None
             else f"the torch path (Triton off: {_ap_triton.disabled})"
         )

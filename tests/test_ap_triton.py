@@ -105,7 +105,7 @@ DTYPES = [(torch.float64, 1e-10, 1e-12), (torch.float32, 1e-6, 1e-7)]
 @contextlib.contextmanager
 def fused_calls():
     """Count the calls of the fused inference (float32 must take it, float64 must not)."""
-    with mock.patch.object(_ap_triton, "inference", wraps=_ap_triton.inference) as spy:
+    with mock.patch.object(_ap_triton, "inference_parts", wraps=_ap_triton.inference_parts) as spy:
         yield spy
 
 
@@ -285,3 +285,24 @@ def test_loose_bounds_give_the_same_insertions():
     loose = _ap_triton.inference(scores, targets, targets.sum(0), 4999, 4999)
     torch.testing.assert_close(loose[0], tight[0], atol=0, rtol=0)
     torch.testing.assert_close(loose[1], tight[1], atol=0, rtol=0)
+
+
+def test_a_failing_sync_free_path_falls_back_to_the_torch_path_with_a_warning():
+    rng = np.random.default_rng(5)
+    scores = torch.tensor(rng.normal(size=(60, 2)), dtype=torch.float32, requires_grad=True)
+    targets = torch.tensor(rng.random((60, 2)) < 0.3)
+    with mock.patch.object(_ap_triton, "supports", return_value=False):
+        expected = ap_svm_loss(scores, targets, validate_args=False)
+    with (
+        mock.patch.object(_ap_triton, "inference_parts", side_effect=RuntimeError("no compiler")),
+        mock.patch.object(
+            _ap_triton, "supports_fused", side_effect=lambda s: _ap_triton.disabled is None
+        ),
+        mock.patch.object(_ap_triton, "supports", return_value=False),
+        mock.patch.object(_ap_triton, "disabled", None),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        loss = ap_svm_loss(scores, targets, validate_args=False)
+    assert any("no compiler" in str(w.message) for w in caught)
+    torch.testing.assert_close(loss, expected)

@@ -474,6 +474,20 @@ def inference(
         As :func:`negev.nn.functional.ap_svm.ap_svm_inference`: loss (C,) float64 (NaN where a
         column lacks a positive or a negative), gradient (N, C) float64.
     """
+    parts, grad = inference_parts(scores, targets, counts, p_max, q_max, torch.float64)
+    return parts.sum(1), grad  # (C,): a fixed order, deterministic
+
+
+def inference_parts(
+    scores: Tensor,
+    targets: Tensor,
+    counts: list[int] | Tensor,
+    p_max: int,
+    q_max: int,
+    grad_dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    """:func:`inference` with each column's loss in parts, one per tile of slots: (C, tiles)
+    float64 (their sum is the loss), and the gradient in ``grad_dtype`` (N, C)."""
     n, c = scores.shape
     device = scores.device
     if isinstance(counts, Tensor):
@@ -490,7 +504,7 @@ def inference(
     harmonic = _ap_search.harmonic_numbers(n + 1, device)
     best = best_insertions(scaled, prefix, harmonic, counts_t, p_max, q_max)
     parts = torch.empty(tiles, dtype=torch.float64, device=device)
-    grad = torch.empty(n, c, dtype=torch.float64, device=device)
+    grad = torch.empty(n, c, dtype=grad_dtype, device=device)
     _finish_kernel[tiles](
         key,
         counts_t,
@@ -506,4 +520,47 @@ def inference(
         SEARCH_STEPS=best.shape[1].bit_length() + 1,
         num_warps=8,
     )
-    return parts.sum(1), grad  # (C,): a fixed order, deterministic
+    return parts, grad
+
+
+def total(parts: Tensor, counts: Tensor, n: int, mean: bool, dtype: torch.dtype) -> Tensor:
+    """The reduced loss and its weight from :func:`inference_parts` in one launch (what would be
+    a sum, a mask of the usable columns, its count, a division and casts: a handful of launches
+    from the host): ``weight * sum`` of the usable columns' losses (0 < P < N), weight 1 / their
+    number (``mean``; 1 with none) or 1.
+
+    Returns:
+        (2,) ``dtype``: the loss, then the weight (the backward's scale of the gradient).
+    """
+    columns, tiles = parts.shape
+    out = torch.empty(2, dtype=dtype, device=parts.device)
+    block = min(1024, triton.next_power_of_2(columns))
+    _total_kernel[(1,)](parts, counts, out, n, columns, tiles, MEAN=mean, BLOCK=block)
+    return out
+
+
+if triton is not None:
+
+    @triton.jit(do_not_specialize=["n", "columns", "tiles"])
+    def _total_kernel(parts_ptr, counts_ptr, out_ptr, n, columns, tiles, MEAN: tl.constexpr,
+                      BLOCK: tl.constexpr):  # fmt: skip
+        """out = [weight * the usable columns' summed parts, weight] (one program)."""
+        loss = tl.sum(tl.zeros([BLOCK], tl.float64), axis=0)
+        usable = tl.sum(tl.zeros([BLOCK], tl.int32), axis=0)
+        start = columns * 0
+        while start < columns:  # while loops: bounds from arguments (Triton's interpreter)
+            column = start + tl.arange(0, BLOCK)
+            inside = column < columns
+            count = tl.load(counts_ptr + column, mask=inside, other=0)
+            ok = inside & (count > 0) & (count < n)
+            column_loss = tl.zeros([BLOCK], tl.float64)
+            tile = columns * 0
+            while tile < tiles:
+                column_loss += tl.load(parts_ptr + column * tiles + tile, mask=ok, other=0.0)
+                tile += 1
+            loss += tl.sum(column_loss, axis=0)
+            usable += tl.sum(ok.to(tl.int32), axis=0)
+            start += BLOCK
+        weight = 1.0 / tl.maximum(usable, 1).to(tl.float64) if MEAN else 1.0
+        tl.store(out_ptr, loss * weight)
+        tl.store(out_ptr + 1, weight)

@@ -99,11 +99,11 @@ def _sync_free_loss(matrix: Tensor, labels: Tensor, reduction: str, squeeze: boo
     if reduction == "none":
         per_column = _APSVMFunction.apply(matrix, labels, counts, None)
         return per_column[0] if squeeze else per_column
-    weight = 1.0
-    if reduction == "mean":
-        usable = ((counts > 0) & (counts < matrix.shape[0])).sum()
-        weight = usable.clamp(min=1).double().reciprocal()
-    return _APSVMFunction.apply(matrix, labels, counts, weight)
+    try:
+        return _FusedAPSVMFunction.apply(matrix, labels, counts, reduction == "mean")
+    except Exception as error:  # a failed compilation: the torch path from now on
+        _ap_triton.disable(error)
+    return ap_svm_loss(matrix[:, 0] if squeeze else matrix, labels, reduction, validate_args=False)
 
 
 def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -243,3 +243,26 @@ class _APSVMFunction(torch.autograd.Function):
             return grad * grad_out, None, None, None
         # columns without loss have zero gradient; NaN upstream grads there must not leak
         return grad * grad_out.nan_to_num(nan=0.0), None, None, None
+
+
+class _FusedAPSVMFunction(torch.autograd.Function):
+    """The reduced loss on the fused path, sized for any counts and free of host reads: the
+    gradient written in the scores' dtype by the finishing kernel, the sum over the usable columns
+    and the mean's weight by one more (:func:`_ap_triton.total`), scaled in the backward."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, targets: Tensor, counts: Tensor, mean: bool) -> Tensor:
+        n = scores.shape[0]
+        bound = max(n - 1, 1)  # the most positives, and negatives, a usable column has
+        parts, grad = _ap_triton.inference_parts(
+            scores.detach(), targets, counts, bound, bound, scores.dtype
+        )
+        loss_and_weight = _ap_triton.total(parts, counts, n, mean, scores.dtype)
+        ctx.save_for_backward(grad, loss_and_weight)
+        return loss_and_weight[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
+        grad, loss_and_weight = ctx.saved_tensors
+        return grad * (grad_out * loss_and_weight[1]), None, None, None
