@@ -287,10 +287,12 @@ def test_loose_bounds_give_the_same_insertions():
     torch.testing.assert_close(loose[1], tight[1], atol=0, rtol=0)
 
 
-def test_a_failing_sync_free_path_falls_back_to_the_torch_path_with_a_warning():
+@pytest.mark.parametrize("shape", [(60, 2), (60,)], ids=["matrix", "vector"])
+def test_a_failing_sync_free_path_falls_back_to_the_torch_path_with_a_warning(shape):
     rng = np.random.default_rng(5)
-    scores = torch.tensor(rng.normal(size=(60, 2)), dtype=torch.float32, requires_grad=True)
-    targets = torch.tensor(rng.random((60, 2)) < 0.3)
+    scores = torch.tensor(rng.normal(size=shape), dtype=torch.float32, requires_grad=True)
+    targets = torch.tensor(rng.random(shape) < 0.3)
+    targets[0], targets[1] = True, False
     with mock.patch.object(_ap_triton, "supports", return_value=False):
         expected = ap_svm_loss(scores, targets, validate_args=False)
     with (

@@ -103,7 +103,7 @@ def _sync_free_loss(matrix: Tensor, labels: Tensor, reduction: str, squeeze: boo
         return _FusedAPSVMFunction.apply(matrix, labels, counts, reduction == "mean")
     except Exception as error:  # a failed compilation: the torch path from now on
         _ap_triton.disable(error)
-    return ap_svm_loss(matrix[:, 0] if squeeze else matrix, labels, reduction, validate_args=False)
+    return ap_svm_loss(matrix, labels, reduction, validate_args=False)  # a scalar either way
 
 
 def ap_svm_inference(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -226,7 +226,7 @@ class _APSVMFunction(torch.autograd.Function):
         scores: Tensor,
         targets: Tensor,
         counts: list[int] | Tensor,
-        weight: float | Tensor | None,
+        weight: float | None,
     ) -> Tensor:
         loss, grad = _inference(scores, targets, counts)
         if weight is None:
