@@ -176,6 +176,25 @@ def test_kernels_keep_nan_for_the_caller_to_report(sort_up_to):
     assert torch.isnan(out[1, 0]) and not torch.isnan(out[0]).any()
 
 
+def assert_gpu_equals_cpu(scores, kmax, kmin, alpha, mask=None, grad=None, gpu_run=run_torch):
+    """``gpu_run`` on CUDA copies of the inputs (the kernels on) equals wildcat_pool on the CPU:
+    output and gradient."""
+    cpu = run_torch(scores, kmax, kmin, alpha, mask, grad)
+    gpu = gpu_run(
+        scores.cuda(), kmax, kmin, alpha, None if mask is None else mask.cuda(), grad.cuda()
+    )
+    assert _wildcat_triton.disabled is None, _wildcat_triton.disabled  # the kernels ran
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+
+
+def random_mask(batch: int, side: int, share: float) -> torch.Tensor:
+    """(batch, side, side) bool, about ``share`` valid, the first region of each sample valid."""
+    mask = torch.rand(batch, side, side) < share
+    mask[:, 0, 0] = True
+    return mask
+
+
 @pytest.mark.skipif(
     INTERPRETED or not torch.cuda.is_available(), reason="needs a CUDA device (compiled kernels)"
 )
@@ -187,18 +206,8 @@ def test_gpu_path_equals_the_cpu(kmax, kmin, alpha, masked):
     assert _wildcat_triton.supports(torch.zeros(1, 1, 1, device="cuda"))
     torch.manual_seed(4)
     scores = torch.randn(4, 20, 14, 14)
-    mask = None
-    if masked:
-        mask = torch.rand(4, 14, 14) < 0.7
-        mask[:, 0, 0] = True
-    grad = torch.randn(4, 20)
-    cpu = run_torch(scores, kmax, kmin, alpha, mask, grad)
-    gpu = run_torch(
-        scores.cuda(), kmax, kmin, alpha, None if mask is None else mask.cuda(), grad.cuda()
-    )
-    assert _wildcat_triton.disabled is None, _wildcat_triton.disabled  # the kernels ran
-    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
-    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+    mask = random_mask(4, 14, 0.7) if masked else None
+    assert_gpu_equals_cpu(scores, kmax, kmin, alpha, mask, torch.randn(4, 20))
     nan = scores.cuda()
     nan[2, 3, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN in a valid region of batch index 2, class 3"):
@@ -215,12 +224,7 @@ def test_gpu_paths_for_many_long_rows_equal_the_cpu(k):
     scores = torch.randn(8, 200, 28, 28)
     expected_path = "triton" if k == 1 else "sort"
     assert wildcat.choose_path(1600, 784, 1 if k == 1 else 157, fused=True) == expected_path
-    grad = torch.randn(8, 200)
-    cpu = run_torch(scores, k, k, 0.7, None, grad)
-    gpu = run_torch(scores.cuda(), k, k, 0.7, None, grad.cuda())
-    assert _wildcat_triton.disabled is None, _wildcat_triton.disabled
-    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
-    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+    assert_gpu_equals_cpu(scores, k, k, 0.7, grad=torch.randn(8, 200))
 
 
 @pytest.mark.skipif(
@@ -233,15 +237,6 @@ def test_gpu_selection_of_long_rows_equals_the_cpu(kmax, kmin, alpha, masked):
     assert _wildcat_triton.SORT_UP_TO < 1024
     torch.manual_seed(7)
     scores = torch.randn(4, 30, 28, 28)
-    mask = None
-    if masked:
-        mask = torch.rand(4, 28, 28) < 0.6
-        mask[:, 0, 0] = True
+    mask = random_mask(4, 28, 0.6) if masked else None
     grad = torch.randn(4, 30)
-    cpu = run_torch(scores, kmax, kmin, alpha, mask, grad)
-    gpu = run_kernels(
-        scores.cuda(), kmax, kmin, alpha, None if mask is None else mask.cuda(), grad.cuda()
-    )
-    assert _wildcat_triton.disabled is None, _wildcat_triton.disabled
-    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
-    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+    assert_gpu_equals_cpu(scores, kmax, kmin, alpha, mask, grad, gpu_run=run_kernels)
