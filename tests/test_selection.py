@@ -10,6 +10,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -18,7 +21,7 @@ from negev.engine.checkpoint import RunWarning, load_checkpoint
 from negev.engine.evaluation import classification_metrics
 from negev.engine.model import build_model
 from negev.engine.search import search
-from negev.engine.selection import beats_reference, paired_bootstrap_se
+from negev.engine.selection import beats_reference, family_margin, paired_bootstrap_se
 from negev.plugins import DataSplits, Example
 from tests.test_warm_start import (
     FAST,
@@ -108,6 +111,46 @@ def test_beats_reference_needs_the_margin():
     assert not beats_reference(v_good, v_noisy, *args, margin=1.01 * gap / se)
     assert not beats_reference(v_noisy, v_good, noisy, good, *args[2:], margin=0.0)
     assert not beats_reference(math.nan, v_good, *args, margin=1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.05, 6.0), st.integers(1, 10_000))
+def test_family_margin_divides_the_tail_by_the_comparisons(margin, comparisons):
+    """P(Z > z) = P(Z > margin) / m against scipy's normal tail; it only grows with m."""
+    z = family_margin(margin, comparisons)
+    assert norm.sf(z) == pytest.approx(norm.sf(margin) / comparisons, rel=1e-9)
+    assert z >= margin and family_margin(margin, comparisons + 1) > z
+
+
+def test_family_margin_holds_the_family_to_one_comparisons_chance():
+    """m independent lucky candidates (each ahead by a standard normal number of standard
+    errors): one of them passes one SE in most families, the raised margin in at most 16%."""
+    rng = np.random.default_rng(0)
+    for m in (5, 15, 30):
+        best = rng.standard_normal((20_000, m)).max(1)
+        assert (best > 1.0).mean() > 0.55
+        assert (best > family_margin(1.0, m)).mean() < norm.sf(1.0) + 0.01
+    assert family_margin(0.0, 15) == 0.0 and family_margin(1.0, 1) == 1.0
+    assert family_margin(1e6, 15) == 1e6
+    with pytest.raises(ValueError, match="comparisons"):
+        family_margin(1.0, 0)
+
+
+def test_engine_raises_the_margin_for_its_epochs(tmp_path, monkeypatch):
+    """Each epoch is compared with the warm start at the margin raised for the run's epochs."""
+    import negev.engine.trainer as trainer
+
+    margins = []
+
+    def spy(*args):
+        margins.append(args[8])
+        return beats_reference(*args)
+
+    monkeypatch.setattr(trainer, "beats_reference", spy)
+    options = {**FAST, "out": str(tmp_path / "run"), "lr": 0.3, "epochs": 3}
+    _, config = resolve_config({}, options)
+    train(_ZeroStartPlugin(), config, quiet=True, evaluate_test=False)
+    assert margins and all(m == pytest.approx(norm.isf(norm.sf(1.0) / 3)) for m in margins)
 
 
 def _records(run) -> list[dict]:

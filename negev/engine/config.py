@@ -57,8 +57,11 @@ class RunConfig:
     ``patience`` stops after that many epochs without a better value (None: never). Where epoch
     0 is a convex warm start (the linear baseline), a trained epoch replaces it only when it is
     ahead on validation by more than ``start_margin`` bootstrap standard errors of the paired
-    difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain);
-    ``negev tune`` holds its trials to the same margin against its first trial (the defaults).
+    difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain),
+    raised for the ``epochs`` epochs compared with it so that the run as a whole leaves the start
+    by chance no more often than one comparison at ``start_margin`` would (Bonferroni: 2.3
+    standard errors for 15 epochs at 1); ``negev tune`` holds its trials to the same rule against
+    its first trial (the defaults).
     ``refit``: when the warm start is the model kept, refit it on train + val, in the order the
     data lists them (its C kept; the bags plugin's inner-CV fit again, on the folds a fit on the
     listed bags has) as the run's best checkpoint, as a tuned baseline is refit on all of its

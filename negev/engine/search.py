@@ -7,7 +7,8 @@ the run's ``monitor``. The first trial is the configuration as given (the plugin
 the config file, the command line), so the search can only keep or beat it on validation; the
 best trial replaces it only when ahead by more than ``start_margin`` bootstrap standard errors of
 the paired difference on the validation split (:mod:`negev.engine.selection`: the one-SE rule;
-the best of many trials is ahead of the first by chance alone on a small split).
+the best of many trials is ahead of the first by chance alone on a small split), a margin raised
+for the number of trials compared (Bonferroni, :func:`~negev.engine.selection.family_margin`).
 
 ========================= ===================================================================
 parameter                 values
@@ -46,7 +47,7 @@ from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run, write_fi
 from negev.engine.config import RunConfig
 from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
-from negev.engine.selection import beats_reference
+from negev.engine.selection import beats_reference, family_margin
 from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.errors import ConfigError, NegevError
 from negev.nn import POOLINGS as POOL_REGISTRY
@@ -252,7 +253,8 @@ def _one_se(
     monitor: str, config: RunConfig, console: Console,
 ) -> TrialRecord:  # fmt: skip
     """The first trial (the configuration as given) unless ``best`` is ahead of it on validation
-    by more than ``config.start_margin`` standard errors (:func:`beats_reference`)."""
+    by more than ``config.start_margin`` standard errors (:func:`beats_reference`), raised for
+    the other trials that were scored (:func:`family_margin`)."""
     first = next((r for r in done if r.number == 0), None)
     if first is None or best is first:
         return best
@@ -260,14 +262,17 @@ def _one_se(
     if scores is None or reference is None:
         return best
     num_classes = len(data.classes)
+    rivals = sum(r.number != 0 and r.value is not None for r in done)
+    margin = family_margin(config.start_margin, max(1, rivals))
     if beats_reference(
         best.value, first.value, scores, reference, data.val, num_classes, data.multilabel,
-        monitor, config.start_margin, config.seed,
+        monitor, margin, config.seed,
     ):  # fmt: skip
         return best
     console.print(
         f"trial {best.number} (val {monitor} {best.value:.4f}) is not ahead of trial 0 "
-        f"({first.value:.4f}) by {config.start_margin:g} standard error(s): keeping trial 0"
+        f"({first.value:.4f}) by {margin:.3g} standard error(s) ({config.start_margin:g} for "
+        f"one comparison, held over {rivals} trials): keeping trial 0"
     )
     return first
 
@@ -331,7 +336,8 @@ def _write_trials(
         f"# Search: {len(records)} trials, chosen by validation {monitor}",
         "",
         "Trial 0 is the configuration as given; another trial is chosen only when ahead of it by "
-        "more than `start_margin` bootstrap standard errors (the one-SE rule).",
+        "more than `start_margin` bootstrap standard errors (the one-SE rule), raised for the "
+        "number of trials compared (Bonferroni).",
         "",
         f"| trial | val {monitor} | best epoch | epochs run | seconds | options |",
         "|---|---|---|---|---|---|",

@@ -45,7 +45,7 @@ from negev.engine.model import EvidenceModel, build_model
 from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
-from negev.engine.selection import beats_reference
+from negev.engine.selection import beats_reference, family_margin
 from negev.engine.warm_start import linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
@@ -199,13 +199,14 @@ def train(
     ``monitor`` value is kept as the run's ``best`` checkpoint (beside ``latest``), and training
     stops after ``patience`` epochs without improvement; the last ``keep`` checkpoints are kept
     besides the best. A convex warm start (epoch 0) stays the best until an epoch is ahead of it
-    by more than ``config.start_margin`` bootstrap standard errors (epochs that are not count
-    toward ``patience``), and, kept to the end, is refit on train + val (``config.refit``): the
-    test metrics are then the refit model's, ``best_value`` and ``val_metrics`` the fit on
-    train's. The run directory is locked for the run (another process writing into it
-    fails at once, naming this one). A directory that already holds a run is refused unless
-    ``resume`` (continue it from its newest readable checkpoint; a run stopped before its first
-    checkpoint starts again) or ``overwrite`` (clear it first).
+    by more than ``config.start_margin`` bootstrap standard errors, raised for the
+    ``config.epochs`` epochs compared with it (:func:`~negev.engine.selection.family_margin`;
+    epochs that are not count toward ``patience``), and, kept to the end, is refit on train +
+    val (``config.refit``): the test metrics are then the refit model's, ``best_value`` and
+    ``val_metrics`` the fit on train's. The run directory is locked for the run (another process
+    writing into it fails at once, naming this one). A directory that already holds a run is
+    refused unless ``resume`` (continue it from its newest readable checkpoint; a run stopped
+    before its first checkpoint starts again) or ``overwrite`` (clear it first).
     ``evaluate_test=False`` never touches the test split (model selection, searches);
     ``evidence=True`` adds the plugin's evidence metrics on the test split to the same pass.
 
@@ -308,6 +309,7 @@ def _train(
             )  # fmt: skip
         if start_epoch == 0:  # the start is saved as epoch 0 (or resumed from it): leave it
             model.begin_training()
+        margin = family_margin(config.start_margin, max(1, config.epochs))  # every epoch compared
         for epoch in range(start_epoch, config.epochs):
             if _patience_spent(config, best, epoch):
                 break
@@ -326,7 +328,7 @@ def _train(
                 if improved and kept.start is not None and at_start:  # the one-SE rule
                     improved = beats_reference(
                         val[monitor], kept.start_value, scores, kept.start, data.val,
-                        num_classes, data.multilabel, monitor, config.start_margin, config.seed,
+                        num_classes, data.multilabel, monitor, margin, config.seed,
                     )  # fmt: skip
                 if improved:
                     best = {"checkpoint": f"checkpoint-{epoch + 1:04d}", "epoch": epoch + 1}

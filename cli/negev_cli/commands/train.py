@@ -120,7 +120,8 @@ def train_command(
     start_margin: float = typer.Option(
         None,
         help="A trained epoch replaces the convex warm start (epoch 0) only when ahead on "
-        f"validation by this many bootstrap standard errors{_default('start_margin')}.",
+        "validation by this many bootstrap standard errors, raised for the number of epochs "
+        f"compared (Bonferroni){_default('start_margin')}.",
     ),
     refit: bool = typer.Option(
         None,

@@ -29,8 +29,8 @@ def tune_command(
     start_margin: float = typer.Option(
         None,
         help="A trial replaces the first (the options as given) only when ahead on validation "
-        "by this many bootstrap standard errors (default 1; also each trial's rule against its "
-        "warm start).",
+        "by this many bootstrap standard errors, raised for the number of trials compared "
+        "(Bonferroni; default 1; also each trial's rule against its warm start).",
     ),
     refit: bool = typer.Option(
         None,
