@@ -34,9 +34,11 @@ from negev.plugins import DataSplits
 
 __all__ = ["C_GRID", "WarmStart", "linear_warm_start", "pooled_rows"]
 
-#: Inverse L2 strengths tried, 10^-3 .. 10^2 in half decades (the usual range of a tuned
-#: logistic regression on count or TF-IDF features).
-C_GRID = tuple(float(10 ** (e / 2)) for e in range(-6, 5))
+#: Inverse L2 strengths tried, 10^-3 .. 10^4 in half decades: the usual range of a tuned
+#: logistic regression on count or TF-IDF features (10^-3 .. 10^2), and above it for features
+#: divided by the item's region count (a mean linear term): a text of R windows has features
+#: about 1 / R, so the same fit needs a C about R^2 times a count model's.
+C_GRID = tuple(float(10 ** (e / 2)) for e in range(-6, 9))
 
 
 @dataclass

@@ -40,10 +40,19 @@ class HashedNgramEncoder(RegionEncoder):
         self.out_channels = dim
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        rows, mask = self.region_rows(inputs)
+        return self.embed(rows).transpose(1, 2), mask
+
+    def row_table(self) -> Tensor:
+        """The embedding (buckets, dim): a window's feature is its n-gram's row (the linear
+        path the engine's warm start fits: :mod:`negev.engine.warm_start`)."""
+        return self.embed.weight
+
+    def region_rows(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(B, len(widths) * L) each window's bucket, and the window mask."""
         ngrams = inputs["ngrams"]
-        features = self.embed(ngrams).transpose(1, 2)
         longest = ngrams.shape[1] // len(self.widths)
-        return features, window_mask(inputs["lengths"], longest, self.widths)
+        return ngrams, window_mask(inputs["lengths"], longest, self.widths)
 
 
 class ConvWindowEncoder(RegionEncoder):

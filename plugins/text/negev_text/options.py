@@ -24,6 +24,12 @@ class TextOptions:
     )
     buckets: int = option(2**18, "hashed: embedding rows the n-grams are hashed into")
     hidden: int = option(16, "hashed: embedding size")
+    warm_start: bool = option(
+        True,
+        "hashed, under a pooling with a linear term (gapwildcat, sumwildcat): fit that term (a "
+        "logistic regression on the n-gram counts, C on validation) before training and keep it "
+        "as epoch 0",
+    )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
     max_tokens: int = option(64, "tokens kept per text (longer texts are truncated)")
     transformer_path: str | None = option(None, "transformer: a local transformers directory")

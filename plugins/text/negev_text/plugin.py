@@ -87,6 +87,12 @@ class TextPlugin(ModalityPlugin):
         self._tokenizer = None  # of options.transformer_path, loaded when first needed
 
     # -- model -------------------------------------------------------------------------------
+    def warm_start(self, config: dict[str, Any]) -> bool:
+        """The hashed encoder's linear path is fitted before training (option ``warm_start``;
+        the engine fits it under a pooling with a linear term only)."""
+        options = self.options_of(config)
+        return options.warm_start and options.encoder == "hashed"
+
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         options = self.options_of(config)
         if options.encoder == "hashed":
