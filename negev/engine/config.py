@@ -58,10 +58,10 @@ class RunConfig:
     0 is a convex warm start (the linear baseline), a trained epoch replaces it only when it is
     ahead on validation by more than ``start_margin`` bootstrap standard errors of the paired
     difference (:mod:`negev.engine.selection`; 1: the one-standard-error rule, 0: any gain),
-    raised for the ``epochs`` epochs compared with it so that the run as a whole leaves the start
-    by chance no more often than one comparison at ``start_margin`` would (Bonferroni: 2.3
-    standard errors for 15 epochs at 1); ``negev tune`` holds its trials to the same rule against
-    its first trial (the defaults).
+    raised for the epochs compared with it (``epochs``, at most ``patience``) so that the run as
+    a whole leaves the start by chance no more often than one comparison at ``start_margin``
+    would (Bonferroni: 2.3 standard errors for 15 epochs at 1); ``negev tune`` holds its trials
+    to the same rule against its first trial (the defaults), raised for the other trials.
     ``refit``: when the warm start is the model kept, refit it on train + val, in the order the
     data lists them (its C kept; the bags plugin's inner-CV fit again, on the folds a fit on the
     listed bags has) as the run's best checkpoint, as a tuned baseline is refit on all of its

@@ -262,8 +262,8 @@ def _one_se(
     if scores is None or reference is None:
         return best
     num_classes = len(data.classes)
-    rivals = sum(r.number != 0 and r.value is not None for r in done)
-    margin = family_margin(config.start_margin, max(1, rivals))
+    rivals = len(done) - 1  # the scored trials besides trial 0 (best is one of them)
+    margin = family_margin(config.start_margin, rivals)
     if beats_reference(
         best.value, first.value, scores, reference, data.val, num_classes, data.multilabel,
         monitor, margin, config.seed,

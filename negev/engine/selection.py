@@ -14,11 +14,13 @@ approximation to the metric itself. Efron and Tibshirani (1993), ch. 6; the rule
 Friedman, Olshen and Stone (1984), sec. 3.4.3.
 
 One comparison at one standard error leaves the reference by chance with probability
-``P(Z > 1) = 16%`` (Z standard normal). A run compares every epoch with it, a search every trial:
-the chance that one of ``m`` lucky candidates gets past one standard error is far higher (up to
-``1 - 0.84^m``, 93% for 15 independent ones). :func:`family_margin` raises the margin so that
-the family of ``m`` comparisons keeps the single comparison's chance (Bonferroni: ``P(Z > z) =
-P(Z > margin) / m``; 2.3 standard errors for 15 epochs at a margin of 1).
+``P(Z > 1) = 16%`` (Z standard normal). A run compares each of its epochs with it (until
+``patience`` stops it), a search each trial besides the first: the chance that one of ``m`` lucky
+candidates gets past one standard error is far higher (``1 - 0.84^m`` for ``m`` independent
+ones, 93% for 15; less for correlated epochs). :func:`family_margin` raises the margin so that
+the family of ``m`` comparisons leaves the reference by chance at most as often as one
+comparison (Bonferroni: ``P(Z > z) = P(Z > margin) / m``; 2.3 standard errors for 15 epochs at
+a margin of 1).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def family_margin(margin: float, comparisons: int) -> float:
     """The margin, in standard errors, that holds ``comparisons`` candidates against one reference
     to one comparison's chance of leaving it by luck at ``margin``: ``z`` with ``P(Z > z) =
     P(Z > margin) / comparisons`` (Bonferroni; Z standard normal). ``margin`` 0 (any gain) stays
-    0; one comparison keeps ``margin``."""
+    0; one comparison keeps ``margin``; a margin whose tail underflows (above ~37) is kept as
+    it is, already beyond any gain a bootstrap can show."""
     if comparisons < 1:
         raise ValueError(f"comparisons must be >= 1, got {comparisons}")
     if margin == 0 or comparisons == 1:

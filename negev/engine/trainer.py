@@ -199,10 +199,12 @@ def train(
     ``monitor`` value is kept as the run's ``best`` checkpoint (beside ``latest``), and training
     stops after ``patience`` epochs without improvement; the last ``keep`` checkpoints are kept
     besides the best. A convex warm start (epoch 0) stays the best until an epoch is ahead of it
-    by more than ``config.start_margin`` bootstrap standard errors, raised for the
-    ``config.epochs`` epochs compared with it (:func:`~negev.engine.selection.family_margin`;
-    epochs that are not count toward ``patience``), and, kept to the end, is refit on train +
-    val (``config.refit``): the test metrics are then the refit model's, ``best_value`` and
+    by more than ``config.start_margin`` bootstrap standard errors, raised for the number of
+    epochs compared with it (``epochs``, at most ``patience``:
+    :func:`~negev.engine.selection.family_margin`); an epoch short of that counts toward
+    ``patience``, and a run resumed with other ``epochs`` or ``patience`` judges its later
+    epochs at their margin. A warm start kept to the end is refit on train + val
+    (``config.refit``): the test metrics are then the refit model's, ``best_value`` and
     ``val_metrics`` the fit on train's. The run directory is locked for the run (another process
     writing into it fails at once, naming this one). A directory that already holds a run is
     refused unless ``resume`` (continue it from its newest readable checkpoint; a run stopped
@@ -309,7 +311,7 @@ def _train(
             )  # fmt: skip
         if start_epoch == 0:  # the start is saved as epoch 0 (or resumed from it): leave it
             model.begin_training()
-        margin = family_margin(config.start_margin, max(1, config.epochs))  # every epoch compared
+        margin = family_margin(config.start_margin, _start_comparisons(config))
         for epoch in range(start_epoch, config.epochs):
             if _patience_spent(config, best, epoch):
                 break
@@ -428,11 +430,11 @@ def _warm_start(
     console, score,
 ) -> tuple[dict[str, Any] | None, _Kept]:  # fmt: skip
     """Keep a convex warm start as epoch 0, the best so far: training can only improve on it on
-    validation, and by more than ``config.start_margin`` standard errors (its validation scores
-    are kept for that comparison). The start is the encoder's own (``model.started``: its
-    ``init_head`` wrote a fit it carries, e.g. the bags plugin's bag-mean logistic regression) or
-    else the fit of the model's linear path (:func:`~negev.engine.warm_start.linear_warm_start`,
-    every rank alike).
+    validation, and by more than ``config.start_margin`` standard errors raised for the epochs
+    compared (its validation scores are kept for that comparison). The start is the encoder's
+    own (``model.started``: its ``init_head`` wrote a fit it carries, e.g. the bags plugin's
+    bag-mean logistic regression) or else the fit of the model's linear path
+    (:func:`~negev.engine.warm_start.linear_warm_start`, every rank alike).
     None when there is neither."""
     start_c = None
     if model.started:
@@ -506,6 +508,13 @@ def _refit_start(
 def _pointer(best: dict[str, Any]) -> dict[str, Any]:
     """What ``best.json`` records besides the checkpoint's name."""
     return {k: v for k, v in best.items() if k != "checkpoint"}
+
+
+def _start_comparisons(config: RunConfig) -> int:
+    """How many epochs can be compared with a warm start: every epoch, or, with ``patience``,
+    the ``patience`` epochs after which a start still the best stops the run."""
+    epochs = config.epochs if config.patience is None else min(config.epochs, config.patience)
+    return max(1, epochs)
 
 
 def _patience_spent(config: RunConfig, best: dict[str, Any] | None, epoch: int) -> bool:

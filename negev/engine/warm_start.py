@@ -11,8 +11,10 @@ gated negative-evidence term), the model's class score with the gate at 0 is
 mean): a linear model on count features. :func:`linear_warm_start` fits that model convexly
 (scikit-learn's L2 logistic regression, ``C * sum(log-loss) + ||W||^2 / 2``, intercept not
 penalised; one binary model per class on multi-label data, the multinomial model on single-label
-data, a binary one written as ``+-w / 2`` for two classes), picks ``C`` from :data:`C_GRID` by the
-validation value of the run's monitor (ties: the smaller C), and writes it into the model exactly
+data, a binary one written as ``+-w / 2`` for two classes; a mean's features times the training
+items' mean region count, so that C keeps its meaning for counts), picks ``C`` from
+:data:`C_GRID` by the validation value of the run's monitor (ties: the smaller C), and writes it
+into the model exactly
 (``table = U S``, projection rows ``V`` from the SVD of ``W``; the gate at 0). The engine keeps
 that model as epoch 0, so best-epoch selection never returns a model below the convex fit on
 validation. Only the train and validation splits are read.
@@ -34,11 +36,10 @@ from negev.plugins import DataSplits
 
 __all__ = ["C_GRID", "WarmStart", "linear_warm_start", "pooled_rows"]
 
-#: Inverse L2 strengths tried, 10^-3 .. 10^4 in half decades: the usual range of a tuned
-#: logistic regression on count or TF-IDF features (10^-3 .. 10^2), and above it for features
-#: divided by the item's region count (a mean linear term): a text of R windows has features
-#: about 1 / R, so the same fit needs a C about R^2 times a count model's.
-C_GRID = tuple(float(10 ** (e / 2)) for e in range(-6, 9))
+#: Inverse L2 strengths tried, 10^-3 .. 10^2 in half decades (the usual range of a tuned
+#: logistic regression on count or TF-IDF features; a mean linear term's features are scaled
+#: back to counts first, see :func:`linear_warm_start`).
+C_GRID = tuple(float(10 ** (e / 2)) for e in range(-6, 5))
 
 
 @dataclass
@@ -61,14 +62,14 @@ def pooled_rows(
     model: torch.nn.Module, loader: BatchLoader, split: str, count: int, batch_size: int
 ):
     """The linear term's features of a split, in order: a scipy CSR matrix (N, F), row counts
-    (divided by the item's region count when the pooling's linear term is a mean), and the
-    targets (N, C) and known-label mask (N, C) as numpy arrays."""
+    (divided by the item's region count when the pooling's linear term is a mean), the targets
+    (N, C) and known-label mask (N, C), and each item's region count (N,), as numpy arrays."""
     from scipy import sparse
 
     encoder = model.encoder
     size = encoder.row_table().shape[0]
     mean = model.head.pool.linear_term == "mean"
-    items, columns, weights, targets, known = [], [], [], [], []
+    items, columns, weights, targets, known, regions = [], [], [], [], [], []
     offset = 0
     with torch.no_grad():
         for batch in loader.batches(eval_plan(split, count, batch_size)):
@@ -77,6 +78,7 @@ def pooled_rows(
             mask = torch.ones_like(rows, dtype=torch.bool) if mask is None else mask.flatten(1)
             mask = mask.cpu()
             item, region = mask.nonzero(as_tuple=True)
+            regions.append(mask.sum(1).double().numpy())
             share = 1.0 / mask.sum(1).clamp_min(1).double() if mean else torch.ones(len(rows))
             items.append((item + offset).numpy())
             columns.append(rows[item, region].numpy())
@@ -92,7 +94,7 @@ def pooled_rows(
         (np.concatenate(weights), (np.concatenate(items), np.concatenate(columns))),
         shape=(offset, size),
     )
-    return x, np.concatenate(targets), np.concatenate(known) > 0
+    return x, np.concatenate(targets), np.concatenate(known) > 0, np.concatenate(regions)
 
 
 def _fit(x, targets: np.ndarray, known: np.ndarray, multilabel: bool, c: float, seed: int):
@@ -142,21 +144,28 @@ def linear_warm_start(
     ``data.val`` by ``monitor`` (a key of :func:`~negev.engine.evaluation.classification_metrics`)
     and write the fit into ``model``. ``loader`` serves the ``train`` and ``val`` splits. None
     (the model untouched) when the model has no linear path (:func:`applies`) or the training
-    split has a single class."""
+    split has a single class.
+
+    A mean linear term's features (counts / R) are fitted times the training items' mean
+    region count r, so that C means what it means for counts (the same fit on counts / R needs
+    a C about r^2 times as large); the weights written are r times the fit's."""
     if not applies(model):
         return None
     num_classes = len(data.classes)
-    x, targets, known = pooled_rows(model, loader, "train", len(data.train), batch_size)
+    x, targets, known, regions = pooled_rows(model, loader, "train", len(data.train), batch_size)
     if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
         return None
-    x_val, _, _ = pooled_rows(model, loader, "val", len(data.val), batch_size)
+    x_val = pooled_rows(model, loader, "val", len(data.val), batch_size)[0]
+    scale = max(1.0, float(regions.mean())) if model.head.pool.linear_term == "mean" else 1.0
+    x, x_val = x * scale, x_val * scale
     fits, values = {}, {}
     for c in grid:
         fits[c] = _fit(x, targets, known, data.multilabel, c, seed)
         scores = torch.from_numpy(np.asarray(x_val @ fits[c][0]) + fits[c][1]).float()
         values[c] = classification_metrics(scores, data.val, num_classes, data.multilabel)[monitor]
     chosen = max(grid, key=lambda c: (-math.inf if math.isnan(values[c]) else values[c], -c))
-    write_linear(model, torch.from_numpy(fits[chosen][0]), torch.from_numpy(fits[chosen][1]))
+    weights, bias = fits[chosen]
+    write_linear(model, torch.from_numpy(weights * scale), torch.from_numpy(bias))
     return WarmStart(chosen, values[chosen], values)
 
 

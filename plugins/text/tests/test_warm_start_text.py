@@ -1,12 +1,13 @@
 """The hashed text encoder's linear path: under a pooling with a linear term the engine starts the
-model at scikit-learn's logistic regression on the texts' n-gram frequencies (counts hashed into
-the same buckets, divided by the text's window count), computed apart."""
+model at scikit-learn's logistic regression on the texts' n-gram counts (hashed into the same
+buckets; per window under a mean term), computed apart."""
 
 from __future__ import annotations
 
 import zlib
 
 import numpy as np
+import pytest
 import torch
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
@@ -21,20 +22,22 @@ from negev_text.tokens import Tokens
 BUCKETS = 512  # few buckets: collisions are part of the model
 
 
-def _frequencies(texts: list[str], limit: int) -> np.ndarray:
-    """(N, BUCKETS) n-gram (widths 1, 2) counts per bucket / the text's number of windows."""
+def _counts(texts: list[str], limit: int) -> np.ndarray:
+    """(N, BUCKETS) n-gram (widths 1, 2) counts per bucket."""
     counter = CountVectorizer(tokenizer=lambda t: Tokens.of(t, limit).words, lowercase=False,
                               token_pattern=None, ngram_range=(1, 2))  # fmt: skip
     counts = counter.fit_transform(texts)
     rows = [zlib.crc32(gram.encode()) % BUCKETS for gram in counter.get_feature_names_out()]
     into = sparse.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)),
                              shape=(len(rows), BUCKETS))  # fmt: skip
-    per_bucket = (counts @ into).toarray()
-    return per_bucket / np.asarray(counts.sum(1))
+    return (counts @ into).toarray()
 
 
-def test_warm_start_is_logistic_regression_on_ngram_frequencies(tmp_path):
-    options = {"modality": "text", "out": str(tmp_path), "pooling": "gapwildcat",
+@pytest.mark.parametrize("pooling", ["gapwildcat", "sumwildcat"])
+def test_warm_start_is_logistic_regression_on_ngram_counts(tmp_path, pooling):
+    """sumwildcat: on the counts; gapwildcat: on the counts / the text's window count R (times
+    the training texts' mean R, so that C means what it means for counts)."""
+    options = {"modality": "text", "out": str(tmp_path), "pooling": pooling,
                "plugin": {"demo_size": 300, "buckets": BUCKETS}}  # fmt: skip
     plugin, config = resolve_config({}, options)
     assert plugin.warm_start(config.to_dict())
@@ -42,11 +45,14 @@ def test_warm_start_is_logistic_regression_on_ngram_frequencies(tmp_path):
     data = plugin.load_data(None, config.to_dict())
     model = build_model(plugin, config, len(data.classes))
     loader = BatchLoader(plugin, {"train": data.train, "val": data.val}, 1, 0, torch.device("cpu"))
-    start = linear_warm_start(model, loader, data, "mAP", 32, grid=(1.0, 100.0))
+    start = linear_warm_start(model, loader, data, "mAP", 32, grid=(0.1, 1.0))
     assert start is not None
 
     limit = plugin.options.max_tokens
-    x = _frequencies([e.inputs for e in data.train + data.val], limit)
+    x = _counts([e.inputs for e in data.train + data.val], limit)
+    if pooling == "gapwildcat":
+        windows = x.sum(1, keepdims=True)
+        x = x / windows * windows[: len(data.train)].mean()
     x_train, x_val = x[: len(data.train)], x[len(data.train) :]
     labels = np.array([0 in e.labels for e in data.train])
     reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
