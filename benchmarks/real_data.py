@@ -367,8 +367,8 @@ def report(results, sets, args, missing) -> list[str]:
               "`sumwildcat` started from the convex fit of its linear term, a logistic "
               "regression on the Morgan count fingerprint, C on val). negev tune: "
               "`negev tune` over pooling (GAP, WILDCAT k and alpha, LSE beta and alpha, and the "
-              "plugin's own when it is sumwildcat/gapwildcat), lr and weight decay, hashed "
-              "encoder; its first trial is the defaults.", ""]  # fmt: skip
+              "plugin's own, with its k and alpha when it has them), lr and weight decay, "
+              "hashed encoder; its first trial is the defaults.", ""]  # fmt: skip
     for key, found in results.items():
         epochs = [r.get("best_epoch") for r in found["defaults"]]
         trials = [r.get("chosen_trial") for r in found.get("search", [])]

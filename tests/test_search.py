@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from negev.engine import load_model, resolve_config, train
-from negev.engine.search import search
+from negev.engine.search import POOLINGS, _as_point, _space, search
 from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 
@@ -62,7 +62,7 @@ def test_search_records_trials_and_keeps_the_best_on_validation(tmp_path):
     assert [line["number"] for line in lines] == [0, 1, 2]
     # the first trial is the configuration as given
     assert lines[0]["params"]["lr"] == pytest.approx(config.lr)
-    assert lines[0]["params"]["pooling"] == "gap"  # maxmin is outside the space: tried as GAP
+    assert lines[0]["params"]["pooling"] == config.pooling == "maxmin"  # outside the space
     values = [line["value"] for line in lines]
     assert result.best.value == max(values) and result.best.number == values.index(max(values))
     table = (run / "trials.md").read_text()
@@ -92,3 +92,26 @@ def test_tune_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "chosen trial" in result.output and (out / "trials.md").is_file()
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("modality", "options", "family", "point"),
+    [
+        ("tokens", {}, None, {}),  # maxmin: no k, no beta
+        ("tokens", {"pooling": "sumwildcat"}, "wildcat", {"k": 0.25, "alpha": 1.0}),
+        ("bags", {"plugin": {}}, "wildcat", {"k": 0.02, "alpha": 1.0}),  # its meanwildcat
+        ("bags", {"plugin": {}, "pooling": "gabmil"}, None, {}),
+        ("tokens", {"pooling": "weldon", "kmax": 3}, None, {}),  # a count k: as configured
+    ],
+)
+def test_the_configured_pooling_is_the_first_trial(modality, options, family, point):
+    """A pooling outside the space joins it, varied by the parameters it takes, and the first
+    trial is the configuration as given; the space's own poolings are left as they are."""
+    _, config = resolve_config({}, {**FAST, "modality": modality, **options})
+    space = _space(config)
+    assert space == {**POOLINGS, config.pooling: family}
+    first = _as_point(config, (), space)
+    assert first == {"lr": config.lr, "weight_decay": config.weight_decay,
+                     "pooling": config.pooling, **point}  # fmt: skip
+    _, wildcat = resolve_config({}, {**FAST, "pooling": "weldon", "kmax": 0.1})
+    assert _space(wildcat) == POOLINGS and _as_point(wildcat, (), POOLINGS)["pooling"] == "wildcat"

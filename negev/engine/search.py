@@ -17,8 +17,12 @@ parameter                 values
 ``pooling``               ``gap``; ``wildcat`` with ``kmax`` = ``kmin`` in [0.02, 0.5] (a
                           fraction of the regions) and ``alpha`` in [0, 1]; ``lse`` with
                           ``beta_pos`` = -``beta_neg`` in [0.3, 10] (log) and ``alpha`` in [0, 1];
-                          the configured pooling when it is ``sumwildcat`` or ``gapwildcat``
-                          (k and alpha as WILDCAT's; the plugin's warm start applies to it)
+                          and the configured pooling when it is none of these, its k and alpha
+                          searched as WILDCAT's when it takes ``kmax``, ``kmin`` and ``alpha``
+                          (``sumwildcat``, ``gapwildcat``, the bags plugin's ``meanwildcat``:
+                          a plugin's warm start applies to them), its beta and alpha as LSE's
+                          when it takes ``beta_pos``, ``beta_neg`` and ``alpha``, else as
+                          configured (``maxmin``, ``gabmil``, ...)
 ``lr``                    [3e-4, 1e-1] (log)
 ``weight_decay``          [1e-5, 1e-1] (log)
 ========================= ===================================================================
@@ -55,8 +59,11 @@ from negev.plugins import ModalityPlugin
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 
-POOLINGS = ("gap", "wildcat", "lse")
-LINEAR_POOLINGS = ("sumwildcat", "gapwildcat")  # searched when configured (k and alpha as WILDCAT)
+#: The space's poolings and how each is varied: ``wildcat`` (k and alpha), ``lse`` (beta and
+#: alpha) or None (no parameter). A search adds the configured pooling (:func:`_space`).
+POOLINGS: dict[str, str | None] = {"gap": None, "wildcat": "wildcat", "lse": "lse"}
+#: The core's poolings with a linear term, which a table encoder's warm start fits.
+LINEAR_POOLINGS = ("sumwildcat", "gapwildcat")
 K_RANGE = (0.02, 0.5)
 BETA_RANGE = (0.3, 10.0)
 LR_RANGE = (3e-4, 1e-1)
@@ -95,16 +102,19 @@ class SearchResult:
 
 
 def suggest(
-    trial: optuna.Trial, encoders: tuple[str, ...] = (), poolings: tuple[str, ...] = POOLINGS
+    trial: optuna.Trial,
+    encoders: tuple[str, ...] = (),
+    poolings: dict[str, str | None] = POOLINGS,
 ) -> dict[str, Any]:
     """Sample one point of the space (the table above) as run options; ``plugin`` holds the
-    plugin's own (``encoder`` when there is a choice). ``poolings``: the space's, plus a
-    linear-term pooling (``sumwildcat``, ``gapwildcat``) when that is the configured one."""
-    params: dict[str, Any] = {"pooling": trial.suggest_categorical("pooling", poolings)}
-    if params["pooling"] in ("wildcat", *LINEAR_POOLINGS):
+    plugin's own (``encoder`` when there is a choice). ``poolings``: name -> how it is varied,
+    as :data:`POOLINGS` (the space's, plus the configured pooling: :func:`_space`)."""
+    params: dict[str, Any] = {"pooling": trial.suggest_categorical("pooling", tuple(poolings))}
+    family = poolings[params["pooling"]]
+    if family == "wildcat":
         k = trial.suggest_float("k", *K_RANGE, log=True)
         params.update(kmax=k, kmin=k, alpha=trial.suggest_float("alpha", 0.0, 1.0))
-    elif params["pooling"] == "lse":
+    elif family == "lse":
         beta = trial.suggest_float("beta", *BETA_RANGE, log=True)
         params.update(beta_pos=beta, beta_neg=-beta, alpha=trial.suggest_float("alpha", 0.0, 1.0))
     params["lr"] = trial.suggest_float("lr", *LR_RANGE, log=True)
@@ -186,7 +196,7 @@ def _search(
     monitor = {"name": None}
     val_scores: dict[int, Any] = {}  # trial number -> its kept epoch's validation scores (N, C)
 
-    poolings = POOLINGS + ((config.pooling,) if config.pooling in LINEAR_POOLINGS else ())
+    poolings = _space(config)
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, encoders, poolings)
@@ -228,7 +238,7 @@ def _search(
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed)
     )
-    study.enqueue_trial(_as_point(config, encoders))
+    study.enqueue_trial(_as_point(config, encoders, poolings))
     study.optimize(objective, n_trials=trials, timeout=timeout)
     done = [r for r in records if r.state == "complete" and not math.isnan(r.value)]
     if not done:
@@ -277,17 +287,45 @@ def _one_se(
     return first
 
 
-def _as_point(config: RunConfig, encoders: tuple[str, ...]) -> dict[str, Any]:
-    """The configured options as a point of the space (the first trial): WELDON is WILDCAT with
-    kmin = kmax, a pooling outside the space is tried as GAP."""
+def _wildcat_point(config: RunConfig) -> bool:
+    """Whether the configured pooling is the space's WILDCAT (WELDON: WILDCAT with kmin = kmax)
+    at a fraction k."""
+    return config.pooling in ("wildcat", "weldon") and isinstance(config.kmax, float)
+
+
+def _space(config: RunConfig) -> dict[str, str | None]:
+    """:data:`POOLINGS` plus the configured pooling when it is none of them, varied as WILDCAT
+    when it takes ``kmax``, ``kmin`` and ``alpha`` at a fraction k, as LSE when it takes
+    ``beta_pos``, ``beta_neg`` and ``alpha``, else not at all (so the first trial is the
+    configuration as given)."""
+    if config.pooling in POOLINGS or _wildcat_point(config):
+        return dict(POOLINGS)
+    resolved = POOL_REGISTRY.resolve(config.pooling, config.pooling_params())
+    family = None
+    if {"kmax", "kmin", "alpha"} <= resolved.keys() and isinstance(resolved["kmax"], float):
+        family = "wildcat"
+    elif {"beta_pos", "beta_neg", "alpha"} <= resolved.keys():
+        family = "lse"
+    return {**POOLINGS, config.pooling: family}
+
+
+def _as_point(
+    config: RunConfig, encoders: tuple[str, ...], poolings: dict[str, str | None]
+) -> dict[str, Any]:
+    """The configured options as a point of the space ``poolings`` (:func:`_space`): the first
+    trial (WILDCAT at a count k, which the space does not hold, is tried as GAP)."""
     point: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
-    if config.pooling in ("wildcat", "weldon") and isinstance(config.kmax, float):
+    if _wildcat_point(config):
         point.update(pooling="wildcat", k=config.kmax, alpha=config.alpha)
-    elif config.pooling in LINEAR_POOLINGS:
-        resolved = POOL_REGISTRY.resolve(config.pooling, config.pooling_params())
-        point.update(pooling=config.pooling, k=resolved["kmax"], alpha=resolved["alpha"])
     elif config.pooling == "lse":
         point.update(pooling="lse", beta=config.beta_pos, alpha=config.alpha)
+    elif config.pooling in poolings and config.pooling not in POOLINGS:  # the configured one
+        resolved = POOL_REGISTRY.resolve(config.pooling, config.pooling_params())
+        point["pooling"] = config.pooling
+        if poolings[config.pooling] == "wildcat":
+            point.update(k=resolved["kmax"], alpha=resolved["alpha"])
+        elif poolings[config.pooling] == "lse":
+            point.update(beta=resolved["beta_pos"], alpha=resolved["alpha"])
     else:
         point["pooling"] = "gap"
     if len(encoders) > 1:
