@@ -279,10 +279,10 @@ def _one_se(
         monitor, margin, config.seed,
     ):  # fmt: skip
         return best
+    held = f" ({config.start_margin:g} for one, held over {rivals} trials)" if rivals > 1 else ""
     console.print(
         f"trial {best.number} (val {monitor} {best.value:.4f}) is not ahead of trial 0 "
-        f"({first.value:.4f}) by {margin:.3g} standard error(s) ({config.start_margin:g} for "
-        f"one comparison, held over {rivals} trials): keeping trial 0"
+        f"({first.value:.4f}) by {margin:.3g} standard error(s){held}: keeping trial 0"
     )
     return first
 
