@@ -62,8 +62,6 @@ __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 #: The space's poolings and how each is varied: ``wildcat`` (k and alpha), ``lse`` (beta and
 #: alpha) or None (no parameter). A search adds the configured pooling (:func:`_space`).
 POOLINGS: dict[str, str | None] = {"gap": None, "wildcat": "wildcat", "lse": "lse"}
-#: The core's poolings with a linear term, which a table encoder's warm start fits.
-LINEAR_POOLINGS = ("sumwildcat", "gapwildcat")
 K_RANGE = (0.02, 0.5)
 BETA_RANGE = (0.3, 10.0)
 LR_RANGE = (3e-4, 1e-1)

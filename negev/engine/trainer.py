@@ -46,7 +46,7 @@ from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
 from negev.engine.selection import beats_reference, family_margin
-from negev.engine.warm_start import linear_warm_start
+from negev.engine.warm_start import applies, linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
@@ -304,7 +304,8 @@ def _train(
         )  # fmt: skip
 
     try:
-        if fresh and (model.started or plugin.warm_start(config.to_dict())):
+        linear_start = plugin.warm_start(config.to_dict()) and applies(model)
+        if fresh and (model.started or linear_start):
             best, kept = _warm_start(
                 model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,
                 scaler, world, console, score,
@@ -443,8 +444,8 @@ def _warm_start(
     else:
         start = linear_warm_start(model, loader, data, monitor, config.batch_size, config.seed)
         if start is None:
-            console.print("warm start: the model has no linear path (a table encoder under "
-                          "sumwildcat or gapwildcat); training from scratch")  # fmt: skip
+            console.print("warm start: the training split has a single class; training from "
+                          "scratch")  # fmt: skip
             return None, _Kept()
         source = f"logistic regression C={start.C:g}"
         fitted = {"warm_start_C": start.C}

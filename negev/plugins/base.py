@@ -275,9 +275,11 @@ class ModalityPlugin(abc.ABC):
     def warm_start(self, config: dict[str, Any]) -> bool:
         """Whether the engine fits the model's linear path convexly before training
         (:func:`negev.engine.warm_start.linear_warm_start`: L2 logistic regression on the pooled
-        region rows, C chosen on the validation split, the fit kept as epoch 0). It applies to
-        an encoder with a :meth:`RegionEncoder.row_table` under a pooling with a linear term
-        (``sumwildcat``, ``gapwildcat``). False by default."""
+        region rows, C chosen on the validation split, the fit kept as epoch 0). The engine fits
+        it where it applies (:func:`negev.engine.warm_start.applies`: an encoder with a
+        :meth:`RegionEncoder.row_table` under a pooling with a linear term, ``sumwildcat``,
+        ``gapwildcat``); under another pooling the model trains from scratch. False by
+        default."""
         del config
         return False
 

@@ -88,13 +88,10 @@ class TextPlugin(ModalityPlugin):
 
     # -- model -------------------------------------------------------------------------------
     def warm_start(self, config: dict[str, Any]) -> bool:
-        """The hashed encoder's linear path is fitted before training under a pooling with a
-        linear term (option ``warm_start``)."""
-        from negev.engine.search import LINEAR_POOLINGS
-
+        """The hashed encoder's linear path is fitted before training (option ``warm_start``;
+        the engine does so under a pooling with a linear term)."""
         options = self.options_of(config)
-        linear = config.get("pooling") in LINEAR_POOLINGS
-        return options.warm_start and options.encoder == "hashed" and linear
+        return options.warm_start and options.encoder == "hashed"
 
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:
         options = self.options_of(config)
