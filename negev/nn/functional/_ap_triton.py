@@ -458,6 +458,12 @@ if triton is not None:
         tl.store(grad_ptr + row * columns + column, grad, mask=inside)
 
 
+def count_bound(n: int) -> int:
+    """The most positives, and the most negatives, a usable column of ``n`` scores has: the
+    ``p_max`` and ``q_max`` of a call sized for any counts (counts kept on the device)."""
+    return max(n - 1, 1)
+
+
 def inference(
     scores: Tensor, targets: Tensor, counts: list[int] | Tensor, p_max: int, q_max: int
 ) -> tuple[Tensor, Tensor]:

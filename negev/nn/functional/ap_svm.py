@@ -128,7 +128,7 @@ def _inference(
     device = scores.device
     n, c = scores.shape
     if isinstance(counts, Tensor):
-        bound = max(n - 1, 1)  # the most positives, and negatives, a usable column has
+        bound = _ap_triton.count_bound(n)
         try:
             return _ap_triton.inference(scores.detach(), targets, counts, bound, bound)
         except Exception as error:  # a failed compilation: the torch path from now on
@@ -253,7 +253,7 @@ class _FusedAPSVMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: Tensor, targets: Tensor, counts: Tensor, mean: bool) -> Tensor:
         n = scores.shape[0]
-        bound = max(n - 1, 1)  # the most positives, and negatives, a usable column has
+        bound = _ap_triton.count_bound(n)
         parts, grad = _ap_triton.inference_parts(
             scores.detach(), targets, counts, bound, bound, scores.dtype
         )
