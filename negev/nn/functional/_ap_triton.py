@@ -122,6 +122,19 @@ if triton is not None:
             start += CANDIDATE_TILE
         return best_value, best_i
 
+    @triton.jit
+    def _node_tile(counts_ptr, n, stride, blocks, p_max, NODE_TILE: tl.constexpr):
+        """What the node programs share: this program's column, its tile of node indices m
+        (nodes j = m * stride), the column's P (at most ``p_max``), whether m is a node
+        (m <= blocks) and whether its j is live (1 <= j <= Q)."""
+        column = tl.program_id(0)
+        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
+        j = m * stride
+        count = tl.load(counts_ptr + column)
+        inside = m <= blocks
+        live = inside & (j >= 1) & (j <= n - count)
+        return column, m, j, tl.minimum(count, p_max), inside, live
+
     @triton.jit(do_not_specialize=["n", "prefix_width", "stride", "blocks", "p_max", "node_width"])
     def _node_kernel(
         scaled_ptr,
@@ -142,14 +155,8 @@ if triton is not None:
     ):
         """Per (column, tile of nodes j = 0, S, ..., blocks * S, chunk of CHUNK candidates): the
         largest argmax of G_j over the chunk's candidates i <= P and its value (-inf: none)."""
-        column = tl.program_id(0)
+        column, m, j, p, _, live = _node_tile(counts_ptr, n, stride, blocks, p_max, NODE_TILE)
         split = tl.program_id(2)
-        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
-        j = m * stride
-        count = tl.load(counts_ptr + column)
-        p = tl.minimum(count, p_max)
-        q = n - count
-        live = (m <= blocks) & (j >= 1) & (j <= q)
         low = split * CHUNK
         # no scan where no node is live (past Q: the grid is sized by the largest Q, or a bound)
         anything = tl.max(live.to(tl.int32), axis=0) > 0
@@ -192,14 +199,7 @@ if triton is not None:
     ):
         """best[c, j] at the nodes j = 0, S, ..., blocks * S from the chunks' maxima (later chunks
         hold larger i, so ``>=`` keeps the largest argmax): 0 at j = 0, P past Q."""
-        column = tl.program_id(0)
-        m = tl.program_id(1) * NODE_TILE + tl.arange(0, NODE_TILE)
-        j = m * stride
-        count = tl.load(counts_ptr + column)
-        p = tl.minimum(count, p_max)
-        q = n - count
-        inside = m <= blocks
-        live = inside & (j >= 1) & (j <= q)
+        column, m, j, p, inside, live = _node_tile(counts_ptr, n, stride, blocks, p_max, NODE_TILE)
         best_value = tl.full([NODE_TILE], float("-inf"), tl.float64)
         best_i = tl.zeros([NODE_TILE], tl.int64)
         split = column * 0
