@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negev.nn import ClassWisePool, EvidenceHead, LSEPool, WildcatPool
+from negev.nn import ClassWisePool, EvidenceHead, LSEPool, WildcatPool, create_pool
 from negev.nn.functional import class_wise_pool, wildcat_pool
+from negev.testing.reference import naive_wildcat_pool
 
 
 def test_class_wise_pool_averages_consecutive_channels():
@@ -63,3 +64,71 @@ def test_evidence_head_defaults_to_max_plus_min_and_checks_shapes():
         head(torch.randn(1, 5, 4))
     with pytest.raises(ValueError, match="num_classes must be an int >= 1"):
         EvidenceHead(3, 0)
+
+
+def _raw_maps(head: EvidenceHead, features: torch.Tensor) -> torch.Tensor:
+    """The C * M projected maps, (B, C*M, *regions), by an explicit einsum."""
+    return torch.einsum("bd...,kd->bk...", features, head.proj.weight) + head.proj.bias.reshape(
+        1, -1, *[1] * (features.dim() - 2)
+    )
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_pool_each_map_averages_the_scores_of_each_map_pooled_alone(masked):
+    """y_c = mean_m pool(z_cm): a naive sort of each map's valid scores, map by map."""
+    torch.manual_seed(0)
+    head = EvidenceHead(6, 3, num_maps=4, pool=WildcatPool(0.3, 2, 0.7), pool_each_map=True)
+    features = torch.randn(2, 6, 5, 4)
+    mask = (torch.rand(2, 5, 4) < 0.7) if masked else None
+    if masked:
+        mask[:, 0, 0] = True
+    scores, maps = head(features, mask)
+    raw = _raw_maps(head, features)
+    per_map = naive_wildcat_pool(raw, 0.3, 2, 0.7, mask).reshape(2, 3, 4)
+    torch.testing.assert_close(scores.double(), per_map.mean(2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(maps, raw.reshape(2, 3, 4, 5, 4).mean(2))  # shown: the mean map
+    # WILDCAT's order pools the mean map instead: not the same with a hard selection
+    together = naive_wildcat_pool(raw.reshape(2, 3, 4, 5, 4).mean(2), 0.3, 2, 0.7, mask)
+    assert (together - per_map.mean(2)).abs().max() > 1e-3
+
+
+def test_pool_each_map_changes_nothing_for_one_map_or_average_pooling():
+    torch.manual_seed(0)
+    features, mask = torch.randn(3, 5, 7), torch.rand(3, 7) < 0.8
+    mask[:, 0] = True
+    for maps, pool in ((1, WildcatPool(2, 1, 0.5)), (3, create_pool("gap"))):
+        apart = EvidenceHead(5, 2, num_maps=maps, pool=pool, pool_each_map=True)
+        together = EvidenceHead(5, 2, num_maps=maps, pool=pool)
+        together.load_state_dict(apart.state_dict())
+        torch.testing.assert_close(apart(features, mask).scores, together(features, mask).scores)
+
+
+def test_pool_each_map_gives_each_map_its_own_attention():
+    """An attention pool sees C*M rows: attention (B, C*M, N), one per map, the scores of a class
+    the mean of its maps' attention-pooled scores."""
+    torch.manual_seed(0)
+    head = EvidenceHead(4, 2, num_maps=3, pool=create_pool("abmil"), pool_each_map=True)
+    assert head.pool_classes == 6 and head.attend.out_features == 6
+    features = torch.randn(2, 4, 9)
+    raw = _raw_maps(head, features)
+    logits = torch.einsum("bdn,kd->bkn", features, head.attend.weight) + head.attend.bias[:, None]
+    expected = (raw * logits.softmax(-1)).sum(-1).reshape(2, 2, 3).mean(2)
+    torch.testing.assert_close(head(features).scores, expected)
+
+
+def test_pool_each_map_gradients_and_selection():
+    torch.manual_seed(0)
+    head = EvidenceHead(3, 2, num_maps=2, pool=WildcatPool(2, 1, 1.0), pool_each_map=True).double()
+    features = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f: head(f).scores, (features,))
+    high, low = head.selection(features.detach())
+    raw = _raw_maps(head, features.detach()).reshape(2, 2, 2, 6)
+    for b in range(2):
+        for c in range(2):
+            tops = {int(i) for m in range(2) for i in raw[b, c, m].argsort(descending=True)[:2]}
+            bottoms = {int(raw[b, c, m].argmin()) for m in range(2)}
+            assert set(high[b, c].nonzero().flatten().tolist()) == tops
+            assert set(low[b, c].nonzero().flatten().tolist()) == bottoms
+    assert EvidenceHead(3, 2, pool=LSEPool(5.0, -5.0, 1.0)).selection(features.detach()) is None
+    with pytest.raises(ValueError, match="pool_each_map must be True or False"):
+        EvidenceHead(3, 2, pool_each_map="yes")

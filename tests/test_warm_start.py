@@ -76,9 +76,9 @@ def _counts(examples: list[Example], mean: bool) -> np.ndarray:
     return x
 
 
-def _setup(tmp_path, pooling: str, multilabel: bool):
+def _setup(tmp_path, pooling: str, multilabel: bool, **options):
     plugin = HashedTokensPlugin()
-    _, config = resolve_config({}, {**FAST, "out": str(tmp_path), "pooling": pooling})
+    _, config = resolve_config({}, {**FAST, "out": str(tmp_path), "pooling": pooling, **options})
     plugin.load_state({}, config.to_dict())
     data = plugin.load_data(None, config.to_dict())
     data = data if multilabel else _single_label(data)
@@ -100,11 +100,14 @@ def _probabilities(model, plugin, examples: list[Example], multilabel: bool) -> 
 
 
 @pytest.mark.parametrize(
-    ("pooling", "multilabel"),
-    [("sumwildcat", True), ("sumwildcat", False), ("gapwildcat", True)],
-)
-def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, multilabel):
-    plugin, config, data, model, loader = _setup(tmp_path, pooling, multilabel)
+    ("pooling", "multilabel", "maps"),
+    [("sumwildcat", True, {}), ("sumwildcat", False, {}), ("gapwildcat", True, {}),
+     ("gapwildcat", True, {"num_maps": 3, "pool_each_map": True})],
+)  # fmt: skip
+def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, multilabel, maps):
+    """With ``pool_each_map`` each of a class's maps gets the fit (and its bias), and the mean of
+    their linear terms is the fit again."""
+    plugin, config, data, model, loader = _setup(tmp_path, pooling, multilabel, **maps)
     monitor = "mAP" if multilabel else "accuracy"
     start = linear_warm_start(model, loader, data, monitor, 32)
     mean = pooling == "gapwildcat"

@@ -47,6 +47,9 @@ class RunConfig:
     ``query_dim`` (``dsmil``'s E) it takes its own (``maxmin``: alpha only),
     None meaning that pooling's default. Setting one it does not take is an error. In a built
     config they hold what the pooling was built with (None for the ones it does not take).
+    ``num_maps`` M maps per class; ``pool_each_map`` pools each of them on its own and averages
+    their scores (an ensemble of M detectors) instead of pooling their average (WILDCAT), see
+    :class:`negev.nn.EvidenceHead`.
 
     ``loss=None`` picks ``bce`` for multi-label data and ``ce`` for multi-class data. ``weights``
     is a local file of pretrained encoder weights, for plugins whose encoders take them. ``plugin``
@@ -96,6 +99,7 @@ class RunConfig:
     kmin: float | int | None = None
     alpha: float | None = None
     num_maps: int = 1
+    pool_each_map: bool = False
     beta_pos: float | None = None
     beta_neg: float | None = None
     attention_dim: int | None = None

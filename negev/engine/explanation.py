@@ -94,9 +94,10 @@ def explain(
         # encoder and head apart: the mask also gives the kept regions
         with autocast(target, config.precision):
             features, mask = model.encoder(batch)
-        result = model.head(features.float(), mask)
+        features = features.float()
+        result = model.head(features, mask)
         scores, maps = result.scores[0].cpu(), result.maps[0].cpu()
-        selected = _selection(model, result.maps, mask)
+        selected = _selection(model, features, mask)
         files = (
             plugin.render_evidence(example, maps, scores, classes, out, selected=selected)
             if render
@@ -110,12 +111,12 @@ def explain(
     return explanations
 
 
-def _selection(model, maps: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor] | None:
-    """The (high, low) regions the model's pooling keeps for the one item of ``maps``
-    (1, C, *regions), as (C, *regions) bool masks on the CPU; None for a pooling without a hard
+def _selection(model, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor] | None:
+    """The (high, low) regions the model's pooling keeps for the one item of ``features``
+    (1, D, *regions), as (C, *regions) bool masks on the CPU; None for a pooling without a hard
     selection."""
-    pool = model.head.pool
-    if not hasattr(pool, "selection"):
+    selected = model.head.selection(features, mask)
+    if selected is None:
         return None
-    high, low = pool.selection(maps, mask)
+    high, low = selected
     return high[0].cpu(), low[0].cpu()

@@ -62,8 +62,11 @@ def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> 
     wrote a fit) is the model's ``started``, which the engine keeps as epoch 0: the model is then
     that fit exactly (what training starts from beyond it: :meth:`EvidenceModel.begin_training`)."""
     encoder = plugin.build_encoder(config.to_dict())
-    pool = create_pool(config.pooling, num_classes=num_classes, **config.pooling_params())
-    head = EvidenceHead(encoder.out_channels, num_classes, num_maps=config.num_maps, pool=pool)
+    rows = num_classes * config.num_maps if config.pool_each_map else num_classes
+    pool = create_pool(config.pooling, num_classes=rows, **config.pooling_params())
+    head = EvidenceHead(
+        encoder.out_channels, num_classes, config.num_maps, pool, config.pool_each_map
+    )
     init_head = getattr(encoder, "init_head", None)
     started = bool(init_head(head)) if init_head is not None else False
     return EvidenceModel(encoder, head, started)

@@ -194,4 +194,5 @@ def write_linear(model: torch.nn.Module, weights: Tensor, bias: Tensor) -> None:
     projection[:, :rank] = vh[:rank].T.repeat_interleave(maps, dim=0).to(projection)
     head.proj.weight.copy_(projection)
     head.proj.bias.zero_()
-    head.pool.start_linear(bias.float())
+    rows = head.pool_classes // classes  # each class's bias on each of its maps' rows
+    head.pool.start_linear(bias.float().repeat_interleave(rows))

@@ -89,6 +89,12 @@ def train_command(
         None, help=f"Weight of the negative evidence.{_pool_default('alpha')}"
     ),
     num_maps: int = typer.Option(None, help=f"Maps per class (WILDCAT's M){_default('num_maps')}."),
+    pool_each_map: bool = typer.Option(
+        None,
+        "--pool-each-map/--pool-mean-map",
+        help="Pool each of a class's maps on its own and average their scores (an ensemble of "
+        "M detectors), or pool their mean map (WILDCAT; default: the plugin's, else the mean).",
+    ),
     beta_pos: float = typer.Option(
         None, help=f"Sharpness of the high term.{_pool_default('beta_pos')}"
     ),
@@ -174,6 +180,7 @@ def train_command(
         "kmin": parse_count(kmin),
         "alpha": alpha,
         "num_maps": num_maps,
+        "pool_each_map": pool_each_map,
         "beta_pos": beta_pos,
         "beta_neg": beta_neg,
         "attention_dim": attention_dim,

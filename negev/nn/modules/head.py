@@ -36,9 +36,17 @@ class EvidenceHead(nn.Module):
             (``WildcatPool(1, 1, 1.0)``). A pool with ``needs_attention = True``
             (:class:`~negev.nn.AttentionPool`, the MIL attention pools) also gets ``attention``
             (B, A, *regions) from a module over the features, ``attend``: the pool's
-            ``attention_module(in_channels, num_classes)`` ((..., D) -> (..., A)) where it has
-            one, else a 1x1 projection to A = C attention logits. The head registers it, so
-            its parameters train with the head's.
+            ``attention_module(in_channels, P)`` ((..., D) -> (..., A)) where it has
+            one, else a 1x1 projection to A = P attention logits, P = :attr:`pool_classes`. The
+            head registers it, so its parameters train with the head's.
+        pool_each_map: where the class-wise average goes. False (WILDCAT): on the maps,
+            ``y_c = pool(mean_m z_cm)``, one pooling of each class's mean map. True: on the
+            scores, ``y_c = mean_m pool(z_cm)``: each of the M maps is pooled on its own, with
+            its own top / bottom regions, an ensemble of M detectors (one may learn the positive
+            evidence, another the negative). The pool then sees C*M "classes"
+            (:attr:`pool_classes`). Both are equal when the pooling is linear (average
+            pooling) or M = 1; with a hard selection they differ, since the mean of M linear
+            maps is one linear map.
 
     ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
     scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
@@ -46,16 +54,26 @@ class EvidenceHead(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, num_maps: int = 1, pool: nn.Module | None = None
+        self,
+        in_channels: int,
+        num_classes: int,
+        num_maps: int = 1,
+        pool: nn.Module | None = None,
+        pool_each_map: bool = False,
     ):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(pool_each_map, bool):
+            raise ValueError(f"pool_each_map must be True or False, got {pool_each_map!r}")
         self.proj = nn.Linear(in_channels, num_classes * num_maps)
         self.class_wise = ClassWisePool(num_maps)
+        self.pool_each_map = pool_each_map
+        #: the rows the pool scores: C, or C*M when each map is pooled on its own
+        self.pool_classes = num_classes * num_maps if pool_each_map else num_classes
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
-        self.attend = _attention_module(self.pool, in_channels, num_classes)
+        self.attend = _attention_module(self.pool, in_channels, self.pool_classes)
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> EvidenceOutput:
         if features.dim() < 3 or features.shape[1] != self.proj.in_features:
@@ -63,7 +81,7 @@ class EvidenceHead(nn.Module):
                 f"features must have shape (B, {self.proj.in_features}, *regions), "
                 f"got {tuple(features.shape)}"
             )
-        maps = F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
+        maps = self._project(features)
         if self.attend is None:
             return self._pool(maps, None, mask)
         attention = self.attend(features.movedim(1, -1)).movedim(-1, 1)
@@ -85,12 +103,40 @@ class EvidenceHead(nn.Module):
         attention = None if self.attend is None else readout[:, self.proj.out_features :]
         return self._pool(maps, attention, mask)
 
+    def selection(
+        self, features: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor] | None:
+        """The regions the pooling keeps: (high, low) bool (B, C, *regions), with
+        ``pool_each_map`` those some map of the class keeps; None for a pooling without a hard
+        selection (no ``selection`` method). ``features`` as in :meth:`forward`."""
+        select = getattr(self.pool, "selection", None)
+        if select is None:
+            return None
+        maps = self._project(features)
+        if not self.pool_each_map:
+            return select(self.class_wise(maps), mask)
+        shape = (maps.shape[0], -1, self.class_wise.num_maps, *maps.shape[2:])
+        high, low = select(maps, mask)
+        return high.reshape(shape).any(2), low.reshape(shape).any(2)
+
+    def _project(self, features: Tensor) -> Tensor:
+        """(B, D, *regions) -> the C * M maps (B, C*M, *regions)."""
+        return F.linear(features.movedim(1, -1), self.proj.weight, self.proj.bias).movedim(-1, 1)
+
     def _pool(self, maps: Tensor, attention: Tensor | None, mask: Tensor | None) -> EvidenceOutput:
-        """Class-wise average of the C * M projected maps, then the spatial pooling."""
+        """Class-wise average of the C * M projected maps and the spatial pooling, in the order
+        ``pool_each_map`` says."""
+        if self.pool_each_map:
+            return EvidenceOutput(
+                self.class_wise(self._spatial(maps, attention, mask)), self.class_wise(maps)
+            )
         maps = self.class_wise(maps)
+        return EvidenceOutput(self._spatial(maps, attention, mask), maps)
+
+    def _spatial(self, maps: Tensor, attention: Tensor | None, mask: Tensor | None) -> Tensor:
         if attention is None:
-            return EvidenceOutput(self.pool(maps, mask), maps)
-        return EvidenceOutput(self.pool(maps, mask, attention=attention), maps)
+            return self.pool(maps, mask)
+        return self.pool(maps, mask, attention=attention)
 
 
 def _attention_module(pool: nn.Module, in_channels: int, num_classes: int) -> nn.Module | None:

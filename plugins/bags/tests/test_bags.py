@@ -272,8 +272,9 @@ def test_cli_on_a_clam_layout_collection(tmp_path):
     common = ["--modality", "bags", "--data", str(data), "--out", str(run), "--quiet"]
     result = runner.invoke(app, ["train", *common, "--epochs", "2", "--pooling", "maxmin"])
     assert result.exit_code != 0 and "gone.h5" in result.output
+    maps = ["--num-maps", "2", "--pool-each-map"]  # each map keeps its own max and min
     result = runner.invoke(
-        app, ["train", *common, "--epochs", "8", "--pooling", "maxmin", "--skip-bad"]
+        app, ["train", *common, "--epochs", "8", "--pooling", "maxmin", *maps, "--skip-bad"]
     )
     assert result.exit_code == 0, result.output
     assert json.loads((run / "bad_items.json").read_text())[0]["reason"] == "no such bag file"
@@ -298,6 +299,8 @@ def test_cli_on_a_clam_layout_collection(tmp_path):
     assert [float(table[3]["x"]), float(table[3]["y"])] == coords[3].tolist()
     assert [len(list(out.glob(f"s0-*_{name}.png"))) for name in ("normal", "tumor")] == [1, 1]
     assert {"kept_tumor", "score_tumor"} <= set(table[0])
+    kept = [float(row["kept_tumor"]) for row in table]
+    assert 1 <= kept.count(1) <= 2 and 1 <= kept.count(-1) <= 2  # the two maps' ends
 
 
 def test_load_item_reads_a_file_bag_into_memory(tmp_path):

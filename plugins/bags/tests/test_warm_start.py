@@ -72,15 +72,20 @@ def means_of(examples) -> np.ndarray:
     return np.stack([e.inputs.load()[0].double().mean(0).numpy() for e in examples])
 
 
-@pytest.mark.parametrize("hidden", [(), (4,)])
-def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidden):
+@pytest.mark.parametrize(
+    ("hidden", "maps"),
+    [((), {}), ((4,), {}), ((4,), {"num_maps": 3, "pool_each_map": True})],
+    ids=["linear", "mlp", "mlp-3-maps"],
+)
+def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidden, maps):
     """Linear scorer, or an MLP whose input is kept beside it (``skip``, the default): the model
     built (epoch 0) is the baseline exactly, the instance evidence at 0; training starts it at a
     small multiple of the baseline's instance scores (and of a default initialisation on the
-    MLP part)."""
+    MLP part). With M maps pooled each on its own, each map's bag-mean term is the fit."""
     plugin, config, data, state = fitted_plugin(
-        write_collection(tmp_path), tmp_path / "run", plugin={"hidden": hidden}
-    )
+        write_collection(tmp_path), tmp_path / "run", plugin={"hidden": hidden},
+        **maps,
+    )  # fmt: skip
     assert config.pooling == "meanwildcat"
     model = build_model(plugin, config, len(data.classes)).eval()
     assert model.started
@@ -94,6 +99,7 @@ def test_default_model_starts_as_the_bag_mean_logistic_regression(tmp_path, hidd
     assert state["warm_start"]["C"] == [search.best_params_["logisticregression__C"]]
     np.testing.assert_allclose(ours, search.decision_function(means_of(examples)), atol=1e-4)
     model.begin_training()
+    assert head.attend.out_features == head.pool_classes == (maps.get("num_maps", 1) if maps else 1)
     torch.testing.assert_close(head.proj.weight[:, :d], EVIDENCE_START * head.attend.weight[:, :d])
     assert EVIDENCE_START <= 0.01 and not head.proj.bias.any()
     if hidden:
