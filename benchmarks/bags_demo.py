@@ -93,16 +93,22 @@ def _demo_run(options: dict[str, Any]) -> dict[str, float]:
     return {**metrics, "peak_mb": _peak_mb()}
 
 
-#: Scaling rows: pooling, instances per encoder chunk (10**9: the plain path), and whether the
-#: features stand beside the MLP's output (``skip``, the plugin default's regions [x, MLP(x)]).
+#: Scaling rows: pooling, instances per encoder chunk (10**9: the plain path), whether the
+#: features stand beside the MLP's output (``skip``, the plugin default's regions [x, MLP(x)]),
+#: and the maps per class (more than 1: each pooled on its own, ``pool_each_map``).
 SCALING = {
-    "WELDON, chunked encoder": ("weldon", 16_384, False),
-    "WELDON, plain": ("weldon", 10**9, False),
-    "attention MIL, chunked encoder": ("abmil", 16_384, False),
-    "attention MIL, plain": ("abmil", 10**9, False),
-    "plugin default (meanwildcat over [x, MLP(x)]), chunked encoder": ("meanwildcat", 16_384, True),
-    "plugin default (meanwildcat over [x, MLP(x)]), plain": ("meanwildcat", 10**9, True),
-}
+    "WELDON, chunked encoder": ("weldon", 16_384, False, 1),
+    "WELDON, plain": ("weldon", 10**9, False, 1),
+    "attention MIL, chunked encoder": ("abmil", 16_384, False, 1),
+    "attention MIL, plain": ("abmil", 10**9, False, 1),
+    "plugin default (meanwildcat over [x, MLP(x)]), chunked encoder": (
+        "meanwildcat", 16_384, True, 1
+    ),
+    "plugin default (meanwildcat over [x, MLP(x)]), plain": ("meanwildcat", 10**9, True, 1),
+    "WELDON, 4 maps each pooled alone, over [x, MLP(x)], chunked encoder": (
+        "weldon", 16_384, True, 4
+    ),
+}  # fmt: skip
 POOL_PARAMS = {  # each pooling takes its own
     "weldon": {"kmax": 0.02, "alpha": 1.0},
     "meanwildcat": {"kmax": 0.02, "kmin": 0.02, "alpha": 1.0},
@@ -110,7 +116,7 @@ POOL_PARAMS = {  # each pooling takes its own
 
 
 def _scaling_run(
-    n: int, pooling: str, chunk: int, skip: bool = False, steps: int = 3
+    n: int, pooling: str, chunk: int, skip: bool = False, maps: int = 1, steps: int = 3
 ) -> dict[str, float]:
     import negev_bags  # noqa: F401 - registers meanwildcat
     from negev.engine.model import EvidenceModel
@@ -123,7 +129,8 @@ def _scaling_run(
     mask = torch.ones(1, n, dtype=torch.bool)
     encoder = InstanceEncoder(1024, (128,), chunk=chunk, skip=skip)
     params = POOL_PARAMS.get(pooling, {})
-    head = EvidenceHead(encoder.out_channels, 1, pool=create_pool(pooling, **params))
+    pool = create_pool(pooling, **params)
+    head = EvidenceHead(encoder.out_channels, 1, maps, pool, pool_each_map=maps > 1)
     model = EvidenceModel(encoder, head)  # as the engine runs it (the readout in the chunks)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     base = _peak_mb()
@@ -180,10 +187,10 @@ def scaling_table(rows: list[str]) -> list[str]:
         "|---|" + "---|" * len(SIZES),
     ]
     for name in rows:
-        pooling, chunk, skip = SCALING[name]
+        pooling, chunk, skip, maps = SCALING[name]
         cells = []
         for n in SIZES:
-            m = _fresh(_scaling_run, n, pooling, chunk, skip)
+            m = _fresh(_scaling_run, n, pooling, chunk, skip, maps)
             print(name, n, {k: round(v, 2) for k, v in m.items()}, flush=True)
             cells.append(f"{m['seconds']:.2f} s, +{m['above_mb']:.0f} MB (peak {m['peak_mb']:.0f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
