@@ -44,8 +44,12 @@ POOLINGS = {
     "maxmin": {"pooling": "maxmin", "alpha": 1.0},
     "weldon": {"pooling": "weldon", "kmax": 0.3, "alpha": 1.0},
     "wildcat": {"pooling": "wildcat", "kmax": 0.3, "kmin": 2, "alpha": 0.7, "num_maps": 2},
+    "wildcat-each-map": {
+        "pooling": "wildcat", "kmax": 0.3, "kmin": 2, "alpha": 0.7, "num_maps": 3,
+        "pool_each_map": True,
+    },
     "lse": {"pooling": "lse", "beta_pos": 3.0, "beta_neg": -2.0, "alpha": 0.5},
-}
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(POOLINGS))

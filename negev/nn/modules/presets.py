@@ -9,6 +9,7 @@ maxmin   max + min                      alpha (1)
 weldon   mean top-k + mean bottom-k     kmax = k (0.2), alpha (1)
 wildcat  mean top-k+ + alpha bottom-k-  kmax (0.2), kmin (None: = kmax), alpha (0.7);
                                         M maps per class: ``EvidenceHead(num_maps=M)``
+                                        (``pool_each_map=True``: each map pooled alone)
 lse      unified log-sum-exp            beta_pos (5), beta_neg (-5), alpha (0.7)
 sumwildcat bias + sum of regions +      kmax (0.25), kmin (None: = kmax), alpha (1);
          gate * WILDCAT                 bias and gate learned per class, zero at first
@@ -32,7 +33,8 @@ without host synchronisation, see :mod:`negev.nn.modules.pooling` and
 :mod:`negev.nn.modules.losses`). Like ``multilabel``, it is context, not a hyper-parameter: it is
 passed to the factories that declare it, and is not one of a name's parameters (no CLI option, no
 entry in the run's config). So is ``num_classes`` (C), passed by the engine to the poolings
-that declare it (``sumwildcat``, ``gapwildcat``: one bias and gate per class).
+that declare it (``sumwildcat``, ``gapwildcat``: one bias and gate per class); with
+``pool_each_map`` the pool scores each map as a row of its own and gets C*M.
 
 Third-party components register a class or a callable: ``register_pool("mine", MyPool)`` or
 ``@register_loss("mine")`` on a factory; the keyword parameters of its signature are the
