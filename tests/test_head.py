@@ -132,3 +132,31 @@ def test_pool_each_map_gradients_and_selection():
     assert EvidenceHead(3, 2, pool=LSEPool(5.0, -5.0, 1.0)).selection(features.detach()) is None
     with pytest.raises(ValueError, match="pool_each_map must be True or False"):
         EvidenceHead(3, 2, pool_each_map="yes")
+
+
+def test_spread_maps_moves_tied_maps_apart_around_their_mean():
+    """A warm start writes one row into every map of a class; pooled each on its own, tied maps
+    would get the same gradients forever. ``spread_maps`` keeps their mean (so any linear term)
+    and moves each class's maps apart by the norm of its mean row."""
+    torch.manual_seed(0)
+    head = EvidenceHead(5, 3, num_maps=4, pool=WildcatPool(2, 1, 1.0), pool_each_map=True)
+    assert not head.maps_tied()  # a fresh head: random, distinct maps
+    with torch.no_grad():
+        head.proj.weight.copy_(head.proj.weight[::4].repeat_interleave(4, 0))
+        head.proj.bias.copy_(head.proj.bias[::4].repeat_interleave(4))
+        head.proj.weight[4:8] = 0.0  # a class at 0 stays there
+    assert head.maps_tied()
+    rows = head.proj.weight.detach().reshape(3, 4, 5).clone()
+    head.spread_maps(torch.Generator().manual_seed(1))
+    spread = head.proj.weight.detach().reshape(3, 4, 5)
+    assert not head.maps_tied()
+    torch.testing.assert_close(spread.mean(1), rows[:, 0], atol=1e-6, rtol=0)
+    departure = (spread - rows[:, :1]).square().sum(2).mean(1).sqrt()
+    torch.testing.assert_close(departure, rows[:, 0].norm(dim=1), atol=1e-6, rtol=1e-5)
+    assert not spread[1].any()
+    again = EvidenceHead(5, 3, num_maps=4, pool=WildcatPool(2, 1, 1.0), pool_each_map=True)
+    with torch.no_grad():
+        again.proj.weight.copy_(rows.reshape(12, 5))
+    again.spread_maps(torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again.proj.weight.detach().reshape(3, 4, 5), spread)  # seeded
+    assert not EvidenceHead(5, 3).maps_tied()  # one map: nothing to tie

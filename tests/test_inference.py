@@ -56,6 +56,7 @@ POOLINGS = {
 def test_onnx_matches_the_model_for_each_pooling(name, tmp_path):
     run = tmp_path / "run"
     examples = untrained_run(run, "tokens", {**POOLINGS[name], **TOKENS})
+    assert negev.load(run).model.head.pool_each_map == ("pool_each_map" in POOLINGS[name])
     # traced on 4 items, run on 7 others: another batch size, another longest item
     checked = assert_onnx_matches(run, examples[:4], examples[10:17], tmp_path / "m.onnx")
     assert checked["tokens"].shape[1] != max(len(e.inputs) for e in examples[:4])

@@ -348,6 +348,14 @@ def test_changing_a_model_option_on_resume_is_one_line_naming_it(trained, tmp_pa
     line = one_line_error(result)
     assert "num_maps is 3 here, 1 in the run" in line and "cannot change on resume" in line
     assert (out / "metrics.jsonl").read_text() == before
+    # the same weights would load (one map): the head's options are compared all the same
+    result = invoke(
+        "train", "-m", "tokens", "--out", str(out), "--epochs", "3", "--resume", "-q",
+        "--pool-each-map", "--set", "demo_size=200", "--batch-size", "16",
+    )  # fmt: skip
+    line = one_line_error(result)
+    assert "pool_each_map is True here, False in the run" in line
+    assert (out / "metrics.jsonl").read_text() == before
 
 
 @pytest.mark.parametrize(

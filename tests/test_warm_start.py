@@ -130,6 +130,32 @@ def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, mult
     np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
+def test_maps_pooled_each_leave_the_fit_apart_and_stay_apart(tmp_path):
+    """The fit writes one row into every map of a class; ``begin_training`` spreads them around
+    their mean (the model is still the fit: the gates are 0 and the linear term reads the mean),
+    and a training step moves them differently (tied maps would move alike)."""
+    plugin, config, data, model, loader = _setup(
+        tmp_path, "gapwildcat", True, num_maps=3, pool_each_map=True
+    )
+    linear_warm_start(model, loader, data, "mAP", 32)
+    assert model.head.maps_tied()
+    fitted = _probabilities(model, plugin, data.val, True)
+    model.begin_training(seed=0)
+    assert not model.head.maps_tied()
+    np.testing.assert_allclose(_probabilities(model, plugin, data.val, True), fitted, atol=1e-5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    batch = plugin.collate(data.train[:16])
+    targets = torch.zeros(16, 2)
+    for i, e in enumerate(data.train[:16]):
+        targets[i, list(e.labels)] = 1
+    before = model.head.pool.gate.detach().clone()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch).scores, targets)
+    loss.backward()
+    optimizer.step()
+    steps = (model.head.pool.gate.detach() - before).reshape(2, 3)
+    assert (steps.amax(1) - steps.amin(1) > 1e-6).all()  # each map's gate its own step
+
+
 def test_warm_start_chooses_c_on_validation_only(tmp_path):
     """C is the grid's best on validation, by an independent scikit-learn computation; the test
     split (poisoned: reading it fails) is never read."""

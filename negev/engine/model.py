@@ -32,14 +32,19 @@ class EvidenceModel(nn.Module):
         #: whether the encoder's ``init_head`` wrote a convex fit into the head (a warm start)
         self.started = started
 
-    def begin_training(self) -> None:
+    def begin_training(self, seed: int = 0) -> None:
         """Leave the convex start for training: the encoder's ``begin_training(head)``, where it
         has one and wrote a start (the bags plugin's small instance evidence, from which a top-k
-        selection ranks instances as the fit does). The engine calls it once the start is scored
-        and saved as epoch 0 (the fit exactly), before the first step."""
+        selection ranks instances as the fit does). Then, where the head pools each map on its
+        own and a fit left every map of a class the same (identical maps get identical gradients:
+        they would stay one detector), the maps are spread apart around their mean
+        (:meth:`~negev.nn.EvidenceHead.spread_maps`, seeded by ``seed``). The engine calls it once
+        the start is scored and saved as epoch 0 (the fit exactly), before the first step."""
         begin = getattr(self.encoder, "begin_training", None)
         if self.started and begin is not None:
             begin(self.head)
+        if self.head.pool_each_map and self.head.maps_tied():
+            self.head.spread_maps(torch.Generator().manual_seed(seed))
 
     def forward(self, inputs: Any) -> EvidenceOutput:
         fused = getattr(self.encoder, "forward_readout", None)

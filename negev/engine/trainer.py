@@ -71,6 +71,9 @@ TRAINING_OPTIONS = frozenset(
      "backbone_lr_mult", "warmup_epochs", "accumulate", "clip_grad", "decay_norms_biases",
      "keep", "start_margin", "refit")
 )  # fmt: skip
+#: options that define the head: a resume refuses to change them even where the weights would
+#: load (``pool_each_map``, k or alpha change the model without changing a shape)
+HEAD_OPTIONS = ("pooling", "num_maps", "pool_each_map", *POOL_PARAMS)
 
 
 @dataclass
@@ -311,7 +314,7 @@ def _train(
                 scaler, world, console, score,
             )  # fmt: skip
         if start_epoch == 0:  # the start is saved as epoch 0 (or resumed from it): leave it
-            model.begin_training()
+            model.begin_training(config.seed)
         margin = family_margin(config.start_margin, _start_comparisons(config))
         for epoch in range(start_epoch, config.epochs):
             if _patience_spent(config, best, epoch):
@@ -654,10 +657,10 @@ def _restore(
         changed = _model_options_changed(meta["config"], config.to_dict())
         if not changed:
             raise ValueError(f"cannot resume {run_dir}: {_first_line(exc)}") from None
-        raise ValueError(
-            f"cannot resume {run_dir}: {changed} (options that shape the model cannot change "
-            "on resume)"
-        ) from None
+        raise _changed_on_resume(run_dir, changed) from None
+    changed = _model_options_changed(meta["config"], config.to_dict(), HEAD_OPTIONS)
+    if changed:
+        raise _changed_on_resume(run_dir, changed)
     state = checkpoint["state"]
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -714,20 +717,35 @@ def _truncate_metrics(path: Path, epochs: int) -> None:
     write_file(path, "".join(line + "\n" for line in kept))
 
 
-def _model_options_changed(saved: dict[str, Any], current: dict[str, Any]) -> str:
-    """The options that may shape the model and differ between a run's saved config and the
-    current one, as "num_maps is 2 here, 1 in the run" (empty when none differs)."""
+def _model_options_changed(
+    saved: dict[str, Any], current: dict[str, Any], only: tuple[str, ...] | None = None
+) -> str:
+    """The options that may shape the model (``only`` those, when given) and differ between a
+    run's saved config and the current one, as "num_maps is 2 here, 1 in the run" (empty when
+    none differs). An option a saved run predates counts as its default."""
+    defaults = {
+        name: spec.default
+        for name, spec in RunConfig.__dataclass_fields__.items()
+        if spec.default is not dataclasses.MISSING
+    }
 
     def model_options(config: dict[str, Any]) -> dict[str, Any]:
         options = {k: v for k, v in config.items() if k not in TRAINING_OPTIONS | {"plugin"}}
         options.update({f"plugin.{k}": v for k, v in config.get("plugin", {}).items()})
         return options
 
-    before, now = model_options(saved), model_options(current)
+    before, now = model_options({**defaults, **saved}), model_options(current)
+    names = sorted(before.keys() | now.keys()) if only is None else only
     return "; ".join(
         f"{name} is {now.get(name)!r} here, {before.get(name)!r} in the run"
-        for name in sorted(before.keys() | now.keys())
+        for name in names
         if before.get(name) != now.get(name)
+    )
+
+
+def _changed_on_resume(run_dir, changed: str) -> ValueError:
+    return ValueError(
+        f"cannot resume {run_dir}: {changed} (options that shape the model cannot change on resume)"
     )
 
 

@@ -265,7 +265,8 @@ class ModalityPlugin(abc.ABC):
             maps: (C, *regions) class maps of the item (positive = evidence for the class,
                 negative = evidence against). scores: (C,) class scores.
             selected: (high, low), two (C, *regions) bool masks of the regions the pooling kept
-                (its k+ top and k- bottom regions), or None for a pooling without a hard
+                (its k+ top and k- bottom regions; with ``pool_each_map``, those any map of the
+                class kept, so a region may be in both), or None for a pooling without a hard
                 selection (LSE).
 
         Returns:

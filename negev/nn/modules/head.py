@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -26,7 +27,8 @@ class EvidenceOutput(NamedTuple):
 
 
 class EvidenceHead(nn.Module):
-    """1x1 projection to C*M maps, class-wise average over M, negative-evidence spatial pooling.
+    """1x1 projection to C*M maps, class-wise average over M and negative-evidence spatial pooling
+    (the average before the pooling, or after it with ``pool_each_map``).
 
     Args:
         in_channels: D, the feature size of each region.
@@ -118,6 +120,32 @@ class EvidenceHead(nn.Module):
         shape = (maps.shape[0], -1, self.class_wise.num_maps, *maps.shape[2:])
         high, low = select(maps, mask)
         return high.reshape(shape).any(2), low.reshape(shape).any(2)
+
+    def maps_tied(self) -> bool:
+        """Whether every class's M > 1 maps have the same projection (weights and bias), as a
+        linear warm start writes them."""
+        maps = self.class_wise.num_maps
+        if maps == 1:
+            return False
+        rows = torch.cat([self.proj.weight, self.proj.bias[:, None]], 1).detach()
+        rows = rows.reshape(-1, maps, rows.shape[1])
+        return bool((rows == rows[:, :1]).all())
+
+    @torch.no_grad()
+    def spread_maps(self, generator: torch.Generator | None = None) -> None:
+        """Move each class's M maps apart around their mean: map m's weights ``w_c + e_cm``,
+        with ``sum_m e_cm = 0`` (the mean map is unchanged, and with it any linear term of the
+        maps) and ``mean_m ||e_cm||^2 = ||w_c||^2`` (w_c: the class's mean weights; a class at 0
+        stays there). ``e`` is a uniform draw from ``generator``, centred over the maps and
+        scaled, one factor per class."""
+        maps = self.class_wise.num_maps
+        weight = self.proj.weight.reshape(-1, maps, self.proj.in_features)
+        mean = weight.mean(1, keepdim=True)
+        noise = torch.rand(weight.shape, generator=generator, dtype=torch.float64) - 0.5
+        noise = noise - noise.mean(1, keepdim=True)
+        spread = noise.square().sum(2, keepdim=True).mean(1, keepdim=True).sqrt()
+        scale = mean.double().norm(dim=2, keepdim=True) / spread
+        weight.copy_(mean + (noise * scale).to(weight))
 
     def _project(self, features: Tensor) -> Tensor:
         """(B, D, *regions) -> the C * M maps (B, C*M, *regions)."""

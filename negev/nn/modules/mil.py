@@ -3,7 +3,8 @@
 ``forward(scores (B, C, *regions), mask (B, *regions) bool | None[, attention]) -> (B, C)``
 logits. The attention pools set ``needs_attention`` and build, in ``attention_module(D, C)``, the
 module over the instance features ``(..., D) -> (..., A)`` that gives their ``attention``
-(B, A, *regions): :class:`~negev.nn.EvidenceHead` registers it, so that it trains with the head.
+(B, A, *regions): :class:`~negev.nn.EvidenceHead` registers it, so that it trains with the head
+(C is the head's ``pool_classes``: C*M with ``pool_each_map``, one attention per map).
 ``validate_args`` (default True): False skips the check that every bag has a valid instance, the
 one host synchronisation.
 """

@@ -38,7 +38,8 @@ def write_instance_csv(
     path: Path, maps: Tensor, classes: list[str], coords: Tensor | None, selected=None
 ) -> Path:
     """One row per instance: index, x, y (when known), the score of each class and, when the
-    pooling has a hard selection, whether it kept the instance high (+1) or low (-1)."""
+    pooling has a hard selection, whether it kept the instance high (+1), low (-1), both (2:
+    one map kept it high and another low, with ``pool_each_map``) or not (0)."""
     n = maps.shape[1]
     header = ["instance"] + (["x", "y"] if coords is not None else [])
     header += [f"score_{c}" for c in classes]
@@ -49,7 +50,10 @@ def write_instance_csv(
         writer.writerow(header)
         values = maps.T.tolist()
         xy = coords.tolist() if coords is not None else None
-        kept = (selected[0].int() - selected[1].int()).T.tolist() if selected is not None else None
+        kept = None
+        if selected is not None:
+            high, low = selected
+            kept = (high.int() - low.int() + 2 * (high & low).int()).T.tolist()
         for i in range(n):
             row = [i] + (xy[i] if xy is not None else [])
             row += [f"{v:.6g}" for v in values[i]]

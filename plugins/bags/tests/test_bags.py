@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import negev
 from negev.engine.model import EvidenceModel
 from negev.nn import EvidenceHead, create_pool
 from negev.plugins import get_plugin
@@ -177,14 +178,16 @@ def test_chunked_encoder_gives_the_plain_gradients(pooling, params, skip):
      ("gabmil", {"attention_dim": 8})],
 )  # fmt: skip
 @pytest.mark.parametrize("hidden", [(), (16, 8)])
-def test_readout_inside_the_chunks_is_the_same_model(pooling, params, hidden):
+@pytest.mark.parametrize("each", [False, True], ids=["mean-map", "each-map"])
+def test_readout_inside_the_chunks_is_the_same_model(pooling, params, hidden, each):
     """The engine's model (the head's linear maps applied inside the encoder's chunks,
     ``forward_readout``) against the plain head over the full features: scores, maps and every
     gradient; ``gabmil``'s attention network is no linear map, so it takes the plain path."""
     torch.manual_seed(0)
     encoder = InstanceEncoder(6, hidden, chunk=37, mean=torch.randn(6), std=torch.rand(6) + 1,
                               skip=bool(hidden))  # fmt: skip
-    head = EvidenceHead(encoder.out_channels, 2, num_maps=2, pool=create_pool(pooling, **params))
+    pool = create_pool(pooling, **params)
+    head = EvidenceHead(encoder.out_channels, 2, num_maps=2, pool=pool, pool_each_map=each)
     model = EvidenceModel(encoder, head)
     assert (head.readout_layers() is None) == (pooling == "gabmil")
     x = torch.randn(2, 500, 6)
@@ -278,6 +281,8 @@ def test_cli_on_a_clam_layout_collection(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads((run / "bad_items.json").read_text())[0]["reason"] == "no such bag file"
+    head = negev.load(run).model.head  # the option reached the saved model
+    assert head.pool_each_map and head.pool_classes == head.proj.out_features == 2 * 2
     out = tmp_path / "explained"
     result = runner.invoke(
         app,
@@ -338,3 +343,14 @@ def test_attention_sizes_are_run_options(tmp_path, pooling, option, size, module
     assert width == size
     result = CliRunner().invoke(app, [*common, "--overwrite", "--pooling", "maxmin", option, "3"])
     assert result.exit_code != 0 and option[2:].replace("-", "_") in result.output
+
+
+def test_instance_csv_marks_each_kept_instance(tmp_path):
+    """+1 kept high, -1 kept low, 2 both (one map high, another low), 0 not kept."""
+    from negev_bags.evidence import write_instance_csv
+
+    high = torch.tensor([[True, False, True, False]])
+    low = torch.tensor([[False, True, True, False]])
+    path = write_instance_csv(tmp_path / "i.csv", torch.zeros(1, 4), ["c"], None, (high, low))
+    with open(path) as file:
+        assert [int(row["kept_c"]) for row in csv.DictReader(file)] == [1, -1, 2, 0]
