@@ -160,3 +160,25 @@ def test_spread_maps_moves_tied_maps_apart_around_their_mean():
     again.spread_maps(torch.Generator().manual_seed(1))
     torch.testing.assert_close(again.proj.weight.detach().reshape(3, 4, 5), spread)  # seeded
     assert not EvidenceHead(5, 3).maps_tied()  # one map: nothing to tie
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_spread_maps_is_the_same_on_every_device_and_dtype(device, dtype):
+    """Drawn and computed on the CPU in float64 from a CPU generator: the same spread wherever
+    the head lives (a CUDA head included), cast to its dtype."""
+    torch.manual_seed(0)
+    rows = torch.randn(2, 1, 6).expand(2, 3, 6).reshape(6, 6)
+
+    def spread(where, kind, start):
+        head = EvidenceHead(6, 2, num_maps=3, pool_each_map=True).to(where, kind)
+        with torch.no_grad():
+            head.proj.weight.copy_(start)
+        head.spread_maps(torch.Generator().manual_seed(3))
+        return head.proj.weight.detach().cpu()
+
+    exact = spread("cpu", torch.float64, rows.to(dtype).double())  # from the rows the head holds
+    torch.testing.assert_close(spread(device, dtype, rows), exact.to(dtype))
+    one = EvidenceHead(6, 2, num_maps=1, pool_each_map=True)
+    before = one.proj.weight.detach().clone()
+    one.spread_maps(torch.Generator().manual_seed(3))
+    assert torch.equal(one.proj.weight, before)  # one map: nothing to spread (no 0 / 0)

@@ -358,6 +358,20 @@ def test_changing_a_model_option_on_resume_is_one_line_naming_it(trained, tmp_pa
     assert (out / "metrics.jsonl").read_text() == before
 
 
+def test_a_run_saved_with_every_pooling_parameter_still_resumes(trained, tmp_path):
+    """Checkpoints written before the pooling registry recorded every pooling parameter (a
+    wildcat run's beta_pos, beta_neg): a resume reads them as load_model does, not as a change."""
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    for path in out.glob("checkpoint-*/config.json"):
+        meta = json.loads(path.read_text())
+        meta["config"].update(beta_pos=5.0, beta_neg=-5.0)
+        del meta["config"]["pool_each_map"]  # and an option it predates
+        path.write_text(json.dumps(meta))
+    run(out, 3, resume=True)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) >= 3
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

@@ -38,7 +38,8 @@ class EvidenceModel(nn.Module):
         selection ranks instances as the fit does). Then, where the head pools each map on its
         own and a fit left every map of a class the same (identical maps get identical gradients:
         they would stay one detector), the maps are spread apart around their mean
-        (:meth:`~negev.nn.EvidenceHead.spread_maps`, seeded by ``seed``). The engine calls it once
+        (:meth:`~negev.nn.EvidenceHead.spread_maps`, seeded by ``seed``; a class whose fit is 0
+        stays tied). The engine calls it once
         the start is scored and saved as epoch 0 (the fit exactly), before the first step."""
         begin = getattr(self.encoder, "begin_training", None)
         if self.started and begin is not None:

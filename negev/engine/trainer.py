@@ -658,7 +658,8 @@ def _restore(
         if not changed:
             raise ValueError(f"cannot resume {run_dir}: {_first_line(exc)}") from None
         raise _changed_on_resume(run_dir, changed) from None
-    changed = _model_options_changed(meta["config"], config.to_dict(), HEAD_OPTIONS)
+    saved = RunConfig.build(_taken_pool_params(meta["config"])).to_dict()  # as load_model reads it
+    changed = _model_options_changed(saved, config.to_dict(), HEAD_OPTIONS)
     if changed:
         raise _changed_on_resume(run_dir, changed)
     state = checkpoint["state"]

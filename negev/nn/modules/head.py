@@ -136,16 +136,19 @@ class EvidenceHead(nn.Module):
         """Move each class's M maps apart around their mean: map m's weights ``w_c + e_cm``,
         with ``sum_m e_cm = 0`` (the mean map is unchanged, and with it any linear term of the
         maps) and ``mean_m ||e_cm||^2 = ||w_c||^2`` (w_c: the class's mean weights; a class at 0
-        stays there). ``e`` is a uniform draw from ``generator``, centred over the maps and
-        scaled, one factor per class."""
+        stays there). ``e`` is a uniform draw from ``generator`` (a CPU generator), centred over
+        the maps and scaled, one factor per class; computed on the CPU in float64 (the same
+        spread on any device). Nothing with one map."""
         maps = self.class_wise.num_maps
-        weight = self.proj.weight.reshape(-1, maps, self.proj.in_features)
-        mean = weight.mean(1, keepdim=True)
-        noise = torch.rand(weight.shape, generator=generator, dtype=torch.float64) - 0.5
+        if maps == 1:
+            return
+        weight = self.proj.weight.view(-1, maps, self.proj.in_features)
+        rows = weight.detach().to("cpu", torch.float64)
+        mean = rows.mean(1, keepdim=True)
+        noise = torch.rand(rows.shape, generator=generator, dtype=torch.float64) - 0.5
         noise = noise - noise.mean(1, keepdim=True)
         spread = noise.square().sum(2, keepdim=True).mean(1, keepdim=True).sqrt()
-        scale = mean.double().norm(dim=2, keepdim=True) / spread
-        weight.copy_(mean + (noise * scale).to(weight))
+        weight.copy_(mean + noise * (mean.norm(dim=2, keepdim=True) / spread))
 
     def _project(self, features: Tensor) -> Tensor:
         """(B, D, *regions) -> the C * M maps (B, C*M, *regions)."""
