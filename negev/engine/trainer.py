@@ -651,14 +651,14 @@ def _restore(
             f"cannot resume {run_dir}: it was trained for modality {meta['modality']!r} with "
             f"classes {meta['classes'][:5]}..., not {plugin.name!r} with {data.classes[:5]}..."
         )
+    saved = RunConfig.build(_taken_pool_params(meta["config"])).to_dict()  # as load_model reads it
     try:
         model.load_state_dict(checkpoint["weights"])
     except RuntimeError as exc:
-        changed = _model_options_changed(meta["config"], config.to_dict())
+        changed = _model_options_changed(saved, config.to_dict())
         if not changed:
             raise ValueError(f"cannot resume {run_dir}: {_first_line(exc)}") from None
         raise _changed_on_resume(run_dir, changed) from None
-    saved = RunConfig.build(_taken_pool_params(meta["config"])).to_dict()  # as load_model reads it
     changed = _model_options_changed(saved, config.to_dict(), HEAD_OPTIONS)
     if changed:
         raise _changed_on_resume(run_dir, changed)
@@ -722,20 +722,15 @@ def _model_options_changed(
     saved: dict[str, Any], current: dict[str, Any], only: tuple[str, ...] | None = None
 ) -> str:
     """The options that may shape the model (``only`` those, when given) and differ between a
-    run's saved config and the current one, as "num_maps is 2 here, 1 in the run" (empty when
-    none differs). An option a saved run predates counts as its default."""
-    defaults = {
-        name: spec.default
-        for name, spec in RunConfig.__dataclass_fields__.items()
-        if spec.default is not dataclasses.MISSING
-    }
+    run's saved config, as built again (options it predates at their defaults), and the current
+    one, as "num_maps is 2 here, 1 in the run" (empty when none differs)."""
 
     def model_options(config: dict[str, Any]) -> dict[str, Any]:
         options = {k: v for k, v in config.items() if k not in TRAINING_OPTIONS | {"plugin"}}
         options.update({f"plugin.{k}": v for k, v in config.get("plugin", {}).items()})
         return options
 
-    before, now = model_options({**defaults, **saved}), model_options(current)
+    before, now = model_options(saved), model_options(current)
     names = sorted(before.keys() | now.keys()) if only is None else only
     return "; ".join(
         f"{name} is {now.get(name)!r} here, {before.get(name)!r} in the run"

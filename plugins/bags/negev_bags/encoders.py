@@ -205,7 +205,7 @@ class InstanceEncoder(RegionEncoder):
             # part at EVIDENCE_START times its default initialisation
             self._evidence = EVIDENCE_START * head.proj.weight.detach().clone()
             self._evidence[:, :d] = EVIDENCE_START * weight.repeat_interleave(maps, dim=0)
-            rows = head.attend.out_features // len(weight)  # M with pool_each_map, else 1
+            rows = head.pool_classes // len(weight)  # M with pool_each_map, else 1
             head.attend.weight.zero_()
             head.attend.weight[:, :d] = weight.repeat_interleave(rows, dim=0)
             head.attend.bias.copy_(bias.repeat_interleave(rows))
