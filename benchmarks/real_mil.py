@@ -12,10 +12,12 @@ says so beyond one standard error), MantraClassifier as it was before (max+min, 
 Musk1 only), and the ``bags`` plugin's defaults trained by the engine (standardised features
 beside a one-layer MLP, under ``meanwildcat``; the bag-mean logistic regression of the training
 bags written into its linear part and kept as epoch 0, then trained; a validation split of 15%
-cut from the training folds picks the best epoch, epoch 0 included).
+cut from the training folds picks the best epoch, epoch 0 included), and ``negev tune`` on the
+same splits (its trials chosen on that validation split, trial 0 the defaults).
 
 Run:  python -m benchmarks.real_mil [--seeds 0 1] [--engine-seeds 0] [--no-former]
-      [--models lr mantra former engine] [--threads 2]
+      [--models lr mantra former engine tune] [--datasets Musk1 Musk2 "UCSB breast"]
+      [--threads 2]
 Writes benchmarks/results/real_mil.md.
 """
 
@@ -78,11 +80,15 @@ def bag_mean_lr(seed: int):
     return GridSearchCV(model, grid, cv=inner, scoring="neg_log_loss")
 
 
-def _engine_scores(train_bags, train_y, test_bags, seed: int, tmp: Path) -> tuple[np.ndarray, int]:
-    """The bags plugin with its defaults: 15% of the training bags (stratified) are the
-    validation split that picks the best epoch; returns the test bags' class-1 scores and the
-    epoch kept (0: the warm start, refit on all the training bags)."""
+def _engine_scores(
+    train_bags, train_y, test_bags, seed: int, tmp: Path, trials: int = 0
+) -> tuple[np.ndarray, int]:
+    """The bags plugin with its defaults (``trials`` 0) or ``negev tune`` with that many trials:
+    15% of the training bags (stratified) are the validation split that picks the best epoch (and
+    the trial); returns the test bags' class-1 scores and the epoch kept (0: the warm start,
+    refit on all the training bags), or the search's chosen trial (0: the defaults)."""
     from negev.engine import load_model, predict, resolve_config, train
+    from negev.engine.search import search
     from negev.engine.trainer import prepare_data
 
     rng = np.random.default_rng(seed)
@@ -105,7 +111,10 @@ def _engine_scores(train_bags, train_y, test_bags, seed: int, tmp: Path) -> tupl
     options = {"modality": "bags", "data": str(tmp / "bags.csv"), "out": str(run), "seed": seed,
                "workers": 0}  # fmt: skip
     plugin, config = resolve_config({}, options)
-    kept = train(plugin, config, quiet=True).best_epoch
+    if trials:
+        kept = search(plugin, config, trials=trials, evaluate_test=False, quiet=True).best.number
+    else:
+        kept = train(plugin, config, quiet=True).best_epoch
     plugin, config, model, _ = load_model(run)
     splits = prepare_data(plugin, config, None)
     scores, _ = predict(model, plugin, splits.test, 16, torch.device("cpu"))
@@ -120,7 +129,9 @@ MODELS = {
     "mantra": "MantraClassifier defaults",
     "former": "MantraClassifier max+min, hinge, C=1 (former default)",
     "engine": "bags plugin defaults (engine)",
+    "tune": "negev tune, 6 trials",
 }
+TUNE_TRIALS = 6
 
 
 def mil_rows(
@@ -128,14 +139,16 @@ def mil_rows(
     engine_seeds: list[int] | None = None,
     former: bool = True,
     kinds: tuple[str, ...] = ("lr", "mantra", "former", "engine"),
+    datasets: tuple[str, ...] = tuple(DATASETS),
 ) -> list[dict]:
     """One row per (data set, model, seed): 10-fold CV accuracy and ROC-AUC (means over the
     folds), the fold-by-fold accuracies, and the seconds the 10 fits took. ``kinds``: the models
     (keys of :data:`MODELS`). The bags plugin (engine) rows run for ``engine_seeds`` (default:
-    every seed; [] for none); ``former``: the former MantraClassifier default, on Musk1 only."""
+    every seed; [] for none), and so do the ``tune`` rows (``negev tune``, :data:`TUNE_TRIALS`
+    trials); ``former``: the former MantraClassifier default, on Musk1 only."""
     engine_seeds = seeds if engine_seeds is None else engine_seeds
     rows = []
-    for name in DATASETS:
+    for name in datasets:
         bags, y = load(name)
         for seed in seeds:
             folds = list(StratifiedKFold(10, shuffle=True, random_state=seed).split(bags, y))
@@ -143,7 +156,7 @@ def mil_rows(
                 MODELS[kind]: kind
                 for kind in kinds
                 if (kind != "former" or (former and name == "Musk1"))  # issue 13's row
-                and (kind != "engine" or seed in engine_seeds)
+                and (kind not in ("engine", "tune") or seed in engine_seeds)
             }
             for label, kind in models.items():
                 accs, aucs, epochs = [], [], []
@@ -155,10 +168,11 @@ def mil_rows(
                         means = np.stack([b.mean(0) for b in train_bags])
                         model = bag_mean_lr(seed).fit(means, y[train_rows])
                         scores = model.decision_function(np.stack([b.mean(0) for b in test_bags]))
-                    elif kind == "engine":
+                    elif kind in ("engine", "tune"):
+                        trials = TUNE_TRIALS if kind == "tune" else 0
                         with tempfile.TemporaryDirectory() as tmp:
                             scores, epoch = _engine_scores(
-                                train_bags, y[train_rows], test_bags, seed, Path(tmp)
+                                train_bags, y[train_rows], test_bags, seed, Path(tmp), trials
                             )
                         epochs.append(epoch)
                     else:
@@ -227,11 +241,13 @@ def main() -> None:
     parser.add_argument(
         "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to run"
     )
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--out", type=Path, default=RESULTS / "real_mil.md")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = mil_rows(args.seeds, args.engine_seeds, not args.no_former, tuple(args.models))
+    rows = mil_rows(args.seeds, args.engine_seeds, not args.no_former, tuple(args.models),
+                    tuple(args.datasets))  # fmt: skip
     lines = [
         "# Classic MIL data sets: 10-fold cross-validation",
         "",
@@ -244,8 +260,13 @@ def main() -> None:
         *table(rows),
         "",
         *[
-            f"- {r['dataset']}, seed {r['seed']}: the engine kept epoch {r['kept_epochs']} "
-            "(0: the bag-mean warm start, refit on all the training bags)"
+            f"- {r['dataset']}, seed {r['seed']}: "
+            + (
+                f"the search chose trial {r['kept_epochs']} (0: the defaults)"
+                if r["model"] == MODELS["tune"]
+                else f"the engine kept epoch {r['kept_epochs']} (0: the bag-mean warm start, "
+                "refit on all the training bags)"
+            )
             for r in rows
             if r["kept_epochs"]
         ],

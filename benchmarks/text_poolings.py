@@ -5,7 +5,8 @@ collated nor scored), beside TF-IDF 1-2 grams + logistic regression at its best 
 
 - ``gap``: the plugin default (average of hashed n-gram windows, trained from zeros).
 - ``gapwildcat`` / ``sumwildcat`` (k = 25%, alpha 1): started from the convex fit of their linear
-  term (logistic regression on n-gram counts per window / counts, C on validation), kept as
+  term (logistic regression on idf-weighted n-gram counts per window / counts, C on
+  validation), kept as
   epoch 0 by the one-SE rule, a gated WILDCAT term added in training.
 
 Run:  python -m benchmarks.text_poolings [--seeds 0 1 2] [--poolings gap gapwildcat sumwildcat]

@@ -18,7 +18,7 @@ from negev.engine import resolve_config, train
 from negev.engine.data import BatchLoader
 from negev.engine.model import build_model
 from negev.engine.search import search
-from negev.engine.warm_start import C_GRID, linear_warm_start
+from negev.engine.warm_start import C_GRID, inverse_document_frequency, linear_warm_start
 from negev.nn import LinearEvidencePool
 from negev.plugins import DataSplits, Example, RegionEncoder, get_plugin
 
@@ -56,6 +56,15 @@ class HashedTokensPlugin(type(get_plugin("tokens"))):
         return True
 
 
+class IdfTokensPlugin(HashedTokensPlugin):
+    """The same, the warm start weighting each token's count by its idf (``row_idf``)."""
+
+    def build_encoder(self, config):
+        encoder = HashedTokens()
+        encoder.row_idf = True
+        return encoder
+
+
 def _single_label(splits: DataSplits) -> DataSplits:
     """Each item's first label, or class 1 when it has none: single-label data."""
 
@@ -76,8 +85,8 @@ def _counts(examples: list[Example], mean: bool) -> np.ndarray:
     return x
 
 
-def _setup(tmp_path, pooling: str, multilabel: bool, **options):
-    plugin = HashedTokensPlugin()
+def _setup(tmp_path, pooling: str, multilabel: bool, idf: bool = False, **options):
+    plugin = IdfTokensPlugin() if idf else HashedTokensPlugin()
     _, config = resolve_config({}, {**FAST, "out": str(tmp_path), "pooling": pooling, **options})
     plugin.load_state({}, config.to_dict())
     data = plugin.load_data(None, config.to_dict())
@@ -128,6 +137,55 @@ def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, mult
         expected = reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
     got = _probabilities(model, plugin, data.val, multilabel)
     np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inverse_document_frequency_is_scikit_learns(seed):
+    """Against TfidfTransformer's smoothed idf, on counts with empty rows and empty columns."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(0.3, (int(rng.integers(1, 40)), 25)) * rng.integers(0, 2, 25)
+    expected = TfidfTransformer(smooth_idf=True).fit(counts).idf_
+    got = inverse_document_frequency(sparse.csr_matrix(counts.astype(float)))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("pooling", "multilabel"), [("sumwildcat", False), ("gapwildcat", True)])
+def test_idf_warm_start_equals_logistic_regression_on_tf_idf(tmp_path, pooling, multilabel):
+    """``row_idf``: the fit is scikit-learn's L2 logistic regression on TfidfTransformer(
+    norm=None) features (counts times the smoothed idf of the training items; a mean term's
+    counts per region times the mean length), and the model scores the validation items as it
+    does."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    plugin, config, data, model, loader = _setup(tmp_path, pooling, multilabel, idf=True)
+    monitor = "mAP" if multilabel else "accuracy"
+    start = linear_warm_start(model, loader, data, monitor, 32)
+    mean = pooling == "gapwildcat"
+    tfidf = TfidfTransformer(norm=None, smooth_idf=True).fit(_counts(data.train, False))
+    x_train, x_val = (tfidf.transform(_counts(d, mean)).toarray() for d in (data.train, data.val))
+    if mean:
+        length = np.mean([len(e.inputs) for e in data.train])
+        x_train, x_val = x_train * length, x_val * length
+    y_train = np.zeros((len(data.train), 2))
+    for i, e in enumerate(data.train):
+        y_train[i, list(e.labels)] = 1
+    if multilabel:
+        expected = np.stack(
+            [LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
+             .fit(x_train, y_train[:, c]).predict_proba(x_val)[:, 1] for c in range(2)], 1,
+        )  # fmt: skip
+    else:
+        reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
+        expected = reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
+    got = _probabilities(model, plugin, data.val, multilabel)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    if not multilabel:  # the idf changes the fit: the count model at the same C is another
+        counts = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
+        counts.fit(_counts(data.train, False), y_train.argmax(1))
+        assert np.abs(counts.predict_proba(_counts(data.val, False)) - got).max() > 1e-2
 
 
 def test_maps_pooled_each_leave_the_fit_apart_and_stay_apart(tmp_path):

@@ -12,12 +12,12 @@ mean): a linear model on count features. :func:`linear_warm_start` fits that mod
 (scikit-learn's L2 logistic regression, ``C * sum(log-loss) + ||W||^2 / 2``, intercept not
 penalised; one binary model per class on multi-label data, the multinomial model on single-label
 data, a binary one written as ``+-w / 2`` for two classes; a mean's features times the training
-items' mean region count, so that C keeps its meaning for counts), picks ``C`` from
-:data:`C_GRID` by the validation value of the run's monitor (ties: the smaller C), and writes it
-into the model exactly
-(``table = U S``, projection rows ``V`` from the SVD of ``W``; the gate at 0). The engine keeps
-that model as epoch 0, so best-epoch selection never returns a model below the convex fit on
-validation. Only the train and validation splits are read.
+items' mean region count, so that C keeps its meaning for counts; each row's count times its
+inverse document frequency when the encoder asks for it, :attr:`RegionEncoder.row_idf`), picks
+``C`` from :data:`C_GRID` by the validation value of the run's monitor (ties: the smaller C), and
+writes it into the model exactly (``table = U S``, projection rows ``V`` from the SVD of ``W``;
+the gate at 0). The engine keeps that model as epoch 0, so best-epoch selection never returns a
+model below the convex fit on validation. Only the train and validation splits are read.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from negev.engine.data import BatchLoader, eval_plan
 from negev.engine.evaluation import classification_metrics
 from negev.plugins import DataSplits
 
-__all__ = ["C_GRID", "WarmStart", "linear_warm_start", "pooled_rows"]
+__all__ = ["C_GRID", "WarmStart", "inverse_document_frequency", "linear_warm_start", "pooled_rows"]
 
 #: Inverse L2 strengths tried, 10^-3 .. 10^2 in half decades (the usual range of a tuned
 #: logistic regression on count or TF-IDF features; a mean linear term's features are scaled
@@ -98,6 +98,14 @@ def pooled_rows(
     return x, np.concatenate(targets), np.concatenate(known) > 0, np.concatenate(regions)
 
 
+def inverse_document_frequency(x) -> np.ndarray:
+    """(F,) ``ln((1 + n) / (1 + df_i)) + 1`` of a CSR matrix (n, F) of row counts, ``df_i`` the
+    number of items whose row ``i`` is nonzero (scikit-learn's ``TfidfTransformer(
+    smooth_idf=True)``)."""
+    present = np.bincount(x.nonzero()[1], minlength=x.shape[1])
+    return np.log((1.0 + x.shape[0]) / (1.0 + present)) + 1.0
+
+
 def _fit(x, targets: np.ndarray, known: np.ndarray, multilabel: bool, c: float, seed: int):
     """The L2 logistic regression at ``c`` in the model's class layout: W (F, C), b (C,)."""
     from sklearn.linear_model import LogisticRegression
@@ -149,7 +157,11 @@ def linear_warm_start(
 
     A mean linear term's features (counts / R) are fitted times the training items' mean
     region count r, so that C means what it means for counts (the same fit on counts / R needs
-    a C about r^2 times as large); the weights written are r times the fit's."""
+    a C about r^2 times as large); the weights written are r times the fit's. Under
+    :attr:`~negev.plugins.RegionEncoder.row_idf` the features are also weighted by
+    :func:`inverse_document_frequency` of the training split, and so are the weights written."""
+    from scipy import sparse
+
     if not applies(model):
         return None
     num_classes = len(data.classes)
@@ -158,7 +170,10 @@ def linear_warm_start(
         return None
     x_val = pooled_rows(model, loader, "val", len(data.val), batch_size)[0]
     scale = max(1.0, float(regions.mean())) if model.head.pool.linear_term == "mean" else 1.0
-    x, x_val = x * scale, x_val * scale
+    weight = np.full(x.shape[1], scale)
+    if getattr(model.encoder, "row_idf", False):
+        weight *= inverse_document_frequency(x)
+    x, x_val = x @ sparse.diags(weight), x_val @ sparse.diags(weight)
     fits, values = {}, {}
     for c in grid:
         fits[c] = _fit(x, targets, known, data.multilabel, c, seed)
@@ -166,7 +181,7 @@ def linear_warm_start(
         values[c] = classification_metrics(scores, data.val, num_classes, data.multilabel)[monitor]
     chosen = max(grid, key=lambda c: (-math.inf if math.isnan(values[c]) else values[c], -c))
     weights, bias = fits[chosen]
-    write_linear(model, torch.from_numpy(weights * scale), torch.from_numpy(bias))
+    write_linear(model, torch.from_numpy(weights * weight[:, None]), torch.from_numpy(bias))
     return WarmStart(chosen, values[chosen], values)
 
 

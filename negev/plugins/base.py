@@ -143,6 +143,12 @@ class RegionEncoder(nn.Module):
     """
 
     out_channels: int
+    #: For an encoder with a :meth:`row_table`: whether the warm start weights row ``i``'s
+    #: count by its inverse document frequency in the training items, ``ln((1 + n) / (1 +
+    #: df_i)) + 1`` (scikit-learn's smoothed idf), as a TF-IDF linear model of text does. The
+    #: weight moves into the fitted row, so the model is the same linear model on counts; what
+    #: changes is the L2 penalty, ``sum_i (W_i / idf_i)^2``: rare rows are penalised less.
+    row_idf: bool = False
 
     def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
         raise NotImplementedError

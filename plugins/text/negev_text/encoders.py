@@ -27,8 +27,11 @@ class HashedNgramEncoder(RegionEncoder):
     per n-gram, so average pooling gives ``(1/R) sum_g count_g s_g + b`` over the texts' R windows:
     a linear bag-of-n-grams model on (length-normalised) counts. Input ``ngrams`` (B,
     len(widths) * L) int64 bucket ids (any value in padding) and ``lengths`` (B,); output
-    (B, dim, len(widths) * L) and the window mask.
+    (B, dim, len(widths) * L) and the window mask. The warm start weights each n-gram's count by
+    its inverse document frequency (``row_idf``): the TF-IDF weighting of a linear text model.
     """
+
+    row_idf = True
 
     def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32):
         super().__init__()

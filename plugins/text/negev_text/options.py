@@ -22,13 +22,17 @@ class TextOptions:
     encoder: Literal["hashed", "conv", "transformer"] = option(
         "hashed", "hashed: n-grams hashed into embeddings; conv; or transformer"
     )
-    buckets: int = option(2**18, "hashed: embedding rows the n-grams are hashed into")
+    buckets: int = option(
+        2**20,
+        "hashed: embedding rows the n-grams are hashed into (scikit-learn's HashingVectorizer "
+        "default: fewer n-grams share a row than at 2^18)",
+    )
     hidden: int = option(16, "hashed: embedding size")
     warm_start: bool = option(
         True,
         "hashed, under a pooling with a linear term (gapwildcat, sumwildcat): fit that term (a "
-        "logistic regression on the n-gram counts, C on validation) before training and keep it "
-        "as epoch 0",
+        "logistic regression on the idf-weighted n-gram counts, C on validation) before training "
+        "and keep it as epoch 0",
     )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
     max_tokens: int = option(64, "tokens kept per text (longer texts are truncated)")

@@ -42,10 +42,12 @@ class TextPlugin(ModalityPlugin):
 
     def default_config(self) -> dict[str, Any]:
         # Windows are hashed n-grams (widths 1-2) and the pooling is their average: a linear
-        # bag-of-n-grams model, the practitioner's baseline, which it matched on the validation
-        # split of Rotten Tomatoes (0.768 vs TF-IDF + LR 0.765 at its best C) where WILDCAT
-        # k = 0.25 gave 0.750; `negev tune` adds WILDCAT / LSE negative evidence when validation
-        # asks for it. Few epochs: the best validation epoch came first or second.
+        # bag-of-n-grams model, the practitioner's baseline. On the validation splits of three
+        # cuts of Rotten Tomatoes it matched TF-IDF + LR at its best C (0.779 vs 0.780) and led
+        # gapwildcat / sumwildcat started from their TF-IDF fit (0.773 / 0.778;
+        # benchmarks/results/text_poolings.md); `negev tune` adds WILDCAT / LSE negative
+        # evidence when validation asks for it. Few epochs: the best validation epoch came
+        # first or second.
         return {
             "epochs": 4,
             "batch_size": 32,

@@ -1,6 +1,7 @@
 """The hashed text encoder's linear path: under a pooling with a linear term the engine starts the
-model at scikit-learn's logistic regression on the texts' n-gram counts (hashed into the same
-buckets; per window under a mean term), computed apart."""
+model at scikit-learn's logistic regression on the texts' TF-IDF n-gram features (counts hashed
+into the same buckets, per window under a mean term, times the smoothed idf of the training
+texts), computed apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from negev.engine import resolve_config
@@ -34,9 +35,9 @@ def _counts(texts: list[str], limit: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pooling", ["gapwildcat", "sumwildcat"])
-def test_warm_start_is_logistic_regression_on_ngram_counts(tmp_path, pooling):
-    """sumwildcat: on the counts; gapwildcat: on the counts / the text's window count R (times
-    the training texts' mean R, so that C means what it means for counts)."""
+def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling):
+    """sumwildcat: on the counts times idf; gapwildcat: on the counts / the text's window count
+    R (times the training texts' mean R, so that C means what it means for counts) times idf."""
     options = {"modality": "text", "out": str(tmp_path), "pooling": pooling,
                "plugin": {"demo_size": 300, "buckets": BUCKETS}}  # fmt: skip
     plugin, config = resolve_config({}, options)
@@ -53,7 +54,8 @@ def test_warm_start_is_logistic_regression_on_ngram_counts(tmp_path, pooling):
     if pooling == "gapwildcat":
         windows = x.sum(1, keepdims=True)
         x = x / windows * windows[: len(data.train)].mean()
-    x_train, x_val = x[: len(data.train)], x[len(data.train) :]
+    idf = TfidfTransformer(norm=None).fit(x[: len(data.train)] > 0).idf_
+    x_train, x_val = x[: len(data.train)] * idf, x[len(data.train) :] * idf
     labels = np.array([0 in e.labels for e in data.train])
     reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
     expected = reference.fit(x_train, labels).predict_proba(x_val)[:, 1]
