@@ -108,6 +108,21 @@ def _probabilities(model, plugin, examples: list[Example], multilabel: bool) -> 
     return (torch.sigmoid(scores) if multilabel else torch.softmax(scores, 1)).numpy()
 
 
+def _reference(x_train, x_val, train: list[Example], c: float, multilabel: bool) -> np.ndarray:
+    """scikit-learn's L2 logistic regression at ``c`` on the given features: per-class binary
+    models (multi-label) or the multinomial one; the validation probabilities (N, 2)."""
+    y_train = np.zeros((len(train), 2))
+    for i, e in enumerate(train):
+        y_train[i, list(e.labels)] = 1
+    if multilabel:
+        return np.stack(
+            [LogisticRegression(C=c, max_iter=10_000, tol=1e-8)
+             .fit(x_train, y_train[:, k]).predict_proba(x_val)[:, 1] for k in range(2)], 1,
+        )  # fmt: skip
+    reference = LogisticRegression(C=c, max_iter=10_000, tol=1e-8)
+    return reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
+
+
 @pytest.mark.parametrize(
     ("pooling", "multilabel", "maps"),
     [("sumwildcat", True, {}), ("sumwildcat", False, {}), ("gapwildcat", True, {}),
@@ -124,17 +139,7 @@ def test_warm_start_equals_logistic_regression_on_counts(tmp_path, pooling, mult
     if mean:  # C is a count model's: the features times the training texts' mean length
         length = np.mean([len(e.inputs) for e in data.train])
         x_train, x_val = x_train * length, x_val * length
-    y_train = np.zeros((len(data.train), 2))
-    for i, e in enumerate(data.train):
-        y_train[i, list(e.labels)] = 1
-    if multilabel:
-        expected = np.stack(
-            [LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-             .fit(x_train, y_train[:, c]).predict_proba(x_val)[:, 1] for c in range(2)], 1,
-        )  # fmt: skip
-    else:
-        reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-        expected = reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
+    expected = _reference(x_train, x_val, data.train, start.C, multilabel)
     got = _probabilities(model, plugin, data.val, multilabel)
     np.testing.assert_allclose(got, expected, atol=1e-3)
 
@@ -169,22 +174,12 @@ def test_idf_warm_start_equals_logistic_regression_on_tf_idf(tmp_path, pooling, 
     if mean:
         length = np.mean([len(e.inputs) for e in data.train])
         x_train, x_val = x_train * length, x_val * length
-    y_train = np.zeros((len(data.train), 2))
-    for i, e in enumerate(data.train):
-        y_train[i, list(e.labels)] = 1
-    if multilabel:
-        expected = np.stack(
-            [LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-             .fit(x_train, y_train[:, c]).predict_proba(x_val)[:, 1] for c in range(2)], 1,
-        )  # fmt: skip
-    else:
-        reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-        expected = reference.fit(x_train, y_train.argmax(1)).predict_proba(x_val)
+    expected = _reference(x_train, x_val, data.train, start.C, multilabel)
     got = _probabilities(model, plugin, data.val, multilabel)
     np.testing.assert_allclose(got, expected, atol=1e-3)
     if not multilabel:  # the idf changes the fit: the count model at the same C is another
         counts = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-        counts.fit(_counts(data.train, False), y_train.argmax(1))
+        counts.fit(_counts(data.train, False), [e.labels[0] for e in data.train])
         assert np.abs(counts.predict_proba(_counts(data.val, False)) - got).max() > 1e-2
 
 
