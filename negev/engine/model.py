@@ -68,7 +68,7 @@ def build_model(plugin: ModalityPlugin, config: RunConfig, num_classes: int) -> 
     wrote a fit) is the model's ``started``, which the engine keeps as epoch 0: the model is then
     that fit exactly (what training starts from beyond it: :meth:`EvidenceModel.begin_training`)."""
     encoder = plugin.build_encoder(config.to_dict())
-    rows = num_classes * config.num_maps if config.pool_each_map else num_classes
+    rows = EvidenceHead.rows_pooled(num_classes, config.num_maps, config.pool_each_map)
     pool = create_pool(config.pooling, num_classes=rows, **config.pooling_params())
     head = EvidenceHead(
         encoder.out_channels, num_classes, config.num_maps, pool, config.pool_each_map

@@ -73,7 +73,7 @@ class EvidenceHead(nn.Module):
         self.class_wise = ClassWisePool(num_maps)
         self.pool_each_map = pool_each_map
         #: the rows the pool scores: C, or C*M when each map is pooled on its own
-        self.pool_classes = num_classes * num_maps if pool_each_map else num_classes
+        self.pool_classes = self.rows_pooled(num_classes, num_maps, pool_each_map)
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
         self.attend = _attention_module(self.pool, in_channels, self.pool_classes)
 
@@ -104,6 +104,12 @@ class EvidenceHead(nn.Module):
         maps = readout[:, : self.proj.out_features]
         attention = None if self.attend is None else readout[:, self.proj.out_features :]
         return self._pool(maps, attention, mask)
+
+    @staticmethod
+    def rows_pooled(num_classes: int, num_maps: int, pool_each_map: bool) -> int:
+        """The rows a head's pool scores (its :attr:`pool_classes`): C, or C*M when each map is
+        pooled on its own; what a pool with per-class parameters is built for."""
+        return num_classes * num_maps if pool_each_map else num_classes
 
     def selection(
         self, features: Tensor, mask: Tensor | None = None
