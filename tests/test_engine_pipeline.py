@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from negev.engine import DataError, evaluate, load_model, resolve_config, train
 from negev.engine.checkpoint import find_checkpoint
 from negev.engine.data import ItemError
-from negev.engine.recipe import build_scheduler, parameter_groups
+from negev.engine.recipe import build_optimizer, build_scheduler, parameter_groups
 from negev.plugins import get_plugin
 from negev_cli.app import app
 
@@ -197,6 +197,37 @@ def test_backbone_lr_multiplier_and_parameter_groups(tmp_path):
     exempt = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
     for name, parameter in model.named_parameters():
         assert (id(parameter) in exempt) == name.endswith(".bias"), name
+
+
+def test_adamw_is_fused_and_is_adamw(tmp_path):
+    """The run's AdamW takes the fused kernel on the CPU and its updates are AdamW's, checked
+    against a hand-written loop (decoupled weight decay, bias-corrected moments) over the
+    parameter groups (weight decay on weights only)."""
+    plugin, config = resolve_config(
+        {}, {**SMALL, "weight_decay": 0.1, "decay_norms_biases": False, "lr": 0.05}
+    )
+    _, _, model, _ = load_model(_train(tmp_path, "run", epochs=1, workers=0).run_dir)
+    optimizer = build_optimizer(model, config)
+    assert all(group["fused"] for group in optimizer.param_groups)
+    start = [p.detach().clone() for g in optimizer.param_groups for p in g["params"]]
+    generator = torch.Generator().manual_seed(0)
+    grads = [[torch.randn(p.shape, generator=generator) for p in start] for _ in range(4)]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for step in grads:
+        for parameter, grad in zip(params, step, strict=True):
+            parameter.grad = grad.clone()
+        optimizer.step()
+    decays = [g["weight_decay"] for g in optimizer.param_groups for _ in g["params"]]
+    (beta1, beta2), eps, lr = (0.9, 0.999), 1e-8, 0.05
+    for i, (value, decay) in enumerate(zip(start, decays, strict=True)):
+        w, m, v = value.double(), torch.zeros_like(value).double(), torch.zeros_like(value).double()
+        for t, step in enumerate(grads, 1):
+            g = step[i].double()
+            w = w * (1 - lr * decay)
+            m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+            w = w - lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
+        torch.testing.assert_close(params[i].detach().double(), w, atol=1e-5, rtol=1e-5)
+    assert any(d > 0 for d in decays) and any(d == 0 for d in decays)
 
 
 def test_warmup_then_cosine_schedule():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 from negev.plugins.options import option
 from negev.plugins.tables import FIELD_LIMIT
 
-__all__ = ["MAX_CHARS", "TextOptions"]
+__all__ = ["MAX_CHARS", "TextOptions", "physical_memory"]
 
 #: Longest text, in characters (option ``max_chars``): the CSV field limit, for JSONL too. A
 #: longer text is a bad item.
@@ -48,7 +49,24 @@ class TextOptions:
     def __post_init__(self) -> None:
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"plugin option widths must be positive integers, got {self.widths}")
-        if self.buckets < 1:
-            raise ValueError(f"plugin option buckets must be >= 1, got {self.buckets}")
+        for name in ("buckets", "hidden", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"plugin option {name} must be >= 1, got {getattr(self, name)}")
+        size, memory = 4 * self.buckets * self.hidden, physical_memory()
+        if self.encoder == "hashed" and memory is not None and size > memory:
+            raise ValueError(
+                f"plugin options buckets={self.buckets}, hidden={self.hidden}: the hashed "
+                f"embedding alone (buckets x hidden float32) is {size / 2**30:.1f} GiB, more than "
+                f"this machine's {memory / 2**30:.1f} GiB of memory (training holds it about 4 "
+                "times: weights, gradient, two optimiser moments); lower buckets"
+            )
         if self.max_chars < 1:
             raise ValueError(f"plugin option max_chars must be >= 1, got {self.max_chars}")
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (POSIX ``sysconf``), None where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return None

@@ -179,6 +179,22 @@ def test_plugin_errors():
     plugin.load_data(None, {"seed": 0, "plugin": {"encoder": "transformer", "demo_size": 10}})
     with pytest.raises(ValueError, match="needs transformer_path"):
         plugin.build_encoder({"plugin": {"encoder": "transformer"}})
+    for name in ("buckets", "hidden", "max_tokens"):
+        with pytest.raises(ValueError, match=f"option {name} must be >= 1, got 0"):
+            TextOptions(**{name: 0})
+
+
+def test_an_embedding_larger_than_memory_names_the_options(monkeypatch):
+    """A ``buckets`` the machine cannot hold fails when the options are read, naming them,
+    instead of in torch's allocator (or the kernel's OOM killer) once training starts."""
+    from negev_text import options
+
+    monkeypatch.setattr(options, "physical_memory", lambda: 2**30)  # a 1 GiB machine
+    TextOptions(buckets=2**20, hidden=16)  # 64 MiB: fits
+    with pytest.raises(ValueError, match=r"buckets=67108864, hidden=16: .* 4\.0 GiB, more than "
+                       r"this machine's 1\.0 GiB"):  # fmt: skip
+        TextOptions(buckets=2**26, hidden=16)
+    TextOptions(encoder="conv", buckets=2**26)  # only the hashed encoder has the embedding
 
 
 TEXTS = ["A gripping, well acted film.", "Not good: dull, slow and far too long.", "good good fun",
