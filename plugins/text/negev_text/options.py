@@ -36,7 +36,11 @@ class TextOptions:
         "and keep it as epoch 0",
     )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
-    max_tokens: int = option(64, "tokens kept per text (longer texts are truncated)")
+    max_tokens: int | None = option(
+        None,
+        "tokens kept per text, longer texts truncated (default none: the whole text, every n-gram "
+        "counted as a bag-of-n-grams model counts it; transformer: the model's maximum length)",
+    )
     transformer_path: str | None = option(None, "transformer: a local transformers directory")
     demo_size: int = option(6000, "demo: texts")
     evidence_class: str | None = option(None, "class the truth spans speak for (default: last)")
@@ -50,7 +54,7 @@ class TextOptions:
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"plugin option widths must be positive integers, got {self.widths}")
         for name in ("buckets", "hidden", "max_tokens"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"plugin option {name} must be >= 1, got {getattr(self, name)}")
         size, memory = 4 * self.buckets * self.hidden, physical_memory()
         if self.encoder == "hashed" and memory is not None and size > memory:

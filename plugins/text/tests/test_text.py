@@ -143,6 +143,21 @@ def test_transformer_encoder_from_a_local_directory(tiny_bert):
     assert features.shape == (2, 16, 8) and mask[1].sum() == 3
 
 
+def test_transformer_reads_at_most_its_model_length(tiny_bert):
+    """With max_tokens unset a text is read whole, except by a transformer, which reads as many
+    sub-words as its model has positions (64 here; its tokenizer sets no limit)."""
+    options = {"plugin": {"encoder": "transformer", "transformer_path": str(tiny_bert)}}
+    plugin = get_plugin("text")
+    plugin.load_state({}, options)
+    text = " ".join(["the food was good"] * 30)  # 120 sub-words
+    batch = plugin.collate([Example("long", text, ())])
+    assert batch["ids"].shape[1] == 64 and int(batch["lengths"][0]) == 64
+    features, _ = plugin.build_encoder(options)(batch)  # no position past the model's
+    assert features.shape[1:] == (16, 128)
+    plugin.load_state({}, {"plugin": {"encoder": "hashed"}})
+    assert int(plugin.collate([Example("long", text, ())])["lengths"][0]) == 120
+
+
 def test_cli_with_both_encoders(tmp_path, tiny_bert):
     runner = CliRunner()
     out = tmp_path / "conv"

@@ -23,7 +23,7 @@ from negev_text.tokens import Tokens
 BUCKETS = 512  # few buckets: collisions are part of the model
 
 
-def _counts(texts: list[str], limit: int) -> np.ndarray:
+def _counts(texts: list[str], limit: int | None) -> np.ndarray:
     """(N, BUCKETS) n-gram (widths 1, 2) counts per bucket."""
     counter = CountVectorizer(tokenizer=lambda t: Tokens.of(t, limit).words, lowercase=False,
                               token_pattern=None, ngram_range=(1, 2))  # fmt: skip
