@@ -41,7 +41,7 @@ def build_optimizer(model: EvidenceModel, config: RunConfig) -> torch.optim.Opti
 
     AdamW takes torch's fused kernel where the parameters' device has one (CPU, CUDA, MPS, ...):
     the same update as the default per-tensor loop, up to float rounding, in one pass over the
-    parameters. On the CPU its step is 5-12x faster (``benchmarks/results/optimizer_step.md``),
+    parameters. On 2 CPU threads its step is 5-7x faster (``benchmarks/results/optimizer_step.md``),
     which matters most for the text plugin's 2^20-row n-gram embedding, whose every row AdamW
     updates at every step. Elsewhere (a device or dtype without the kernel) the default loop."""
     groups = parameter_groups(model, config)
