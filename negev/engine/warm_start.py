@@ -178,17 +178,17 @@ def linear_warm_start(
     # hashed table of 2^20 rows holds a few percent of them on a data set of thousands of items;
     # the solver's every step is that much cheaper, and its result the same).
     used = np.unique(x.nonzero()[1])
-    x_used = x[:, used]
+    x, x_val = x[:, used], x_val[:, used]
     fits, values = {}, {}
     for c in grid:
-        fitted, bias = _fit(x_used, targets, known, data.multilabel, c, seed)
-        fits[c] = (np.zeros((x.shape[1], fitted.shape[1])), bias)
-        fits[c][0][used] = fitted
+        fits[c] = _fit(x, targets, known, data.multilabel, c, seed)
         scores = torch.from_numpy(np.asarray(x_val @ fits[c][0]) + fits[c][1]).float()
         values[c] = classification_metrics(scores, data.val, num_classes, data.multilabel)[monitor]
     chosen = max(grid, key=lambda c: (-math.inf if math.isnan(values[c]) else values[c], -c))
-    weights, bias = fits[chosen]
-    write_linear(model, torch.from_numpy(weights * weight[:, None]), torch.from_numpy(bias))
+    fitted, bias = fits[chosen]
+    weights = np.zeros((len(weight), fitted.shape[1]))
+    weights[used] = fitted * weight[used, None]
+    write_linear(model, torch.from_numpy(weights), torch.from_numpy(bias))
     return WarmStart(chosen, values[chosen], values)
 
 

@@ -56,8 +56,9 @@ class TextOptions:
         for name in ("buckets", "hidden", "max_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"plugin option {name} must be >= 1, got {getattr(self, name)}")
-        size, memory = 4 * self.buckets * self.hidden, physical_memory()
-        if self.encoder == "hashed" and memory is not None and size > memory:
+        size = 4 * self.buckets * self.hidden
+        memory = physical_memory() if self.encoder == "hashed" else None
+        if memory is not None and size > memory:
             raise ValueError(
                 f"plugin options buckets={self.buckets}, hidden={self.hidden}: the hashed "
                 f"embedding alone (buckets x hidden float32) is {size / 2**30:.1f} GiB, more than "
