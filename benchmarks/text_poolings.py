@@ -6,9 +6,11 @@ beside TF-IDF 1-2 grams + logistic regression at its best validation C.
 
 - ``gap``: the average of hashed n-gram windows, trained from zeros.
 - ``gapwildcat`` / ``sumwildcat`` (k = 25%, alpha 1; sumwildcat is the plugin default): started
-  from the convex fit of their linear term (logistic regression on idf-weighted n-gram counts
-  per window / counts, C on validation), kept as epoch 0 by the one-SE rule, a gated WILDCAT
-  term added in training.
+  from the convex fit of their linear term (logistic regression on L2-normalised TF-IDF of the
+  n-grams, per window / not, C on validation), kept as epoch 0 by the one-SE rule, a gated
+  WILDCAT term added in training.
+- ``sumwildcat_counts``: sumwildcat on idf-weighted counts, not normalised (``tfidf_norm=false``,
+  the default before 2026-11-28's session 12).
 
 Run:  python -m benchmarks.text_poolings [--seeds 0 1 2] [--poolings gap gapwildcat sumwildcat]
       [--dataset rotten | debates] [--threads 1]
@@ -38,6 +40,13 @@ POOLINGS = {
     "gap": {"pooling": "gap"},
     "gapwildcat": {"pooling": "gapwildcat", "kmax": 0.25, "kmin": 0.25, "alpha": 1.0},
     "sumwildcat": {"pooling": "sumwildcat", "kmax": 0.25, "kmin": 0.25, "alpha": 1.0},
+    "sumwildcat_counts": {
+        "pooling": "sumwildcat",
+        "kmax": 0.25,
+        "kmin": 0.25,
+        "alpha": 1.0,
+        "plugin": {"tfidf_norm": False},
+    },  # fmt: skip
 }
 
 
@@ -82,7 +91,9 @@ def main() -> None:
         "",
         f"torch {torch.__version__}, CPU, {args.threads} thread(s). Command: `python -m "
         f"benchmarks.text_poolings --seeds {' '.join(map(str, args.seeds))} --dataset "
-        f"{args.dataset}`. Validation "
+        f"{args.dataset} --threads {args.threads}"
+        + ("" if args.poolings == list(POOLINGS) else f" --poolings {' '.join(args.poolings)}")
+        + "`. Validation "
         "accuracy of the kept epoch (in brackets; 0 = the convex warm start); the test split is "
         "never read.",
         "",

@@ -46,7 +46,7 @@ from negev.engine.objectives import Objective, default_loss
 from negev.engine.precision import autocast, grad_scaler
 from negev.engine.recipe import build_optimizer, build_scheduler
 from negev.engine.selection import beats_reference, family_margin
-from negev.engine.warm_start import applies, linear_warm_start
+from negev.engine.warm_start import applies, fit_row_weights, linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
@@ -308,6 +308,8 @@ def _train(
 
     try:
         linear_start = plugin.warm_start(config.to_dict()) and applies(model)
+        if fresh and getattr(model.encoder, "row_norm", False) and not linear_start:
+            fit_row_weights(model, loader, len(data.train), config.batch_size)
         if fresh and (model.started or linear_start):
             best, kept = _warm_start(
                 model, loader, data, config, monitor, run_dir, meta, optimizer, scheduler,

@@ -13,7 +13,8 @@ mean): a linear model on count features. :func:`linear_warm_start` fits that mod
 penalised; one binary model per class on multi-label data, the multinomial model on single-label
 data, a binary one written as ``+-w / 2`` for two classes; a mean's features times the training
 items' mean region count, so that C keeps its meaning for counts; each row's count times its
-inverse document frequency when the encoder asks for it, :attr:`RegionEncoder.row_idf`), picks
+inverse document frequency when the encoder asks for it, :attr:`RegionEncoder.row_idf`; each
+item's row divided by its weighted length under :attr:`RegionEncoder.row_norm`), picks
 ``C`` from :data:`C_GRID` by the validation value of the run's monitor (ties: the smaller C), and
 writes it into the model exactly (``table = U S``, projection rows ``V`` from the SVD of ``W``;
 the gate at 0). The engine keeps that model as epoch 0, so best-epoch selection never returns a
@@ -34,7 +35,14 @@ from negev.engine.data import BatchLoader, eval_plan
 from negev.engine.evaluation import classification_metrics
 from negev.plugins import DataSplits
 
-__all__ = ["C_GRID", "WarmStart", "inverse_document_frequency", "linear_warm_start", "pooled_rows"]
+__all__ = [
+    "C_GRID",
+    "WarmStart",
+    "fit_row_weights",
+    "inverse_document_frequency",
+    "linear_warm_start",
+    "pooled_rows",
+]
 
 #: Inverse L2 strengths tried, 10^-3 .. 10^2 in half decades (the usual range of a tuned
 #: logistic regression on count or TF-IDF features; a mean linear term's features are scaled
@@ -68,7 +76,7 @@ def pooled_rows(
 
     encoder = model.encoder
     size = encoder.row_table().shape[0]
-    mean = model.head.pool.linear_term == "mean"
+    mean = getattr(model.head.pool, "linear_term", None) == "mean"
     items, columns, weights, targets, known, regions = [], [], [], [], [], []
     offset = 0
     with torch.no_grad():
@@ -159,20 +167,30 @@ def linear_warm_start(
     region count r, so that C means what it means for counts (the same fit on counts / R needs
     a C about r^2 times as large); the weights written are r times the fit's. Under
     :attr:`~negev.plugins.RegionEncoder.row_idf` the features are also weighted by
-    :func:`inverse_document_frequency` of the training split, and so are the weights written."""
+    :func:`inverse_document_frequency` of the training split, and so are the weights written.
+    Under :attr:`~negev.plugins.RegionEncoder.row_norm` each item's features are divided by its
+    length, and the encoder given its row weights and reference length (:func:`fit_row_weights`)
+    before the fit; the weights written are over that reference, which the encoder's features
+    carry."""
     from scipy import sparse
 
     if not applies(model):
         return None
     num_classes = len(data.classes)
     x, targets, known, regions = pooled_rows(model, loader, "train", len(data.train), batch_size)
+    mean = model.head.pool.linear_term == "mean"
+    normed = getattr(model.encoder, "row_norm", False)
+    if normed:
+        row_weights, reference = _fit_norm(model.encoder, x, regions, mean)
     if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
         return None
-    x_val = pooled_rows(model, loader, "val", len(data.val), batch_size)[0]
-    scale = max(1.0, float(regions.mean())) if model.head.pool.linear_term == "mean" else 1.0
-    weight = np.full(x.shape[1], scale)
-    if getattr(model.encoder, "row_idf", False):
-        weight *= inverse_document_frequency(x)
+    x_val, _, _, regions_val = pooled_rows(model, loader, "val", len(data.val), batch_size)
+    scale = max(1.0, float(regions.mean())) if mean else 1.0
+    weight = scale * _row_weights(model.encoder, x)
+    written = weight / reference if normed else weight  # the encoder's features carry the mean
+    if normed:
+        x = _per_length(x, _lengths(x, regions, mean, row_weights))
+        x_val = _per_length(x_val, _lengths(x_val, regions_val, mean, row_weights))
     x, x_val = x @ sparse.diags(weight), x_val @ sparse.diags(weight)
     # Rows no training item has get weight 0 at the L2 optimum: fit on the others only (a
     # hashed table of 2^20 rows holds a few percent of them on a data set of thousands of items;
@@ -187,9 +205,58 @@ def linear_warm_start(
     chosen = max(grid, key=lambda c: (-math.inf if math.isnan(values[c]) else values[c], -c))
     fitted, bias = fits[chosen]
     weights = np.zeros((len(weight), fitted.shape[1]))
-    weights[used] = fitted * weight[used, None]
+    weights[used] = fitted * written[used, None]
     write_linear(model, torch.from_numpy(weights), torch.from_numpy(bias))
     return WarmStart(chosen, values[chosen], values)
+
+
+def fit_row_weights(
+    model: torch.nn.Module, loader: BatchLoader, count: int, batch_size: int
+) -> None:
+    """Give a :attr:`~negev.plugins.RegionEncoder.row_norm` encoder its row weights and
+    reference length from the ``train`` split that ``loader`` serves (``count`` items), as
+    :func:`linear_warm_start` does before its fit: for a model trained without one."""
+    x, _, _, regions = pooled_rows(model, loader, "train", count, batch_size)
+    mean = getattr(model.head.pool, "linear_term", None) == "mean"
+    _fit_norm(model.encoder, x, regions, mean)
+
+
+def _fit_norm(encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool):
+    """Set a ``row_norm`` encoder's row weights (0 outside the training items' rows) and its
+    reference length (the training items' mean nonzero length) from their pooled rows ``x``
+    (N, F); returns both."""
+    row_weights = _row_weights(encoder, x, present_only=True)
+    lengths = _lengths(x, regions, mean, row_weights)
+    reference = float(lengths[lengths > 0].mean()) if (lengths > 0).any() else 1.0
+    encoder.set_row_weights(torch.from_numpy(row_weights), reference)
+    return row_weights, reference
+
+
+def _row_weights(encoder: torch.nn.Module, x, present_only: bool = False) -> np.ndarray:
+    """(F,) each row's weight, from the training items' row counts ``x`` (N, F): its
+    :func:`inverse_document_frequency` under ``row_idf``, else 1; ``present_only``: 0 for rows
+    no item has (outside the vocabulary, for the item norm)."""
+    idf = getattr(encoder, "row_idf", False)
+    weights = inverse_document_frequency(x) if idf else np.ones(x.shape[1])
+    if present_only:
+        weights[np.bincount(x.nonzero()[1], minlength=x.shape[1]) == 0] = 0.0
+    return weights
+
+
+def _lengths(x, regions: np.ndarray, mean: bool, row_weights: np.ndarray) -> np.ndarray:
+    """(N,) each item's :func:`~negev.nn.functional.row_count_norm` from its pooled rows ``x``
+    (N, F) (times its region count under a mean: its counts)."""
+    from scipy import sparse
+
+    counts = sparse.diags(np.maximum(regions, 1.0)) @ x if mean else x
+    return np.sqrt(np.asarray((counts @ sparse.diags(row_weights)).power(2).sum(1)).ravel())
+
+
+def _per_length(x, lengths: np.ndarray):
+    """The rows of ``x`` (N, F) over their items' ``lengths``; an item of length 0 unchanged."""
+    from scipy import sparse
+
+    return sparse.diags(np.where(lengths > 0, 1.0 / np.maximum(lengths, 1e-300), 1.0)) @ x
 
 
 @torch.no_grad()

@@ -149,6 +149,15 @@ class RegionEncoder(nn.Module):
     #: weight moves into the fitted row, so the model is the same linear model on counts; what
     #: changes is the L2 penalty, ``sum_i (W_i / idf_i)^2``: rare rows are penalised less.
     row_idf: bool = False
+    #: For an encoder with a :meth:`row_table`: whether it multiplies each item's region
+    #: features by ``l_ref / l``, ``l`` the item's :func:`~negev.nn.functional.row_count_norm`
+    #: (the L2 norm of its row counts weighted as the warm start weights them: by the idf under
+    #: :attr:`row_idf`; rows no training item has weigh 0) and ``l_ref`` the training items'
+    #: mean ``l``: so that a sum of linear region scores is a linear model on L2-normalised
+    #: (TF-IDF) counts, as scikit-learn's ``TfidfVectorizer`` gives them, while features keep
+    #: their usual size for a model trained from zeros. The engine fits the weights and
+    #: ``l_ref`` on the training split (:meth:`set_row_weights`).
+    row_norm: bool = False
 
     def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
         raise NotImplementedError
@@ -166,6 +175,11 @@ class RegionEncoder(nn.Module):
         """For an encoder with a :meth:`row_table`: each region's row, (B, *regions) int64 in
         ``[0, F)``, and the region mask (B, *regions) bool or None, as ``forward`` gives it."""
         raise NotImplementedError(f"{type(self).__name__} has no linear region path")
+
+    def set_row_weights(self, weights: Tensor, reference: float) -> None:
+        """For a :attr:`row_norm` encoder: the (F,) weights of its rows in the item norm and the
+        reference length ``l_ref``, kept with the model's weights."""
+        raise NotImplementedError(f"{type(self).__name__} does not normalise its items")
 
 
 class ModalityPlugin(abc.ABC):

@@ -7,6 +7,8 @@ Pooling:
     :func:`wildcat_selection` (which regions WILDCAT keeps, for explanations),
     :func:`linear_softmax_pool`, :func:`attention_pool` (the audio-tagging baselines),
     :func:`instance_mean_pool`, :func:`attention_mil_pool`, :func:`dsmil_pool` (MIL baselines).
+Features:
+    :func:`row_count_norm` (the L2 norm of an item's weighted row counts: a TF-IDF length).
 Losses:
     :func:`ap_svm_loss` (structured AP ranking, exact inference), :func:`mantra_hinge_loss`
     (multi-class structural hinge), :func:`mantra_multilabel_hinge_loss` (one-vs-rest hinge).
@@ -20,6 +22,7 @@ from negev.nn.functional.linear_softmax import linear_softmax_pool
 from negev.nn.functional.lse import lse_pool
 from negev.nn.functional.mantra import mantra_hinge_loss, mantra_multilabel_hinge_loss
 from negev.nn.functional.mil import attention_mil_pool, dsmil_pool, instance_mean_pool
+from negev.nn.functional.row_count_norm import row_count_norm
 from negev.nn.functional.wildcat import wildcat_pool, wildcat_selection
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "lse_pool",
     "mantra_hinge_loss",
     "mantra_multilabel_hinge_loss",
+    "row_count_norm",
     "wildcat_pool",
     "wildcat_selection",
 ]

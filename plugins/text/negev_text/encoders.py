@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from negev.nn.functional import row_count_norm
 from negev.plugins import RegionEncoder
 
 
@@ -23,17 +24,20 @@ class HashedNgramEncoder(RegionEncoder):
     """Each window is its n-gram, hashed into ``buckets`` rows of an embedding (the hashing
     trick: no vocabulary, unseen n-grams share rows with others).
 
-    With a linear head the score of window (w, s) is ``v . E[hash(words[s:s+w])] + b``, one number
-    per n-gram, so average pooling gives ``(1/R) sum_g count_g s_g + b`` over the texts' R windows:
-    a linear bag-of-n-grams model on (length-normalised) counts. Input ``ngrams`` (B,
-    len(widths) * L) int64 bucket ids (any value in padding) and ``lengths`` (B,); output
-    (B, dim, len(widths) * L) and the window mask. The warm start weights each n-gram's count by
-    its inverse document frequency (``row_idf``): the TF-IDF weighting of a linear text model.
+    With a linear head the score of window (w, s) is ``v . E[hash(words[s:s+w])] l_ref / l + b``,
+    one number per n-gram times the text's TF-IDF length ``l`` relative to the training texts'
+    mean ``l_ref`` (:func:`~negev.nn.functional.row_count_norm` with ``row_weights``, the
+    training texts' idf, 0 for n-grams no training text has, as outside a vectoriser's
+    vocabulary), so sum pooling gives ``sum_g count_g idf_g u_g / l + b``: a linear model on
+    L2-normalised TF-IDF, as scikit-learn's ``TfidfVectorizer`` gives it (``norm=False``: on the
+    counts, and average pooling on the window-averaged counts). Input ``ngrams`` (B,
+    len(widths) * L) int64 bucket ids (any value in padding) and ``lengths`` (B,); output (B,
+    dim, len(widths) * L) and the window mask.
     """
 
     row_idf = True
 
-    def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32):
+    def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32, norm: bool = True):
         super().__init__()
         self.widths = tuple(widths)
         self.embed = nn.Embedding(buckets, dim)
@@ -41,10 +45,26 @@ class HashedNgramEncoder(RegionEncoder):
         # scores 0 (as in a linear model) instead of a random value that is never trained away.
         nn.init.zeros_(self.embed.weight)
         self.out_channels = dim
+        self.row_norm = norm
+        if norm:  # every row 1, l_ref 1, until the engine fits them (set_row_weights)
+            self.register_buffer("row_weights", torch.ones(buckets))
+            self.register_buffer("reference_length", torch.ones(()))
 
     def forward(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         rows, mask = self.region_rows(inputs)
-        return self.embed(rows).transpose(1, 2), mask
+        features = self.embed(rows).transpose(1, 2)  # (B, dim, R)
+        if self.row_norm:
+            length = row_count_norm(rows, mask, self.row_weights)
+            scale = torch.where(length > 0, self.reference_length / length.clamp_min(1e-12), 1.0)
+            features = features * scale.to(features.dtype)[:, None, None]
+        return features, mask
+
+    @torch.no_grad()
+    def set_row_weights(self, weights: Tensor, reference: float) -> None:
+        """The (buckets,) weights of the n-grams in a text's length (the training texts' idf)
+        and the training texts' mean length ``l_ref``."""
+        self.row_weights.copy_(weights)
+        self.reference_length.fill_(reference)
 
     def row_table(self) -> Tensor:
         """The embedding (buckets, dim): a window's feature is its n-gram's row (the linear

@@ -29,6 +29,14 @@ class TextOptions:
         "default: fewer n-grams share a row than at 2^18)",
     )
     hidden: int = option(16, "hashed: embedding size")
+    tfidf_norm: bool | None = option(
+        None,
+        "hashed: multiply each text's window features by mean length / its TF-IDF length (the "
+        "L2 norm of its idf-weighted n-gram counts, TfidfVectorizer's norm='l2'); default (none): "
+        "under sumwildcat, whose sum of windows it makes the L2-normalised TF-IDF model, and not "
+        "under the poolings that average windows (gap, gapwildcat, wildcat, ...), which are "
+        "length-normalised already",
+    )
     warm_start: bool = option(
         True,
         "hashed, under a pooling with a linear term (gapwildcat, sumwildcat): fit that term (a "

@@ -216,12 +216,15 @@ TEXTS = ["A gripping, well acted film.", "Not good: dull, slow and far too long.
          "It never quite works, but the cast is good.", "x"]  # fmt: skip
 
 
-def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams():
+@pytest.mark.parametrize("norm", [True, False])
+def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams(norm):
     """GAP over the hashed n-gram windows with a linear head equals, computed apart with
-    scikit-learn's n-gram counts, w . (counts / number of windows) + b."""
+    scikit-learn's n-gram counts, w . (counts / number of windows) + b; with ``tfidf_norm`` (its
+    row weights not fitted: all 1) the counts are over their L2 norm per bucket too."""
     plugin = get_plugin("text")
     buckets, widths = 64, (1, 2)  # few buckets: collisions are part of the model
-    config = {"plugin": {"encoder": "hashed", "buckets": buckets, "widths": "1,2", "hidden": 4}}
+    config = {"plugin": {"encoder": "hashed", "buckets": buckets, "widths": "1,2", "hidden": 4,
+                         "tfidf_norm": norm}}  # fmt: skip
     plugin.load_state(plugin.fit_state(None, config), config)
     torch.manual_seed(0)
     encoder = plugin.build_encoder(config)
@@ -240,6 +243,9 @@ def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams():
         @ head.proj.weight.detach().double().numpy().T
     )
     expected = counts @ per_bucket[rows] / counts.sum(1, keepdims=True)
+    if norm:
+        into = np.eye(buckets)[rows]  # (n-grams, buckets)
+        expected /= np.linalg.norm(counts @ into, axis=1, keepdims=True)
     np.testing.assert_allclose(
         scores, expected + head.proj.bias.detach().numpy(), rtol=1e-5, atol=1e-5
     )
@@ -271,3 +277,17 @@ def test_reader_names_a_missing_column_and_reads_splits(tmp_path):
         "empty text (column 'text')",
         "no label (column 'label')",
     ]
+
+
+@pytest.mark.parametrize(
+    ("pooling", "option", "normalised"),
+    [("sumwildcat", None, True), ("gapwildcat", None, False), ("gap", None, False),
+     ("wildcat", None, False), ("gap", True, True), ("sumwildcat", False, False)],
+)  # fmt: skip
+def test_tfidf_norm_defaults_to_the_pooling_that_sums_windows(pooling, option, normalised):
+    """Unset, the TF-IDF length divides the windows only under sumwildcat: an average of windows
+    is length-normalised already."""
+    plugin = get_plugin("text")
+    config = {"pooling": pooling, "plugin": {"buckets": 64, "tfidf_norm": option}}
+    plugin.load_state({}, config)
+    assert plugin.build_encoder(config).row_norm is normalised

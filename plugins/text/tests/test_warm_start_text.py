@@ -14,10 +14,12 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
-from negev.engine import resolve_config
+from negev.engine import load_model, resolve_config, train
 from negev.engine.data import BatchLoader
 from negev.engine.model import build_model
 from negev.engine.warm_start import linear_warm_start
+from negev.nn.functional import row_count_norm
+from negev.plugins import Example
 from negev_text.tokens import Tokens
 
 BUCKETS = 512  # few buckets: collisions are part of the model
@@ -34,12 +36,15 @@ def _counts(texts: list[str], limit: int | None) -> np.ndarray:
     return (counts @ into).toarray()
 
 
+@pytest.mark.parametrize("norm", [True, False])
 @pytest.mark.parametrize("pooling", ["gapwildcat", "sumwildcat"])
-def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling):
-    """sumwildcat: on the counts times idf; gapwildcat: on the counts / the text's window count
-    R (times the training texts' mean R, so that C means what it means for counts) times idf."""
+def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling, norm):
+    """sumwildcat: on the counts times idf, L2-normalised over the n-grams of the training
+    texts' vocabulary (TfidfTransformer's norm="l2"; ``tfidf_norm=False``: not normalised);
+    gapwildcat: that over the text's window count R (times the training texts' mean R, so that C
+    means what it means for counts)."""
     options = {"modality": "text", "out": str(tmp_path), "pooling": pooling,
-               "plugin": {"demo_size": 300, "buckets": BUCKETS}}  # fmt: skip
+               "plugin": {"demo_size": 300, "buckets": BUCKETS, "tfidf_norm": norm}}  # fmt: skip
     plugin, config = resolve_config({}, options)
     assert plugin.warm_start(config.to_dict())
     plugin.load_state({}, config.to_dict())
@@ -51,17 +56,53 @@ def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling):
 
     limit = plugin.options.max_tokens
     x = _counts([e.inputs for e in data.train + data.val], limit)
+    windows = x.sum(1, keepdims=True)
+    train = len(data.train)
+    vocabulary = x[:train].sum(0) > 0  # buckets a training text has
+    tfidf = TfidfTransformer(norm="l2" if norm else None).fit(x[:train, vocabulary])
+    x = tfidf.transform(x[:, vocabulary]).toarray()
     if pooling == "gapwildcat":
-        windows = x.sum(1, keepdims=True)
-        x = x / windows * windows[: len(data.train)].mean()
-    idf = TfidfTransformer(norm=None).fit(x[: len(data.train)] > 0).idf_
-    x_train, x_val = x[: len(data.train)] * idf, x[len(data.train) :] * idf
+        x = x / windows * windows[:train].mean()
     labels = np.array([0 in e.labels for e in data.train])
     reference = LogisticRegression(C=start.C, max_iter=10_000, tol=1e-8)
-    expected = reference.fit(x_train, labels).predict_proba(x_val)[:, 1]
+    expected = reference.fit(x[:train], labels).predict_proba(x[train:])[:, 1]
     with torch.no_grad():
         scores = model(plugin.collate(data.val)).scores[:, 0]
     np.testing.assert_allclose(torch.sigmoid(scores).numpy(), expected, atol=1e-3)
     # the plain average (the plugin's GAP) has no linear path to fit: no warm start
     _, config = resolve_config({}, {**options, "pooling": "gap"})
     assert linear_warm_start(build_model(plugin, config, 1), loader, data, "mAP", 32) is None
+
+
+def test_row_count_norm_is_the_tf_idf_length():
+    """The hashed encoder divides a text's windows by the norm TfidfTransformer divides its
+    vector by: n-grams outside the training vocabulary (weight 0) left out, padding ignored."""
+    texts = ["the cat sat on the mat the end", "a dog", "zebra", "cat cat cat dog and more words"]
+    x = _counts(texts, None)
+    weights = TfidfTransformer(norm=None).fit(x[:2]).idf_ * (x[:2].sum(0) > 0)
+    expected = np.linalg.norm(x * weights, axis=1)
+    plugin, config = resolve_config({}, {"modality": "text", "plugin": {"buckets": BUCKETS}})
+    plugin.load_state({}, config.to_dict())
+    batch = plugin.collate([Example(str(i), t, frozenset()) for i, t in enumerate(texts)])
+    encoder = plugin.build_encoder(config.to_dict())
+    rows, mask = encoder.region_rows(batch)
+    got = row_count_norm(rows, mask, torch.from_numpy(weights))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_a_model_without_warm_start_still_gets_the_idf_of_its_training_texts(tmp_path):
+    """GAP with ``tfidf_norm``, no linear term to fit: training still fits the row weights of the
+    TF-IDF length on the training texts (the smoothed idf; 0 for buckets no training text has)
+    and their mean length, and the run's checkpoint keeps them."""
+    options = {"modality": "text", "out": str(tmp_path), "pooling": "gap", "epochs": 1,
+               "workers": 0, "plugin": {"demo_size": 200, "buckets": BUCKETS,
+                                        "tfidf_norm": True}}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    result = train(plugin, config, quiet=True, evaluate_test=False)
+    plugin, _, model, _ = load_model(result.run_dir)
+    data = plugin.load_data(None, config.to_dict())
+    x = _counts([e.inputs for e in data.train], None)
+    expected = TfidfTransformer(norm=None).fit(x).idf_ * (x.sum(0) > 0)
+    np.testing.assert_allclose(model.encoder.row_weights.numpy(), expected, rtol=1e-6)
+    lengths = np.linalg.norm(x * expected, axis=1)  # the mean length the features are scaled to
+    assert model.encoder.reference_length.item() == pytest.approx(lengths[lengths > 0].mean())
