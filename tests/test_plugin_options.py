@@ -168,6 +168,37 @@ def test_image_region_names_come_from_the_options_not_from_build_encoder():
     assert len(plugin.region_names(None)) == math.ceil(64 / 32) ** 2
 
 
+def test_a_saved_table_without_a_later_option_takes_its_saved_before_value():
+    @dataclass(frozen=True)
+    class Later:
+        size: int = option(448, "side")
+        norm: bool | None = option(None, "added later", saved_before=False)
+
+    class Plugin:
+        name, options_class = "later", Later
+
+    assert plugin_table(Plugin(), {"size": 1}, strict=False) == {"size": 1, "norm": False}
+    assert plugin_table(Plugin(), {"size": 1}) == {"size": 1, "norm": None}  # a new run
+    saved = {"size": 1, "norm": True}  # saved since: its value stands, and --set wins
+    assert plugin_table(Plugin(), saved, strict=False)["norm"] is True
+    assert plugin_table(Plugin(), {"size": 1}, {"norm": "true"}, strict=False)["norm"] is True
+
+
+def test_a_text_run_saved_before_tfidf_norm_loads_as_it_was_trained(tmp_path):
+    """Its hashed windows were not normalised: the encoder it gets has no row weights to load."""
+    from negev.testing.runs import untrained_run
+
+    untrained_run(tmp_path, "text", {"plugin": {"demo_size": 30, "buckets": 64,
+                                                "tfidf_norm": False}})  # fmt: skip
+    for saved in tmp_path.glob("checkpoint-*/config.json"):
+        meta = json.loads(saved.read_text())
+        del meta["config"]["plugin"]["tfidf_norm"]
+        saved.write_text(json.dumps(meta))
+    _, config, model, _ = load_model(tmp_path)
+    assert config.pooling == "sumwildcat" and config.plugin["tfidf_norm"] is False
+    assert model.encoder.row_norm is False
+
+
 def test_runs_saved_with_unchecked_options_still_load_and_evaluate(tmp_path):
     config = {"modality": "tokens", "epochs": 1, "out": str(tmp_path / "run"), "workers": 0}
     _, run_config = resolve_config({}, {**config, "plugin": {"demo_size": 80}})

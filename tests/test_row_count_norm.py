@@ -42,3 +42,10 @@ def test_row_count_norm_takes_any_region_shape_and_keeps_the_weights_dtype():
     got = row_count_norm(rows, None, weights)
     assert got.dtype == torch.float32 and got.shape == (1,)
     assert got.item() == pytest.approx(math.sqrt(2.0**2 + 3.0**2))
+
+
+def test_row_count_norm_counts_in_float32_for_half_weights():
+    """1000 regions of one row: the count squared overflows float16, not the result."""
+    rows = torch.zeros(1, 1000, dtype=torch.long)
+    got = row_count_norm(rows, None, torch.ones(1, dtype=torch.float16))
+    assert got.dtype == torch.float16 and got.item() == 1000.0

@@ -160,8 +160,9 @@ def linear_warm_start(
     """Fit the model's linear path (module docstring) on ``data.train``, choose C on
     ``data.val`` by ``monitor`` (a key of :func:`~negev.engine.evaluation.classification_metrics`)
     and write the fit into ``model``. ``loader`` serves the ``train`` and ``val`` splits. None
-    (the model untouched) when the model has no linear path (:func:`applies`) or the training
-    split has a single class.
+    when the model has no linear path (:func:`applies`: the model untouched) or the training
+    split has a single class (the model untouched but for a ``row_norm`` encoder's row
+    weights, fitted first).
 
     A mean linear term's features (counts / R) are fitted times the training items' mean
     region count r, so that C means what it means for counts (the same fit on counts / R needs

@@ -39,9 +39,18 @@ T = TypeVar("T")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - the word the CLI uses
-    """A dataclass field: an option's ``default`` and its one-line ``help``."""
-    return dataclasses.field(default=default, metadata={"help": help})
+_NEW = object()  # an option without a value for runs saved before it
+
+
+def option(default: Any, help: str, *, saved_before: Any = _NEW) -> Any:  # noqa: A002
+    """A dataclass field: an option's ``default`` and its one-line ``help`` (the word the CLI
+    uses). ``saved_before``: the value that reproduces what a run saved before the option
+    existed (its ``config.json`` has no such key) was trained with, when that is not the
+    default; :func:`plugin_table` reads saved tables with it."""
+    metadata = {"help": help}
+    if saved_before is not _NEW:
+        metadata["saved_before"] = saved_before
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def parse_options(
@@ -168,10 +177,21 @@ def plugin_table(
     """A run's ``plugin`` table checked against ``plugin.options_class`` and completed with its
     defaults (JSON-ready: what ``config.json`` saves); ``overrides`` (command-line text, always
     checked strictly) win over ``values``. A plugin without options class gets the table as
-    given, command-line values read by :func:`guess_value`."""
+    given, command-line values read by :func:`guess_value`.
+
+    ``strict=False`` reads a saved table: a key the plugin no longer declares is left out, and
+    an option the table lacks (declared since) takes its ``saved_before`` value, where it has
+    one (:func:`option`), instead of its default."""
     cls = getattr(plugin, "options_class", None)
     if cls is None:
         return {**values, **{k: guess_value(v) for k, v in (overrides or {}).items()}}
+    if not strict:
+        former = {
+            f.name: f.metadata["saved_before"]
+            for f in dataclasses.fields(cls)
+            if "saved_before" in f.metadata and f.name not in values
+        }
+        values = {**former, **values}
     base = parse_options(cls, values, owner=plugin.name, strict=strict)
     if overrides:
         known = dataclasses.asdict(base)

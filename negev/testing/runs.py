@@ -3,6 +3,7 @@ a trained run (predict, export), in core and in the plugins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,17 @@ from negev.engine.checkpoint import save_checkpoint
 from negev.engine.config import RunConfig
 from negev.engine.model import build_model
 from negev.plugins import Example
+from negev.plugins.options import plugin_table
 from negev.plugins.registry import get_plugin
 
 __all__ = ["assert_onnx_matches", "onnx_outputs", "untrained_run"]
 
 
 def untrained_run(
-    run_dir: str | Path, modality: str, options: dict[str, Any] | None = None
+    run_dir: str | Path,
+    modality: str,
+    options: dict[str, Any] | None = None,
+    init: Callable[[torch.nn.Module], None] | None = None,
 ) -> list[Example]:
     """Save the seeded, untrained model of ``modality`` as a run's checkpoint in ``run_dir``,
     the way training saves one (weights, config, classes, the plugin's fitted state).
@@ -28,6 +33,8 @@ def untrained_run(
     Args:
         options: run configuration over the plugin's defaults (``pooling``, ``kmax``, ``data``,
             ...); its ``plugin`` table is merged into the plugin's.
+        init: called on the model before it is saved, e.g. to give a table that starts at
+            zeros (a hashed embedding) values that make every region score differ.
 
     Returns:
         Every example of the run's data (train, val, test), as the plugin read them.
@@ -35,13 +42,15 @@ def untrained_run(
     plugin = get_plugin(modality)
     defaults = plugin.default_config()
     options = dict(options or {})
-    table = {**defaults.get("plugin", {}), **options.pop("plugin", {})}
+    table = plugin_table(plugin, {**defaults.get("plugin", {}), **options.pop("plugin", {})})
     config = RunConfig.build(defaults, {**options, "modality": modality, "plugin": table})
     data = plugin.load_data(config.data, config.to_dict())
     state = plugin.fit_state(data, config.to_dict())
     plugin.load_state(state)
     torch.manual_seed(config.seed)
     model = build_model(plugin, config, len(data.classes))
+    if init is not None:
+        init(model)
     meta = {
         "modality": modality,
         "classes": data.classes,

@@ -22,8 +22,10 @@ def row_count_norm(rows: Tensor, mask: Tensor | None, weights: Tensor) -> Tensor
         weights: (F,) float.
 
     Returns:
-        (B,) in the dtype and on the device of ``weights``; 0 for an item without valid region.
+        (B,) in the dtype and on the device of ``weights`` (computed in at least float32); 0 for
+        an item without valid region.
     """
+    dtype = torch.promote_types(weights.dtype, torch.float32)  # counts and squares overflow fp16
     key = rows.flatten(1)
     if mask is not None:
         key = torch.where(mask.flatten(1), key, torch.full_like(key, -1))
@@ -33,7 +35,9 @@ def row_count_norm(rows: Tensor, mask: Tensor | None, weights: Tensor) -> Tensor
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
     run = starts.cumsum(1) - 1  # (B, R) the run (distinct row) each sorted region belongs to
-    counts = weights.new_zeros(key.shape).scatter_add_(1, run, weights.new_ones(key.shape))
-    row = torch.full_like(key, -1).scatter_(1, run, key)  # each run's row; -1: padding or unused
-    weight = torch.where(row >= 0, weights[row.clamp_min(0)], weights.new_zeros(()))
-    return (counts * weight).pow(2).sum(1).sqrt()
+    ones = torch.ones(key.shape, dtype=dtype, device=key.device)
+    counts = torch.zeros_like(ones).scatter_add_(1, run, ones)
+    # each run's row (-1: padding, or no run there); amax, as a run's regions write one slot
+    row = torch.full_like(key, -1).scatter_reduce(1, run, key, "amax")
+    weight = torch.where(row >= 0, weights[row.clamp_min(0)].to(dtype), 0.0)
+    return (counts * weight).pow(2).sum(1).sqrt().to(weights.dtype)

@@ -37,7 +37,7 @@ class HashedNgramEncoder(RegionEncoder):
 
     row_idf = True
 
-    def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32, norm: bool = True):
+    def __init__(self, buckets: int, widths: tuple[int, ...], dim: int = 32, norm: bool = False):
         super().__init__()
         self.widths = tuple(widths)
         self.embed = nn.Embedding(buckets, dim)
@@ -63,6 +63,8 @@ class HashedNgramEncoder(RegionEncoder):
     def set_row_weights(self, weights: Tensor, reference: float) -> None:
         """The (buckets,) weights of the n-grams in a text's length (the training texts' idf)
         and the training texts' mean length ``l_ref``."""
+        if not self.row_norm:
+            raise ValueError("this hashed encoder does not normalise its texts (norm=False)")
         self.row_weights.copy_(weights)
         self.reference_length.fill_(reference)
 

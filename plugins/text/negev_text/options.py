@@ -36,12 +36,13 @@ class TextOptions:
         "under sumwildcat, whose sum of windows it makes the L2-normalised TF-IDF model, and not "
         "under the poolings that average windows (gap, gapwildcat, wildcat, ...), which are "
         "length-normalised already",
+        saved_before=False,
     )
     warm_start: bool = option(
         True,
         "hashed, under a pooling with a linear term (gapwildcat, sumwildcat): fit that term (a "
-        "logistic regression on the idf-weighted n-gram counts, C on validation) before training "
-        "and keep it as epoch 0",
+        "logistic regression on the n-grams' TF-IDF, L2-normalised under tfidf_norm, C on "
+        "validation) before training and keep it as epoch 0",
     )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
     max_tokens: int | None = option(

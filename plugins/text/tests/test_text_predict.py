@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import negev
 from negev.inference.outputs import write_predictions
@@ -16,11 +17,25 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SMALL = {"plugin": {"demo_size": 30, "buckets": 1024, "hidden": 8}}
 
 
-@pytest.mark.parametrize("encoder", ["hashed", "conv"])
-def test_onnx_matches_the_model(encoder, tmp_path):
-    options = {"pooling": "wildcat", "kmax": 0.3, "alpha": 0.7,
+@pytest.mark.parametrize(
+    ("encoder", "pooling"), [("hashed", "wildcat"), ("conv", "wildcat"), ("hashed", "sumwildcat")]
+)
+def test_onnx_matches_the_model(encoder, pooling, tmp_path):
+    """The hashed table and the row weights random (they start at 0 and 1), so that every window
+    scores apart; sumwildcat: the windows over their text's TF-IDF length (tfidf_norm), its
+    rows sorted and counted in the graph."""
+    options = {"pooling": pooling, "kmax": 0.3, "alpha": 0.7,
                "plugin": {**SMALL["plugin"], "encoder": encoder}}  # fmt: skip
-    examples = untrained_run(tmp_path / "run", "text", options)
+
+    def init(model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            torch.nn.init.normal_(model.encoder.embed.weight)
+            if getattr(model.encoder, "row_norm", False):
+                weights = torch.rand(model.encoder.row_weights.shape) * 3
+                weights[torch.rand(weights.shape) < 0.3] = 0.0
+                model.encoder.set_row_weights(weights, 2.5)
+
+    examples = untrained_run(tmp_path / "run", "text", options, init)
     assert_onnx_matches(tmp_path / "run", examples[:3], examples[3:10], tmp_path / "m.onnx")
 
 
