@@ -76,11 +76,15 @@ class TextPlugin(ModalityPlugin):
         else:
             splits = data.load(Path(spec), options, seed)
             examples = splits.train + splits.val + splits.test
-        limit = options.max_tokens
-        longer = limit is not None and sum(len(Tokens.of(e.inputs).words) > limit for e in examples)
+        reader = TextPlugin()  # this run's options: its state is loaded after load_data
+        reader.load_state({}, config)
+        unset = options.encoder == "transformer" and not options.transformer_path  # said later
+        longer, limit = (0, None) if unset else reader._truncated([e.inputs for e in examples])
         if longer:
+            why = (f"max_tokens={limit}" if options.max_tokens is not None
+                   else f"the transformer's longest input, {limit}")  # fmt: skip
             Console(stderr=True).print(
-                f"[yellow]{longer} text(s) longer than max_tokens={limit} tokens are truncated"
+                f"[yellow]{longer} text(s) longer than {why} tokens are truncated"
             )
         return splits
 
@@ -382,6 +386,19 @@ class TextPlugin(ModalityPlugin):
             )["input_ids"] or [0]
         unknown = self.vocabulary.get(UNK, 1)
         return [self.vocabulary.get(w, unknown) for w in self._tokens(text).words] or [unknown]
+
+    def _truncated(self, texts: list[str]) -> tuple[int, int | None]:
+        """How many of ``texts`` are longer than :meth:`_max_length` in the tokens the encoder
+        reads (words; a transformer's sub-words), and that length (None: none is cut)."""
+        limit = self._max_length()
+        if limit is None or not texts:
+            return 0, limit
+        if self.options.encoder == "transformer":
+            ids = self._hf_tokenizer()(texts, add_special_tokens=False, verbose=False)["input_ids"]
+            lengths = [len(i) for i in ids]
+        else:
+            lengths = [len(Tokens.of(text).words) for text in texts]
+        return sum(n > limit for n in lengths), limit
 
     def _max_length(self) -> int | None:
         """Tokens kept per text: ``max_tokens``; unset, the whole text, except for the

@@ -291,3 +291,22 @@ def test_tfidf_norm_defaults_to_the_pooling_that_sums_windows(pooling, option, n
     config = {"pooling": pooling, "plugin": {"buckets": 64, "tfidf_norm": option}}
     plugin.load_state({}, config)
     assert plugin.build_encoder(config).row_norm is normalised
+
+
+@pytest.mark.parametrize(
+    ("plugin_options", "message"),
+    [({"max_tokens": 10}, "2 text(s) longer than max_tokens=10 tokens are truncated"),
+     ({"encoder": "transformer"}, "1 text(s) longer than the transformer's longest input, 64 "
+                                  "tokens are truncated")],
+)  # fmt: skip
+def test_reading_counts_the_texts_the_encoder_cuts(tmp_path, tiny_bert, capsys, plugin_options,
+                                                   message):  # fmt: skip
+    """In the tokens the encoder reads: words (120 and 12 are over 10), or the transformer's
+    sub-words (its model has 64 positions: only the 120 sub-words are over)."""
+    rows = ["text,label", f"{' '.join(['the food was good'] * 30)},a", "the food was good,b",
+            f"{' '.join(['good'] * 12)},a", "bad,b"]  # fmt: skip
+    path = tmp_path / "texts.csv"
+    path.write_text("\n".join(rows) + "\n")
+    config = {"plugin": {**plugin_options, "transformer_path": str(tiny_bert)}}
+    get_plugin("text").load_data(str(path), config)
+    assert message in " ".join(capsys.readouterr().err.split())
