@@ -269,9 +269,9 @@ def explanations(name: str, run: Path, items: list[str]) -> list[str]:
     lines = []
     for item in explain(run, items, folder, overwrite=True):
         high, low = item.top_regions(0, 3)
-        fmt = ", ".join
+        fmt, title = ", ".join, " ".join(item.example.name.split())[:70]
         lines.append(
-            f"- `{item.example.name[:70]}`: {item.classes[0]} score {float(item.scores[0]):+.2f}; "
+            f"- `{title}`: {item.classes[0]} score {float(item.scores[0]):+.2f}; "
             f"for: {fmt(f'`{n}` {v:+.2f}' for n, v in high)}; "
             f"against: {fmt(f'`{n}` {v:+.2f}' for n, v in low)}"
         )
@@ -347,11 +347,10 @@ def main() -> None:
                 missing.append(title)
                 continue
             results[key] = run_dataset(key, modality, rows, header, args, tmp)
-            if key in ("chembl", "rotten"):
-                run = tmp / f"{key}-{args.seeds[0]}-defaults"
-                evidence += [f"{title} (plugin defaults, seed {args.seeds[0]}):", ""]
-                evidence += explanations(key, run, examples_to_explain(key, rows, args))
-                evidence.append("")
+            run = tmp / f"{key}-{args.seeds[0]}-defaults"
+            evidence += [f"{title} (plugin defaults, seed {args.seeds[0]}):", ""]
+            evidence += explanations(key, run, examples_to_explain(key, rows, args))
+            evidence.append("")
     lines = report(results, sets, args, missing)
     lines += ["", "## Where the evidence is", "", *evidence]
     write_lines(args.out, lines)  # written before the MIL section, which takes longest
@@ -360,10 +359,11 @@ def main() -> None:
 
 
 def examples_to_explain(key: str, rows: list, args) -> list[str]:
-    """Three test items of the first seed against the first class: inactive compounds, rotten
-    reviews."""
+    """Three test items of the first seed of one class: class 0 of the molecule sets (inactive,
+    not of low solubility, FreeSolv's at most the median), rotten reviews, Republican
+    statements."""
     splits = assign_splits(len(rows), args.seeds[0])
-    negative = 0 if key != "rotten" else "rotten"
+    negative = {"rotten": "rotten", "debates": "Republican"}.get(key, 0)
     chosen = [x for (x, y), s in zip(rows, splits, strict=True) if s == "test" and y == negative]
     return chosen[:3]
 
