@@ -653,7 +653,9 @@ def _restore(
             f"cannot resume {run_dir}: it was trained for modality {meta['modality']!r} with "
             f"classes {meta['classes'][:5]}..., not {plugin.name!r} with {data.classes[:5]}..."
         )
-    saved = RunConfig.build(_taken_pool_params(meta["config"])).to_dict()  # as load_model reads it
+    saved_config = RunConfig.build(_taken_pool_params(meta["config"]))  # as load_model reads it
+    saved_config.plugin = plugin_table(plugin, saved_config.plugin, strict=False)
+    saved = saved_config.to_dict()
     try:
         model.load_state_dict(checkpoint["weights"])
     except RuntimeError as exc:

@@ -5,6 +5,7 @@ texts), computed apart."""
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -106,3 +107,23 @@ def test_a_model_without_warm_start_still_gets_the_idf_of_its_training_texts(tmp
     np.testing.assert_allclose(model.encoder.row_weights.numpy(), expected, rtol=1e-6)
     lengths = np.linalg.norm(x * expected, axis=1)  # the mean length the features are scaled to
     assert model.encoder.reference_length.item() == pytest.approx(lengths[lengths > 0].mean())
+
+
+def test_resuming_a_run_saved_before_tfidf_norm_names_the_option(tmp_path):
+    """Its windows were not normalised: resuming it with the default (which normalises under
+    sumwildcat) is refused naming the option, and resuming with the run's value works."""
+    options = {"modality": "text", "out": str(tmp_path), "epochs": 1, "workers": 0,
+               "plugin": {"demo_size": 120, "buckets": BUCKETS, "tfidf_norm": False}}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    train(plugin, config, quiet=True, evaluate_test=False)
+    for saved in tmp_path.glob("checkpoint-*/config.json"):  # as a run saved before the option
+        meta = json.loads(saved.read_text())
+        del meta["config"]["plugin"]["tfidf_norm"]
+        saved.write_text(json.dumps(meta))
+    default = {**options, "epochs": 2, "plugin": {"demo_size": 120, "buckets": BUCKETS}}
+    plugin, config = resolve_config({}, default)
+    with pytest.raises(ValueError, match="plugin.tfidf_norm is None here, False in the run"):
+        train(plugin, config, quiet=True, evaluate_test=False, resume=True)
+    plugin, config = resolve_config({}, {**options, "epochs": 2})
+    resumed = train(plugin, config, quiet=True, evaluate_test=False, resume=True)
+    assert resumed.best_epoch is not None
