@@ -97,6 +97,7 @@ FILES = {"text": lambda c: 1, "molecule": lambda c: 2 * c, "image": lambda c: c 
 @given(item=names, classes=st.lists(names, min_size=1, max_size=3, unique=True))
 @example(item="x/../../../../ESCAPED", classes=["x/../../../../ESCAPED", "tox/acute"])
 @example(item="../../up.png", classes=["a/b", "a_b"])
+@example(item="x", classes=["\ud800"])  # a lone surrogate: not valid Unicode, written escaped
 def test_rendering_writes_only_inside_out_whatever_the_names(
     tmp_path_factory, modality, item, classes
 ):

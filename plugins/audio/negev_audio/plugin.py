@@ -218,8 +218,8 @@ class AudioPlugin(ModalityPlugin):
         threshold = self.options.detection_threshold
         path = Path(out_dir) / "events.csv"
         written = [path]
-        with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
+        with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as file:
+            writer = csv.writer(file)  # a class name not valid Unicode: escaped, not a crash
             writer.writerow(["id", "item", "onset", "offset", "class"])
             for prediction in predictions:
                 written.append(save_region_map(prediction, out_dir))

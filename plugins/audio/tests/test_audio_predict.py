@@ -45,3 +45,17 @@ def test_events_are_the_runs_of_active_frames(tmp_path):
             # each active frame spans one hop (the first and last are cut at 0 and the end)
             assert covered == pytest.approx(active[c].sum() * hop, abs=2 * hop)
             assert all(float(e["onset"]) < float(e["offset"]) for e in mine)
+
+
+def test_events_csv_escapes_a_class_name_that_is_not_valid_unicode(tmp_path):
+    """A label read from undecodable bytes travels as a lone surrogate: events.csv writes it as
+    its escape (valid UTF-8), as the other plugins' files do, instead of failing midway."""
+    examples = untrained_run(tmp_path / "run", "audio", SMALL)
+    predictor = negev.load(tmp_path / "run")
+    done = list(predictor.predictions(examples[:3]))
+    classes = [f"\ud800{name}" for name in predictor.classes]
+    (tmp_path / "out").mkdir()
+    predictor.plugin.write_evidence(iter(done), classes, tmp_path / "out")
+    with open(tmp_path / "out" / "events.csv", newline="", encoding="utf-8") as file:
+        events = list(csv.DictReader(file))
+    assert events and all(e["class"].startswith("\\ud800") for e in events)

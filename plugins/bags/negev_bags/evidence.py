@@ -45,7 +45,9 @@ def write_instance_csv(
     header += [f"score_{c}" for c in classes]
     if selected is not None:
         header += [f"kept_{c}" for c in classes]
-    with open(path, "w", newline="") as file:
+    # a class name that is not valid Unicode (a lone surrogate from undecodable label bytes)
+    # is written escaped, as the other plugins' files write it
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as file:
         writer = csv.writer(file)
         writer.writerow(header)
         values = maps.T.tolist()
