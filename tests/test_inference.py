@@ -8,6 +8,7 @@ plugins' tests.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 import negev
 from negev.engine import DataError
 from negev.inference.export import export, sample_inputs
+from negev.inference.outputs import write_predictions
 from negev.plugins.render import UniqueStems
 from negev.testing.runs import assert_onnx_matches, onnx_outputs, untrained_run
 from negev_cli.app import app
@@ -136,8 +138,20 @@ def test_predict_api_scores_items_in_order_like_the_model(tmp_path):
     torch.testing.assert_close(scores[1], scores[3])
 
 
+def test_scores_csv_escapes_names_that_are_not_valid_unicode(tmp_path):
+    """An item named by undecodable bytes (a file name, read as surrogates) is scored and
+    written under its escaped name; the file stays UTF-8."""
+    run = tmp_path / "run"
+    untrained_run(run, "tokens", TOKENS)
+    predictor = negev.load(run, device="cpu")
+    item = dataclasses.replace(predictor.plugin.read_input("3 1 2"), name="caf\udce9.txt")
+    write_predictions(predictor, predictor.predictions([item]), tmp_path / "out", [])
+    rows = _rows(tmp_path / "out" / "scores.csv")
+    assert [row["item"] for row in rows] == ["caf\\udce9.txt"]
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as file:
+    with open(path, newline="", encoding="utf-8") as file:
         return list(csv.DictReader(file))
 
 

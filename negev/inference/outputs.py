@@ -93,7 +93,11 @@ def write_predictions(
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = predictor.classes
     count = 0
-    with open(out_dir / SCORES, "w", newline="") as file:
+    # an item or class name that is not valid Unicode (undecodable bytes, read as surrogates)
+    # is written as its escape: the file stays UTF-8 and no item is lost
+    with open(
+        out_dir / SCORES, "w", newline="", encoding="utf-8", errors="backslashreplace"
+    ) as file:
         writer = csv.writer(file)
         writer.writerow(["item", "id", *classes, "decision"])
 
