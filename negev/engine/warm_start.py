@@ -180,18 +180,19 @@ def linear_warm_start(
     num_classes = len(data.classes)
     x, targets, known, regions = pooled_rows(model, loader, "train", len(data.train), batch_size)
     mean = model.head.pool.linear_term == "mean"
+    row_weights = _row_weights(model.encoder, x)
     normed = getattr(model.encoder, "row_norm", False)
     if normed:
-        row_weights, reference = _fit_norm(model.encoder, x, regions, mean)
+        lengths, reference, norm_weights = _fit_norm(model.encoder, x, regions, mean, row_weights)
     if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
         return None
     x_val, _, _, regions_val = pooled_rows(model, loader, "val", len(data.val), batch_size)
     scale = max(1.0, float(regions.mean())) if mean else 1.0
-    weight = scale * _row_weights(model.encoder, x)
+    weight = scale * row_weights
     written = weight / reference if normed else weight  # the encoder's features carry the mean
     if normed:
-        x = _per_length(x, _lengths(x, regions, mean, row_weights))
-        x_val = _per_length(x_val, _lengths(x_val, regions_val, mean, row_weights))
+        x = _per_length(x, lengths)
+        x_val = _per_length(x_val, _lengths(x_val, regions_val, mean, norm_weights))
     x, x_val = x @ sparse.diags(weight), x_val @ sparse.diags(weight)
     # Rows no training item has get weight 0 at the L2 optimum: fit on the others only (a
     # hashed table of 2^20 rows holds a few percent of them on a data set of thousands of items;
@@ -219,29 +220,26 @@ def fit_row_weights(
     :func:`linear_warm_start` does before its fit: for a model trained without one."""
     x, _, _, regions = pooled_rows(model, loader, "train", count, batch_size)
     mean = getattr(model.head.pool, "linear_term", None) == "mean"
-    _fit_norm(model.encoder, x, regions, mean)
+    _fit_norm(model.encoder, x, regions, mean, _row_weights(model.encoder, x))
 
 
-def _fit_norm(encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool):
-    """Set a ``row_norm`` encoder's row weights (0 outside the training items' rows) and its
-    reference length (the training items' mean nonzero length) from their pooled rows ``x``
-    (N, F); returns both."""
-    row_weights = _row_weights(encoder, x, present_only=True)
-    lengths = _lengths(x, regions, mean, row_weights)
+def _fit_norm(encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool, weights: np.ndarray):
+    """Set a ``row_norm`` encoder's row weights (``weights``, 0 for rows none of the training
+    items' pooled rows ``x`` (N, F) has) and its reference length (the training items' mean
+    nonzero length); returns the items' lengths (N,), the reference and the row weights."""
+    norm_weights = np.where(np.bincount(x.nonzero()[1], minlength=x.shape[1]) > 0, weights, 0.0)
+    lengths = _lengths(x, regions, mean, norm_weights)
     reference = float(lengths[lengths > 0].mean()) if (lengths > 0).any() else 1.0
-    encoder.set_row_weights(torch.from_numpy(row_weights), reference)
-    return row_weights, reference
+    encoder.set_row_weights(torch.from_numpy(norm_weights), reference)
+    return lengths, reference, norm_weights
 
 
-def _row_weights(encoder: torch.nn.Module, x, present_only: bool = False) -> np.ndarray:
+def _row_weights(encoder: torch.nn.Module, x) -> np.ndarray:
     """(F,) each row's weight, from the training items' row counts ``x`` (N, F): its
-    :func:`inverse_document_frequency` under ``row_idf``, else 1; ``present_only``: 0 for rows
-    no item has (outside the vocabulary, for the item norm)."""
-    idf = getattr(encoder, "row_idf", False)
-    weights = inverse_document_frequency(x) if idf else np.ones(x.shape[1])
-    if present_only:
-        weights[np.bincount(x.nonzero()[1], minlength=x.shape[1]) == 0] = 0.0
-    return weights
+    :func:`inverse_document_frequency` under ``row_idf``, else 1."""
+    if getattr(encoder, "row_idf", False):
+        return inverse_document_frequency(x)
+    return np.ones(x.shape[1])
 
 
 def _lengths(x, regions: np.ndarray, mean: bool, row_weights: np.ndarray) -> np.ndarray:
