@@ -29,7 +29,13 @@ import numpy as np
 import torch
 
 from benchmarks._runs import RESULTS, write_lines
-from benchmarks.real_data import assign_splits, debates, rotten_tomatoes, tfidf_lr, write_csv
+from benchmarks.real_data import (
+    assign_splits,
+    debates,
+    rotten_tomatoes,
+    tfidf_val_accuracy,
+    write_csv,
+)
 from negev.engine import resolve_config, train
 
 DATASETS = {
@@ -80,7 +86,7 @@ def main() -> None:
             splits = assign_splits(len(rows), seed)
             data = Path(tmp) / f"{args.dataset}-{seed}.csv"
             write_csv(data, ["text", "label"], rows, splits)
-            found["baseline"].append((tfidf_lr(rows, splits, seed)["val_accuracy"], -1))
+            found["baseline"].append((tfidf_val_accuracy(rows, splits, seed), -1))
             for name in args.poolings:
                 out = Path(tmp) / f"{name}-{seed}"
                 found[name].append(validation_accuracy(data, seed, POOLINGS[name], out))
