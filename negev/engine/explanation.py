@@ -40,21 +40,26 @@ class Explanation:
     def top_regions(
         self, c: int, k: int
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The ``k`` strongest regions for and against class ``c``: (name, map value) pairs."""
+        """The ``k`` strongest distinct regions for and against class ``c``: (name, map value)
+        pairs, strongest first. A name met at several positions (a word said twice, a
+        substructure found at two atoms) is listed once, with its strongest value."""
         flat = self.maps[c].reshape(-1)
         names = self.region_names
         regions = [i for i, n in enumerate(names) if n is not None] if names else None
         values = flat[regions] if regions is not None else flat
-        k = min(k, values.numel())
 
-        def named(ranks: list[int]) -> list[tuple[str, float]]:
-            return [
-                (str(names[regions[r]]) if regions else str(r), float(values[r])) for r in ranks
-            ]
+        def named(order: list[int]) -> list[tuple[str, float]]:
+            found: dict[str, float] = {}
+            for r in order:
+                name = str(names[regions[r]]) if regions else str(r)
+                found.setdefault(name, float(values[r]))
+                if len(found) == k:
+                    break
+            return list(found.items())
 
         return (
-            named(values.topk(k).indices.tolist()),
-            named(values.topk(k, largest=False).indices.tolist()),
+            named(values.argsort(descending=True, stable=True).tolist()),
+            named(values.argsort(stable=True).tolist()),
         )
 
 

@@ -31,7 +31,7 @@ def explain_command(
         console.print(f"[bold]{item.example.name}[/bold]")
         for c, name in enumerate(item.classes):
             high, low = (
-                ", ".join(f"{region} ({value:+.2f})" for region, value in part)
+                ", ".join(f"{region} ({value:+.3g})" for region, value in part)
                 for part in item.top_regions(c, top)
             )
             score = f"{float(item.scores[c]):+.3f}"

@@ -186,7 +186,7 @@ class TextPlugin(ModalityPlugin):
             weight = self.token_evidence(len(tokens.words), maps[c])
             scale = float(np.abs(weight).max()) if len(weight) else 1.0
             cells = "".join(
-                f'<span title="{w:+.2f}" style="background:{evidence_css(w / (scale or 1.0))};'
+                f'<span title="{w:+.3g}" style="background:{evidence_css(w / (scale or 1.0))};'
                 f'padding:1px 2px;margin:1px">{html.escape(tokens.text[s:e])}</span>'
                 for s, e, w in zip(tokens.starts, tokens.ends, weight, strict=True)
             )
