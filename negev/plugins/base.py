@@ -152,11 +152,13 @@ class RegionEncoder(nn.Module):
     #: For an encoder with a :meth:`row_table`: whether it multiplies each item's region
     #: features by ``l_ref / l``, ``l`` the item's :func:`~negev.nn.functional.row_count_norm`
     #: (the L2 norm of its row counts weighted as the warm start weights them: by the idf under
-    #: :attr:`row_idf`; rows no training item has weigh 0) and ``l_ref`` the training items'
-    #: mean ``l``: so that a sum of linear region scores is a linear model on L2-normalised
-    #: (TF-IDF) counts, as scikit-learn's ``TfidfVectorizer`` gives them, while features keep
-    #: their usual size for a model trained from zeros. The engine fits the weights and
-    #: ``l_ref`` on the training split (:meth:`set_row_weights`).
+    #: :attr:`row_idf`; rows no training item has weigh 0) and ``l_ref`` a training-split
+    #: constant: so that a sum of linear region scores is a linear model on L2-normalised
+    #: (TF-IDF) counts, as scikit-learn's ``TfidfVectorizer`` gives them. ``l_ref`` makes an
+    #: item's scaled regions weigh 1 on average (the mean of ``l / n`` under a sum of ``n``
+    #: regions, of ``l`` under a mean), so that an optimizer step moves a long item's score no
+    #: more than a short one's. The engine fits the weights and ``l_ref`` on the training split
+    #: (:meth:`set_row_weights`).
     row_norm: bool = False
 
     def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover

@@ -50,6 +50,10 @@ class EvidenceHead(nn.Module):
             pooling) or M = 1; with a hard selection they differ, since the mean of M linear
             maps is one linear map.
 
+    Under a pool whose linear term sums the regions (``LinearEvidencePool(linear="sum")``), the
+    projection's bias is 0 and not trained (a bias on every region would add n * b, a region
+    count, to the score); the pool's own bias is the class bias.
+
     ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
     scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
     image cells (2-D), time-frequency patches.
@@ -75,6 +79,13 @@ class EvidenceHead(nn.Module):
         #: the rows the pool scores: C, or C*M when each map is pooled on its own
         self.pool_classes = self.rows_pooled(num_classes, num_maps, pool_each_map)
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
+        if getattr(self.pool, "linear_term", None) == "sum":
+            # Summed, a bias on every region is n * b: a region count, which the linear model
+            # the pooling holds does not have, and which one optimizer step moves by lr * n (22
+            # logits on a 1,100-window speech at lr 0.01). The pooling's own bias is the bias.
+            with torch.no_grad():
+                self.proj.bias.zero_()
+            self.proj.bias.requires_grad_(False)
         self.attend = _attention_module(self.pool, in_channels, self.pool_classes)
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> EvidenceOutput:

@@ -24,11 +24,13 @@ class HashedNgramEncoder(RegionEncoder):
     """Each window is its n-gram, hashed into ``buckets`` rows of an embedding (the hashing
     trick: no vocabulary, unseen n-grams share rows with others).
 
-    With a linear head the score of window (w, s) is ``v . E[hash(words[s:s+w])] l_ref / l + b``,
-    one number per n-gram times the text's TF-IDF length ``l`` relative to the training texts'
-    mean ``l_ref`` (:func:`~negev.nn.functional.row_count_norm` with ``row_weights``, the
-    training texts' idf, 0 for n-grams no training text has, as outside a vectoriser's
-    vocabulary), so sum pooling gives ``sum_g count_g idf_g u_g / l + b``: a linear model on
+    With a linear head the score of window (w, s) is ``v . E[hash(words[s:s+w])] l_ref / l``,
+    one number per n-gram over the text's TF-IDF length ``l``
+    (:func:`~negev.nn.functional.row_count_norm` with ``row_weights``, the training texts' idf, 0
+    for n-grams no training text has, as outside a vectoriser's vocabulary), times ``l_ref``, a
+    training-set constant that makes a text's windows weigh 1 in all on average (the mean of
+    ``l`` per window under a sum, of ``l`` under an average), so sum pooling gives
+    ``sum_g count_g idf_g u_g / l + b``: a linear model on
     L2-normalised TF-IDF, as scikit-learn's ``TfidfVectorizer`` gives it (``norm=False``: on the
     counts, and average pooling on the window-averaged counts). Input ``ngrams`` (B,
     len(widths) * L) int64 bucket ids (any value in padding) and ``lengths`` (B,); output (B,
@@ -62,7 +64,7 @@ class HashedNgramEncoder(RegionEncoder):
     @torch.no_grad()
     def set_row_weights(self, weights: Tensor, reference: float) -> None:
         """The (buckets,) weights of the n-grams in a text's length (the training texts' idf)
-        and the training texts' mean length ``l_ref``."""
+        and the reference ``l_ref`` (:func:`negev.engine.warm_start.fit_row_weights`)."""
         if not self.row_norm:
             raise ValueError("this hashed encoder does not normalise its texts (norm=False)")
         self.row_weights.copy_(weights)

@@ -31,8 +31,9 @@ class TextOptions:
     hidden: int = option(16, "hashed: embedding size")
     tfidf_norm: bool | None = option(
         None,
-        "hashed: multiply each text's window features by mean length / its TF-IDF length (the "
-        "L2 norm of its idf-weighted n-gram counts, TfidfVectorizer's norm='l2'); default (none): "
+        "hashed: divide each text's window features by its TF-IDF length (the L2 norm of its "
+        "idf-weighted n-gram counts, TfidfVectorizer's norm='l2'), times a training-set constant "
+        "that makes a text's windows weigh 1 in all on average; default (none): "
         "under sumwildcat, whose sum of windows it makes the L2-normalised TF-IDF model, and not "
         "under the poolings that average windows (gap, gapwildcat, wildcat, ...), which are "
         "length-normalised already",

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from negev.engine import load_model, resolve_config, train
 from negev.engine.data import BatchLoader
 from negev.engine.model import build_model
+from negev.engine.recipe import build_optimizer
 from negev.engine.warm_start import linear_warm_start
 from negev.nn.functional import row_count_norm
 from negev.plugins import Example
@@ -127,3 +128,50 @@ def test_resuming_a_run_saved_before_tfidf_norm_names_the_option(tmp_path):
     plugin, config = resolve_config({}, {**options, "epochs": 2})
     resumed = train(plugin, config, quiet=True, evaluate_test=False, resume=True)
     assert resumed.best_epoch is not None
+
+
+def test_one_step_from_the_warm_start_moves_a_long_text_about_as_far_as_a_short_one(tmp_path):
+    """The optimizer's first step from the TF-IDF fit (AdamW at the plugin's lr 0.01, which moves
+    every trained number by about lr) must not move a text's score in proportion to its window
+    count: the per-window projection bias would add 2 lr n to a binary logit, and a reference
+    length of the mean l would weigh a text's windows about n times. Short texts of 12 words and
+    long ones of 1,500 (about 250 times the windows): the long texts' median move stays within a
+    few times the short texts', and below one logit."""
+    rng = np.random.default_rng(0)
+    vocabulary = [f"w{i}" for i in range(400)]
+    rows = [["text", "label", "split"]]
+    for i in range(80):
+        label = ("bad", "good")[i % 2]
+        words = list(rng.choice(vocabulary, 12 if i < 40 else 1500)) + [label] * 2
+        rng.shuffle(words)
+        rows.append([" ".join(words), label, "train" if i % 4 else "val"])
+    path = tmp_path / "texts.csv"
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    options = {"modality": "text", "data": str(path), "out": str(tmp_path / "run"),
+               "plugin": {"buckets": BUCKETS}}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    plugin.load_state({}, config.to_dict())
+    data = plugin.load_data(str(path), config.to_dict())
+    model = build_model(plugin, config, len(data.classes))
+    loader = BatchLoader(plugin, {"train": data.train, "val": data.val}, 2, 0, torch.device("cpu"))
+    assert linear_warm_start(model, loader, data, "accuracy", 32, grid=(10.0,)) is not None
+    x = _counts([e.inputs for e in data.train], None)  # l_ref: the mean TF-IDF length per window
+    lengths = np.linalg.norm(x * TfidfTransformer(norm=None).fit(x).idf_, axis=1)
+    assert model.encoder.reference_length.item() == pytest.approx((lengths / x.sum(1)).mean())
+    model.begin_training(0)
+    assert not model.head.proj.bias.requires_grad and not model.head.proj.bias.any()
+
+    items = data.train + data.val
+    batch = plugin.collate([plugin.load_item(e, train=False, generator=None) for e in items])
+    with torch.no_grad():
+        before = model(batch).scores
+    optimizer = build_optimizer(model, config)
+    targets = torch.tensor([e.labels[0] for e in items])
+    torch.nn.functional.cross_entropy(model(batch).scores, targets).backward()
+    optimizer.step()
+    with torch.no_grad():
+        moved = ((model(batch).scores - before) @ torch.tensor([-1.0, 1.0])).abs()
+    long = torch.tensor([len(e.inputs.split()) > 100 for e in items])
+    short_move, long_move = moved[~long].median(), moved[long].median()
+    assert long_move < 1.0
+    assert long_move < 10 * short_move
