@@ -667,7 +667,15 @@ def _restore(
     if changed:
         raise _changed_on_resume(run_dir, changed)
     state = checkpoint["state"]
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as exc:  # another set of trained parameters than this model's
+        raise ValueError(
+            f"cannot resume {run_dir}: its optimizer state does not fit the parameters trained "
+            f"here ({_first_line(exc)}); a run saved by an earlier negev whose summing pool "
+            "still trained the projection's bias cannot be resumed: train it anew, or finish "
+            "it with the negev that saved it (its checkpoints load for evaluation as they are)"
+        ) from None
     scheduler.load_state_dict(state["scheduler"])
     if "scaler" in state:
         scaler.load_state_dict(state["scaler"])

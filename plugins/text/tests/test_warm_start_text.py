@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from negev.engine import load_model, resolve_config, train
+from negev.engine.checkpoint import load_checkpoint
 from negev.engine.data import BatchLoader
 from negev.engine.model import build_model
 from negev.engine.recipe import build_optimizer
@@ -175,3 +176,31 @@ def test_one_step_from_the_warm_start_moves_a_long_text_about_as_far_as_a_short_
     short_move, long_move = moved[~long].median(), moved[long].median()
     assert long_move < 1.0
     assert long_move < 10 * short_move
+
+
+def test_a_run_whose_summing_pool_trained_the_projection_bias_loads_but_does_not_resume(
+    tmp_path, monkeypatch
+):
+    """A run saved before the projection's bias was kept at 0 under a summing pool (simulated:
+    the bias trainable again): its checkpoint loads with its trained bias, so it predicts as it
+    did, and resuming it is refused, naming the cause, instead of failing in the optimizer."""
+    from negev.nn.modules.head import EvidenceHead
+
+    original = EvidenceHead.__init__
+
+    def former(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.proj.bias.requires_grad_(True)
+
+    options = {"modality": "text", "out": str(tmp_path), "epochs": 1, "workers": 0,
+               "plugin": {"demo_size": 120, "buckets": BUCKETS}}  # fmt: skip
+    with monkeypatch.context() as patch:
+        patch.setattr(EvidenceHead, "__init__", former)
+        plugin, config = resolve_config({}, options)
+        train(plugin, config, quiet=True, evaluate_test=False)
+    saved = load_checkpoint(tmp_path, which="latest")["weights"]["head.proj.bias"]
+    _, _, model, _ = load_model(tmp_path, which="latest")
+    assert saved.any() and torch.equal(model.head.proj.bias, saved)
+    plugin, config = resolve_config({}, {**options, "epochs": 2})
+    with pytest.raises(ValueError, match="optimizer state does not fit.*projection's bias"):
+        train(plugin, config, resume=True, quiet=True, evaluate_test=False)
