@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,3 +58,10 @@ def test_a_repeated_word_is_listed_once():
     high, low = _explanation(values, names).top_regions(0, 2)
     assert high == [("good", 0.9), ("not", 0.5)]
     assert low == [("film", -0.2), ("not", 0.5)]
+
+
+def test_top_zero_lists_nothing_and_a_negative_count_is_refused():
+    explanation = _explanation([0.5, -0.5], ["good", "bad"])
+    assert explanation.top_regions(0, 0) == ([], [])
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        explanation.top_regions(0, -1)

@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negev.nn import ClassWisePool, EvidenceHead, LSEPool, WildcatPool, create_pool
+from negev.nn import (
+    ClassWisePool,
+    EvidenceHead,
+    LinearEvidencePool,
+    LSEPool,
+    WildcatPool,
+    create_pool,
+)
 from negev.nn.functional import class_wise_pool, wildcat_pool
 from negev.testing.reference import naive_wildcat_pool
 
@@ -182,3 +189,16 @@ def test_spread_maps_is_the_same_on_every_device_and_dtype(device, dtype):
     before = one.proj.weight.detach().clone()
     one.spread_maps(torch.Generator().manual_seed(3))
     assert torch.equal(one.proj.weight, before)  # one map: nothing to spread (no 0 / 0)
+
+
+def test_a_summing_pool_with_a_bias_per_class_leaves_no_bias_on_the_regions():
+    """Summed over n regions a per-region bias is n * b: under LinearEvidencePool(linear="sum")
+    with a bias per class the projection's bias is 0 and frozen, so scores do not change with the
+    region count at equal features; a mean term, or a pool sharing one bias, keeps it trained."""
+    head = EvidenceHead(4, 3, pool=LinearEvidencePool(linear="sum", num_classes=3))
+    assert not head.proj.bias.requires_grad and not head.proj.bias.any()
+    features = torch.zeros(2, 4, 50)
+    short, long = head(features[..., :5]).scores, head(features).scores
+    torch.testing.assert_close(short, long)  # zero features: only biases, not counted n times
+    for pool in (LinearEvidencePool(linear="mean", num_classes=3), LinearEvidencePool()):
+        assert EvidenceHead(4, 3, pool=pool).proj.bias.requires_grad

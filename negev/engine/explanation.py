@@ -43,18 +43,20 @@ class Explanation:
         """The ``k`` strongest distinct regions for and against class ``c``: (name, map value)
         pairs, strongest first. A name met at several positions (a word said twice, a
         substructure found at two atoms) is listed once, with its strongest value."""
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
         flat = self.maps[c].reshape(-1)
         names = self.region_names
         regions = [i for i, n in enumerate(names) if n is not None] if names else None
         values = flat[regions] if regions is not None else flat
+        listed = values.tolist()
 
         def named(order: list[int]) -> list[tuple[str, float]]:
             found: dict[str, float] = {}
             for r in order:
-                name = str(names[regions[r]]) if regions else str(r)
-                found.setdefault(name, float(values[r]))
                 if len(found) == k:
                     break
+                found.setdefault(str(names[regions[r]]) if regions else str(r), listed[r])
             return list(found.items())
 
         return (

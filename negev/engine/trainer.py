@@ -670,11 +670,16 @@ def _restore(
     try:
         optimizer.load_state_dict(state["optimizer"])
     except ValueError as exc:  # another set of trained parameters than this model's
+        hint = (
+            "; a run saved by an earlier negev whose summing pool still trained the "
+            "projection's bias cannot be resumed: train it anew, or finish it with the negev "
+            "that saved it (its checkpoints load for evaluation as they are)"
+            if getattr(model.head.pool, "linear_term", None) == "sum"
+            else ""
+        )
         raise ValueError(
             f"cannot resume {run_dir}: its optimizer state does not fit the parameters trained "
-            f"here ({_first_line(exc)}); a run saved by an earlier negev whose summing pool "
-            "still trained the projection's bias cannot be resumed: train it anew, or finish "
-            "it with the negev that saved it (its checkpoints load for evaluation as they are)"
+            f"here ({_first_line(exc)}){hint}"
         ) from None
     scheduler.load_state_dict(state["scheduler"])
     if "scaler" in state:

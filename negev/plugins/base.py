@@ -154,11 +154,11 @@ class RegionEncoder(nn.Module):
     #: (the L2 norm of its row counts weighted as the warm start weights them: by the idf under
     #: :attr:`row_idf`; rows no training item has weigh 0) and ``l_ref`` a training-split
     #: constant: so that a sum of linear region scores is a linear model on L2-normalised
-    #: (TF-IDF) counts, as scikit-learn's ``TfidfVectorizer`` gives them. ``l_ref`` makes an
-    #: item's scaled regions weigh 1 on average (the mean of ``l / n`` under a sum of ``n``
-    #: regions, of ``l`` under a mean), so that an optimizer step moves a long item's score no
-    #: more than a short one's. The engine fits the weights and ``l_ref`` on the training split
-    #: (:meth:`set_row_weights`).
+    #: (TF-IDF) counts, as scikit-learn's ``TfidfVectorizer`` gives them. ``l_ref`` is the
+    #: training items' mean of ``l / n`` under a sum of ``n`` regions (of ``l`` under a mean):
+    #: the scaled regions of an item of typical ``l / n`` then weigh 1 in all, not about ``n``,
+    #: so the size of an optimizer step's effect does not grow with the items' typical length.
+    #: The engine fits the weights and ``l_ref`` on the training split (:meth:`set_row_weights`).
     row_norm: bool = False
 
     def forward(self, inputs: Any) -> tuple[Tensor, Tensor | None]:  # pragma: no cover

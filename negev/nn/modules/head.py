@@ -50,9 +50,10 @@ class EvidenceHead(nn.Module):
             pooling) or M = 1; with a hard selection they differ, since the mean of M linear
             maps is one linear map.
 
-    Under a pool whose linear term sums the regions (``LinearEvidencePool(linear="sum")``), the
-    projection's bias is 0 and not trained (a bias on every region would add n * b, a region
-    count, to the score); the pool's own bias is the class bias.
+    Under a pool whose linear term sums the regions (``LinearEvidencePool(linear="sum")``) with
+    one bias per pooled row (its ``num_classes`` = :attr:`pool_classes`), the projection's bias
+    is 0 and not trained (a bias on every region would add n * b, a region count, to the
+    score); the pool's own bias is the class bias.
 
     ``forward(features (B, D, *regions), mask (B, *regions) bool | None) -> EvidenceOutput`` with
     scores (B, C) and maps (B, C, *regions). Any number of region dims: token windows (1-D),
@@ -79,10 +80,13 @@ class EvidenceHead(nn.Module):
         #: the rows the pool scores: C, or C*M when each map is pooled on its own
         self.pool_classes = self.rows_pooled(num_classes, num_maps, pool_each_map)
         self.pool = WildcatPool(1, 1, 1.0) if pool is None else pool
-        if getattr(self.pool, "linear_term", None) == "sum":
+        own_bias = getattr(self.pool, "bias", None)
+        per_row = own_bias is not None and own_bias.numel() == self.pool_classes
+        if getattr(self.pool, "linear_term", None) == "sum" and per_row:
             # Summed, a bias on every region is n * b: a region count, which the linear model
             # the pooling holds does not have, and which one optimizer step moves by lr * n (22
-            # logits on a 1,100-window speech at lr 0.01). The pooling's own bias is the bias.
+            # logits on a 1,100-window speech at lr 0.01). The pooling's own bias is the bias
+            # (one per pooled row; a pool sharing one bias keeps the projection's for the rest).
             with torch.no_grad():
                 self.proj.bias.zero_()
             self.proj.bias.requires_grad_(False)

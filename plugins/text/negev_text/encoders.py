@@ -28,8 +28,8 @@ class HashedNgramEncoder(RegionEncoder):
     one number per n-gram over the text's TF-IDF length ``l``
     (:func:`~negev.nn.functional.row_count_norm` with ``row_weights``, the training texts' idf, 0
     for n-grams no training text has, as outside a vectoriser's vocabulary), times ``l_ref``, a
-    training-set constant that makes a text's windows weigh 1 in all on average (the mean of
-    ``l`` per window under a sum, of ``l`` under an average), so sum pooling gives
+    training-set constant (the mean of ``l`` per window under a sum, of ``l`` under an average:
+    the windows of a text of typical ``l`` per window weigh 1 in all), so sum pooling gives
     ``sum_g count_g idf_g u_g / l + b``: a linear model on
     L2-normalised TF-IDF, as scikit-learn's ``TfidfVectorizer`` gives it (``norm=False``: on the
     counts, and average pooling on the window-averaged counts). Input ``ngrams`` (B,

@@ -33,7 +33,8 @@ class TextOptions:
         None,
         "hashed: divide each text's window features by its TF-IDF length (the L2 norm of its "
         "idf-weighted n-gram counts, TfidfVectorizer's norm='l2'), times a training-set constant "
-        "that makes a text's windows weigh 1 in all on average; default (none): "
+        "(the training texts' mean length per window: a typical text's windows weigh 1 in all); "
+        "default (none): "
         "under sumwildcat, whose sum of windows it makes the L2-normalised TF-IDF model, and not "
         "under the poolings that average windows (gap, gapwildcat, wildcat, ...), which are "
         "length-normalised already",

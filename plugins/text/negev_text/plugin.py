@@ -50,9 +50,9 @@ class TextPlugin(ModalityPlugin):
         # validation says so: as the molecule plugin's default. The L2 norm: validation
         # accuracy 0.817 vs 0.786 on idf-weighted counts on the debates, 0.779 vs 0.778 on
         # Rotten Tomatoes (benchmarks/results/text_poolings*.md, session 13). GAP (the average,
-        # trained from zeros) was level on Rotten Tomatoes' validation (0.779 vs sumwildcat 0.778,
+        # trained from zeros) was level on Rotten Tomatoes' validation (0.779 vs sumwildcat 0.779,
         # TF-IDF 0.780) but far behind on the 560 training texts of the 2016 debates (0.722 vs
-        # 0.803, TF-IDF 0.803): from zeros, 4 epochs do not reach the baseline on a small set.
+        # 0.817, TF-IDF 0.803): from zeros, 4 epochs do not reach the baseline on a small set.
         # Few epochs: the best validation epoch came first or second.
         return {
             "epochs": 4,
