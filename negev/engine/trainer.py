@@ -674,7 +674,7 @@ def _restore(
             "; a run saved by an earlier negev whose summing pool still trained the "
             "projection's bias cannot be resumed: train it anew, or finish it with the negev "
             "that saved it (its checkpoints load for evaluation as they are)"
-            if getattr(model.head.pool, "linear_term", None) == "sum"
+            if not model.head.proj.bias.requires_grad
             else ""
         )
         raise ValueError(

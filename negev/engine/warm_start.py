@@ -62,8 +62,7 @@ class WarmStart:
 
 def applies(model: torch.nn.Module) -> bool:
     """Whether the model has a linear path to fit: a table encoder under a linear-term pooling."""
-    encoder, pool = model.encoder, model.head.pool
-    return getattr(pool, "linear_term", None) is not None and encoder.row_table() is not None
+    return _linear_term(model) is not None and model.encoder.row_table() is not None
 
 
 def pooled_rows(
@@ -76,7 +75,7 @@ def pooled_rows(
 
     encoder = model.encoder
     size = encoder.row_table().shape[0]
-    mean = getattr(model.head.pool, "linear_term", None) == "mean"
+    mean = _linear_term(model) == "mean"
     items, columns, weights, targets, known, regions = [], [], [], [], [], []
     offset = 0
     with torch.no_grad():
@@ -179,13 +178,12 @@ def linear_warm_start(
         return None
     num_classes = len(data.classes)
     x, targets, known, regions = pooled_rows(model, loader, "train", len(data.train), batch_size)
-    mean = model.head.pool.linear_term == "mean"
+    term = _linear_term(model)
+    mean = term == "mean"
     row_weights = _row_weights(model.encoder, x)
     normed = getattr(model.encoder, "row_norm", False)
     if normed:
-        lengths, reference, norm_weights = _fit_norm(
-            model.encoder, x, regions, mean, row_weights, summed=not mean
-        )
+        lengths, reference, norm_weights = _fit_norm(model.encoder, x, regions, term, row_weights)
     if not data.multilabel and len(np.unique(targets.argmax(1))) < 2:
         return None
     x_val, _, _, regions_val = pooled_rows(model, loader, "val", len(data.val), batch_size)
@@ -221,21 +219,23 @@ def fit_row_weights(
     reference length from the ``train`` split that ``loader`` serves (``count`` items), as
     :func:`linear_warm_start` does before its fit: for a model trained without one."""
     x, _, _, regions = pooled_rows(model, loader, "train", count, batch_size)
-    term = getattr(model.head.pool, "linear_term", None)
-    _fit_norm(
-        model.encoder, x, regions, term == "mean", _row_weights(model.encoder, x), term == "sum"
-    )
+    _fit_norm(model.encoder, x, regions, _linear_term(model), _row_weights(model.encoder, x))
+
+
+def _linear_term(model: torch.nn.Module) -> str | None:
+    """The pooling's linear term, ``"sum"`` or ``"mean"``; None for a pooling without one."""
+    return getattr(model.head.pool, "linear_term", None)
 
 
 def _fit_norm(
-    encoder: torch.nn.Module, x, regions: np.ndarray, mean: bool, weights: np.ndarray, summed: bool
+    encoder: torch.nn.Module, x, regions: np.ndarray, term: str | None, weights: np.ndarray
 ):
     """Set a ``row_norm`` encoder's row weights (``weights``, 0 for rows none of the training
     items' pooled rows ``x`` (N, F) has) and its reference length ``l_ref``; returns the items'
     lengths (N,), the reference and the row weights.
 
-    ``l_ref`` is the training items' mean of ``l / n`` when the pooling sums the regions
-    (``summed``; ``n`` an item's region count), else of ``l`` (items of length 0 left out). An
+    ``l_ref`` is the training items' mean of ``l / n`` when the pooling's linear ``term`` sums
+    the regions (``n`` an item's region count), else of ``l`` (items of length 0 left out). An
     item's features are multiplied by ``l_ref / l``, so its scaled regions weigh ``n l_ref / l``
     in a sum and ``l_ref / l`` in an average: 1 for an item of typical ``l / n`` (``l``), so
     the size of an optimizer step's effect does not grow with the items' typical length. With
@@ -244,9 +244,9 @@ def _fit_norm(
     through the table. (Items of other ``l / n`` still move more or less: a long text of many
     distinct n-grams, about 5 times a short one's in ``test_warm_start_text.py``.)"""
     norm_weights = np.where(np.bincount(x.nonzero()[1], minlength=x.shape[1]) > 0, weights, 0.0)
-    lengths = _lengths(x, regions, mean, norm_weights)
+    lengths = _lengths(x, regions, term == "mean", norm_weights)
     used = lengths > 0
-    per_region = lengths[used] / (np.maximum(regions[used], 1.0) if summed else 1.0)
+    per_region = lengths[used] / (np.maximum(regions[used], 1.0) if term == "sum" else 1.0)
     reference = float(per_region.mean()) if used.any() else 1.0
     encoder.set_row_weights(torch.from_numpy(norm_weights), reference)
     return lengths, reference, norm_weights
