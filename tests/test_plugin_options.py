@@ -16,7 +16,14 @@ from typer.testing import CliRunner
 from negev.engine import evaluate, load_model, resolve_config, train
 from negev.engine.trainer import load_plugin_state
 from negev.plugins import get_plugin
-from negev.plugins.options import describe_options, option, parse_options, plugin_table
+from negev.plugins.options import (
+    describe_options,
+    ignored_options,
+    option,
+    parse_options,
+    plugin_table,
+    without_ignored,
+)
 from negev_cli.app import app
 
 
@@ -124,6 +131,60 @@ def test_resolve_config_checks_and_completes_the_plugin_table():
     _, config = resolve_config({}, {"modality": "image", "plugin": {"test_scales": "448,576"}})
     assert config.plugin["test_scales"] == [448, 576] and config.plugin["image_size"] is None
     json.dumps(config.to_dict())  # what config.json saves
+
+
+@dataclass(frozen=True)
+class Encoded:
+    encoder: Literal["hashed", "conv"] = option("hashed", "the encoder")
+    buckets: int = option(64, "hashed: rows", applies={"encoder": ("hashed",)})
+    norm: bool | None = option(None, "hashed: later", saved_before=False,
+                               applies={"encoder": ("hashed",)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("table", "ignored"),
+    [
+        ({}, []),
+        ({"buckets": 8}, []),  # hashed: it applies
+        ({"encoder": "conv"}, []),  # at its default it was not set
+        ({"encoder": "conv", "norm": False}, []),  # a saved run's value, not a user's
+        ({"encoder": "conv", "buckets": 64}, []),
+        ({"encoder": "conv", "buckets": 8}, ["buckets"]),
+        ({"encoder": "conv", "buckets": 8, "norm": True}, ["buckets", "norm"]),
+    ],
+)
+def test_an_option_set_where_it_has_no_effect_is_reported(table, ignored):
+    options = parse_options(Encoded, table)
+    wrong = ignored_options(options)
+    assert [message.split("=")[0].removeprefix("option ") for message in wrong] == ignored
+    for message in wrong:
+        assert "only applies under encoder=hashed, and this run's encoder is conv" in message
+    reset = without_ignored(options)
+    assert ignored_options(reset) == [] and reset.encoder == options.encoder
+    if options.encoder == "conv":  # another encoder's options all at their defaults
+        assert (reset.buckets, reset.norm) == (64, None)
+    else:
+        assert reset == options
+
+
+@pytest.mark.parametrize(
+    ("modality", "sets", "name"),
+    [
+        ("text", {"encoder": "conv", "buckets": "1024"}, "buckets"),
+        ("text", {"encoder": "conv", "tfidf_norm": "true"}, "tfidf_norm"),
+        ("text", {"encoder": "conv", "hidden": "8"}, "hidden"),
+        ("text", {"transformer_path": "/models/bert"}, "transformer_path"),
+        ("molecule", {"encoder": "mpnn", "buckets": "512"}, "buckets"),
+        ("molecule", {"layers": "3"}, "layers"),
+    ],
+)
+def test_the_engine_refuses_an_encoders_option_under_another(modality, sets, name, tmp_path):
+    with pytest.raises(ValueError, match=rf"{modality} plugin option {name}=.* only applies"):
+        resolve_config({}, {"modality": modality, "plugin": sets})
+    result = invoke("train", "-m", modality, "--out", str(tmp_path),
+                    *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])  # fmt: skip
+    assert result.exit_code == 1 and f"option {name}=" in result.output, result.output
+    assert not list(tmp_path.glob("checkpoint-*"))
 
 
 def invoke(*args: str):

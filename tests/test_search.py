@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from negev.engine import load_model, resolve_config, train
+from negev.engine import search as search_module
 from negev.engine.search import POOLINGS, _as_point, _space, search
 from negev.plugins import Example, get_plugin
 from negev_cli.app import app
@@ -115,3 +116,24 @@ def test_the_configured_pooling_is_the_first_trial(modality, options, family, po
                      "pooling": config.pooling, **point}  # fmt: skip
     _, wildcat = resolve_config({}, {**FAST, "pooling": "weldon", "kmax": 0.1})
     assert _space(wildcat) == POOLINGS and _as_point(wildcat, (), POOLINGS)["pooling"] == "wildcat"
+
+
+def test_a_trial_under_another_encoder_drops_the_configured_encoders_options(tmp_path, monkeypatch):
+    """``buckets`` set for the hashed encoder has no effect under conv: a conv trial runs with it
+    at its default instead of failing as a user's ``--set buckets=... encoder=conv`` does."""
+    tables: dict[str, dict] = {}
+
+    def recording_train(plugin, config, **kwargs):
+        tables[config.plugin["encoder"]] = config.plugin
+        return train(plugin, config, **kwargs)
+
+    monkeypatch.setattr(search_module, "train", recording_train)
+    options = {"modality": "text", "epochs": 1, "workers": 0, "out": str(tmp_path / "run"),
+               "plugin": {"demo_size": 60, "buckets": "256", "warm_start": "false"}}  # fmt: skip
+    plugin, config = resolve_config({}, options)
+    result = search(plugin, config, trials=4, encoders=("hashed", "conv"), evaluate_test=False,
+                    quiet=True)  # fmt: skip
+    assert [t.state for t in result.trials] == ["complete"] * 4
+    assert tables.keys() == {"hashed", "conv"}, "the seed no longer draws both encoders"
+    assert tables["hashed"]["buckets"] == 256 and tables["hashed"]["warm_start"] is False
+    assert tables["conv"]["buckets"] == 2**20 and tables["conv"]["warm_start"] is True

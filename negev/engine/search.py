@@ -56,6 +56,7 @@ from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.errors import ConfigError, NegevError
 from negev.nn import POOLINGS as POOL_REGISTRY
 from negev.plugins import ModalityPlugin
+from negev.plugins.options import plugin_table
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 
@@ -198,7 +199,8 @@ def _search(
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, encoders, poolings)
-        options = {**config.plugin, **params.pop("plugin", {})}
+        # another encoder's options go back to their defaults: they have no effect here
+        options = plugin_table(plugin, config.plugin, params.pop("plugin", {}), reset_ignored=True)
         out = trial_root / f"trial-{trial.number:03d}"
         # a trial that picks another pooling drops the configured one's parameters (build)
         overrides = {**params, "plugin": options, "out": str(out), "patience": patience}

@@ -50,7 +50,7 @@ from negev.engine.warm_start import applies, fit_row_weights, linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
 from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
-from negev.plugins.options import plugin_table
+from negev.plugins.options import ignored_options, parse_options, plugin_table
 
 __all__ = [
     "DataError",
@@ -136,10 +136,17 @@ def resolve_config(
 
 
 def check_plugin_options(plugin: ModalityPlugin, config: RunConfig) -> None:
-    """Refuse options the plugin cannot honour (``weights`` for a plugin that takes none)."""
+    """Refuse options the plugin cannot honour: ``weights`` for a plugin that takes none, a
+    plugin option set where it has no effect (``buckets`` of the hashed encoder under another;
+    :func:`~negev.plugins.options.ignored_options`)."""
     if config.weights and not plugin.takes_weights:
         refused = f"the {plugin.name} plugin takes no pretrained weights"
         raise ValueError(f"weights: {refused}, got {config.weights!r}")
+    if plugin.options_class is not None:
+        options = parse_options(plugin.options_class, config.plugin, owner=plugin.name)
+        ignored = ignored_options(options)
+        if ignored:
+            raise ValueError(f"{plugin.name} plugin " + f"; {plugin.name} plugin ".join(ignored))
 
 
 def load_plugin_state(plugin: ModalityPlugin, state: dict[str, Any], config: RunConfig) -> None:

@@ -12,7 +12,10 @@ each with a type, a default and a help line (:func:`option`)::
 :func:`parse_options` turns a table of raw values (text from the command line, TOML values,
 a saved ``config.json``) into an instance: an unknown key is an error that lists the valid ones
 and suggests the closest, a value of the wrong type an error naming the key, the expected type
-and the value. Supported types: ``bool`` (true/false, 1/0, yes/no), ``int``, ``float``,
+and the value. An option that only has an effect under some values of another (``buckets``
+only under ``encoder=hashed``) says so (``option(..., applies={"encoder": ("hashed",)})``):
+set elsewhere, it is refused (:func:`ignored_options`) instead of being silently ignored.
+Supported types: ``bool`` (true/false, 1/0, yes/no), ``int``, ``float``,
 ``str``, ``Literal[...]`` (one of fixed values), ``tuple[T, ...]`` (comma-separated text or a
 TOML list) and ``X | None`` (``none`` or an empty text for None).
 """
@@ -28,11 +31,13 @@ from typing import Any, Literal, TypeVar
 
 __all__ = [
     "describe_options",
+    "ignored_options",
     "guess_value",
     "option",
     "parse_options",
     "plugin_table",
     "type_name",
+    "without_ignored",
 ]
 
 T = TypeVar("T")
@@ -42,15 +47,71 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 _NEW = object()  # an option without a value for runs saved before it
 
 
-def option(default: Any, help: str, *, saved_before: Any = _NEW) -> Any:  # noqa: A002
+def option(
+    default: Any,
+    help: str,  # noqa: A002
+    *,
+    saved_before: Any = _NEW,
+    applies: Mapping[str, tuple[Any, ...]] | None = None,
+) -> Any:
     """A dataclass field: an option's ``default`` and its one-line ``help`` (the word the CLI
     uses). ``saved_before``: the value that reproduces what a run saved before the option
     existed (its ``config.json`` has no such key) was trained with, when that is not the
-    default; :func:`plugin_table` reads saved tables with it."""
-    metadata = {"help": help}
+    default; :func:`plugin_table` reads saved tables with it. ``applies``: the values of other
+    options under which this one has an effect (``{"encoder": ("hashed",)}``); elsewhere only
+    its default (or ``saved_before``) is accepted (:func:`ignored_options`)."""
+    metadata: dict[str, Any] = {"help": help}
     if saved_before is not _NEW:
         metadata["saved_before"] = saved_before
+    if applies:
+        metadata["applies"] = {key: tuple(values) for key, values in applies.items()}
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def ignored_options(options: Any) -> list[str]:
+    """What is wrong with each option of ``options`` (an options dataclass instance) that is set
+    away from its default where it has no effect (its ``applies`` condition fails), one message
+    each; empty when none is. The default and a ``saved_before`` value are never reported: a
+    completed or saved table holds them without anyone setting them."""
+    wrong = []
+    for field in dataclasses.fields(options):
+        applies = field.metadata.get("applies")
+        value = getattr(options, field.name)
+        if not applies or _unset(field, value):
+            continue
+        for key, allowed in applies.items():
+            if getattr(options, key) not in allowed:
+                wrong.append(
+                    f"option {field.name}={_shown(value)} only applies under "
+                    f"{key}={' or '.join(map(str, allowed))}, and this run's {key} is "
+                    f"{getattr(options, key)}: drop it or change {key}"
+                )
+    return wrong
+
+
+def without_ignored(options: T) -> T:
+    """``options`` with every option that has no effect there (its ``applies`` condition fails)
+    back at its default: a search trial that changes ``encoder`` leaves the other encoder's
+    options behind."""
+    reset = {
+        field.name: field.default
+        for field in dataclasses.fields(options)
+        if any(
+            getattr(options, key) not in allowed
+            for key, allowed in field.metadata.get("applies", {}).items()
+        )
+    }
+    return dataclasses.replace(options, **reset)
+
+
+def _unset(field: dataclasses.Field, value: Any) -> bool:
+    """``value`` is what a table holds for ``field`` when nobody set it."""
+    return value == field.default or value == field.metadata.get("saved_before", field.default)
+
+
+def _shown(value: Any) -> str:
+    """An option value as the command line writes it (``1,2`` for a tuple)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def parse_options(
@@ -173,6 +234,7 @@ def plugin_table(
     overrides: Mapping[str, Any] | None = None,
     *,
     strict: bool = True,
+    reset_ignored: bool = False,
 ) -> dict[str, Any]:
     """A run's ``plugin`` table checked against ``plugin.options_class`` and completed with its
     defaults (JSON-ready: what ``config.json`` saves); ``overrides`` (command-line text, always
@@ -181,7 +243,8 @@ def plugin_table(
 
     ``strict=False`` reads a saved table: a key the plugin no longer declares is left out, and
     an option the table lacks (declared since) takes its ``saved_before`` value, where it has
-    one (:func:`option`), instead of its default."""
+    one (:func:`option`), instead of its default. ``reset_ignored``: options that have no
+    effect under the others' values go back to their defaults (:func:`without_ignored`)."""
     cls = getattr(plugin, "options_class", None)
     if cls is None:
         return {**values, **{k: guess_value(v) for k, v in (overrides or {}).items()}}
@@ -196,4 +259,6 @@ def plugin_table(
     if overrides:
         known = dataclasses.asdict(base)
         base = parse_options(cls, {**known, **overrides}, owner=plugin.name)
+    if reset_ignored:
+        base = without_ignored(base)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(base).items()}

@@ -22,14 +22,15 @@ class MoleculeOptions:
     encoder: Literal["hashed", "mpnn"] = option(
         "hashed", "hashed: Morgan environments hashed into embeddings; mpnn: message passing"
     )
-    buckets: int = option(2048, "hashed: embedding rows")
+    buckets: int = option(2048, "hashed: embedding rows", applies={"encoder": ("hashed",)})
     warm_start: bool = option(
         True,
         "hashed: fit the linear term (a logistic regression on the Morgan count fingerprint, C "
         "on validation) before training and keep it as epoch 0",
+        applies={"encoder": ("hashed",)},
     )
     hidden: int = option(32, "feature width")
-    layers: int = option(1, "mpnn: message-passing layers")
+    layers: int = option(1, "mpnn: message-passing layers", applies={"encoder": ("mpnn",)})
     radius: int = option(2, "radius of the Morgan environments (regions)")
     rings: bool = option(False, "add rings and ring systems as regions")
     brics: bool = option(False, "add BRICS fragments as regions")

@@ -14,6 +14,8 @@ __all__ = ["MAX_CHARS", "TextOptions", "physical_memory"]
 #: Longest text, in characters (option ``max_chars``): the CSV field limit, for JSONL too. A
 #: longer text is a bad item.
 MAX_CHARS = FIELD_LIMIT
+#: Options of the hashed encoder only: set under another encoder, they are refused.
+HASHED = {"encoder": ("hashed",)}
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ class TextOptions:
         2**20,
         "hashed: embedding rows the n-grams are hashed into (scikit-learn's HashingVectorizer "
         "default: fewer n-grams share a row than at 2^18)",
+        applies=HASHED,
     )
-    hidden: int = option(16, "hashed: embedding size")
+    hidden: int = option(16, "hashed: embedding size", applies=HASHED)
     tfidf_norm: bool | None = option(
         None,
         "hashed: divide each text's window features by its TF-IDF length (the L2 norm of its "
@@ -39,12 +42,14 @@ class TextOptions:
         "under the poolings that average windows (gap, gapwildcat, wildcat, ...), which are "
         "length-normalised already",
         saved_before=False,
+        applies=HASHED,
     )
     warm_start: bool = option(
         True,
         "hashed, under a pooling with a linear term (gapwildcat, sumwildcat): fit that term (a "
         "logistic regression on the n-grams' TF-IDF, L2-normalised under tfidf_norm, C on "
         "validation) before training and keep it as epoch 0",
+        applies=HASHED,
     )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
     max_tokens: int | None = option(
@@ -52,7 +57,9 @@ class TextOptions:
         "tokens kept per text, longer texts truncated (default none: the whole text, every n-gram "
         "counted as a bag-of-n-grams model counts it; transformer: the model's maximum length)",
     )
-    transformer_path: str | None = option(None, "transformer: a local transformers directory")
+    transformer_path: str | None = option(
+        None, "transformer: a local transformers directory", applies={"encoder": ("transformer",)}
+    )
     demo_size: int = option(6000, "demo: texts")
     evidence_class: str | None = option(None, "class the truth spans speak for (default: last)")
     text_column: str = option("text", "the text column")
