@@ -6,13 +6,11 @@ texts), computed apart."""
 from __future__ import annotations
 
 import json
-import zlib
 
 import numpy as np
 import pytest
 import torch
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from negev.engine import load_model, resolve_config, train
@@ -23,25 +21,13 @@ from negev.engine.recipe import build_optimizer
 from negev.engine.warm_start import linear_warm_start
 from negev.nn.functional import row_count_norm
 from negev.plugins import Example
-from negev_text.tokens import Tokens
 
 BUCKETS = 512  # few buckets: collisions are part of the model
 
 
-def _counts(texts: list[str], limit: int | None) -> np.ndarray:
-    """(N, BUCKETS) n-gram (widths 1, 2) counts per bucket."""
-    counter = CountVectorizer(tokenizer=lambda t: Tokens.of(t, limit).words, lowercase=False,
-                              token_pattern=None, ngram_range=(1, 2))  # fmt: skip
-    counts = counter.fit_transform(texts)
-    rows = [zlib.crc32(gram.encode()) % BUCKETS for gram in counter.get_feature_names_out()]
-    into = sparse.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)),
-                             shape=(len(rows), BUCKETS))  # fmt: skip
-    return (counts @ into).toarray()
-
-
 @pytest.mark.parametrize("norm", [True, False])
 @pytest.mark.parametrize("pooling", ["gapwildcat", "sumwildcat"])
-def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling, norm):
+def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling, norm, bucket_counts):
     """sumwildcat: on the counts times idf, L2-normalised over the n-grams of the training
     texts' vocabulary (TfidfTransformer's norm="l2"; ``tfidf_norm=False``: not normalised);
     gapwildcat: that over the text's window count R (times the training texts' mean R, so that C
@@ -58,7 +44,7 @@ def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling, norm):
     assert start is not None
 
     limit = plugin.options.max_tokens
-    x = _counts([e.inputs for e in data.train + data.val], limit)
+    x = bucket_counts([e.inputs for e in data.train + data.val], BUCKETS, limit=limit)
     windows = x.sum(1, keepdims=True)
     train = len(data.train)
     vocabulary = x[:train].sum(0) > 0  # buckets a training text has
@@ -77,11 +63,11 @@ def test_warm_start_is_logistic_regression_on_tf_idf(tmp_path, pooling, norm):
     assert linear_warm_start(build_model(plugin, config, 1), loader, data, "mAP", 32) is None
 
 
-def test_row_count_norm_is_the_tf_idf_length():
+def test_row_count_norm_is_the_tf_idf_length(bucket_counts):
     """The hashed encoder divides a text's windows by the norm TfidfTransformer divides its
     vector by: n-grams outside the training vocabulary (weight 0) left out, padding ignored."""
     texts = ["the cat sat on the mat the end", "a dog", "zebra", "cat cat cat dog and more words"]
-    x = _counts(texts, None)
+    x = bucket_counts(texts, BUCKETS)
     weights = TfidfTransformer(norm=None).fit(x[:2]).idf_ * (x[:2].sum(0) > 0)
     expected = np.linalg.norm(x * weights, axis=1)
     plugin, config = resolve_config({}, {"modality": "text", "plugin": {"buckets": BUCKETS}})
@@ -93,7 +79,9 @@ def test_row_count_norm_is_the_tf_idf_length():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
 
 
-def test_a_model_without_warm_start_still_gets_the_idf_of_its_training_texts(tmp_path):
+def test_a_model_without_warm_start_still_gets_the_idf_of_its_training_texts(
+    tmp_path, bucket_counts
+):
     """GAP with ``tfidf_norm``, no linear term to fit: training still fits the row weights of the
     TF-IDF length on the training texts (the smoothed idf; 0 for buckets no training text has)
     and their mean length, and the run's checkpoint keeps them."""
@@ -104,7 +92,7 @@ def test_a_model_without_warm_start_still_gets_the_idf_of_its_training_texts(tmp
     result = train(plugin, config, quiet=True, evaluate_test=False)
     plugin, _, model, _ = load_model(result.run_dir)
     data = plugin.load_data(None, config.to_dict())
-    x = _counts([e.inputs for e in data.train], None)
+    x = bucket_counts([e.inputs for e in data.train], BUCKETS)
     expected = TfidfTransformer(norm=None).fit(x).idf_ * (x.sum(0) > 0)
     np.testing.assert_allclose(model.encoder.row_weights.numpy(), expected, rtol=1e-6)
     lengths = np.linalg.norm(x * expected, axis=1)  # the mean length the features are scaled to
@@ -131,7 +119,9 @@ def test_resuming_a_run_saved_before_tfidf_norm_names_the_option(tmp_path):
     assert resumed.best_epoch is not None
 
 
-def test_one_step_from_the_warm_start_moves_a_long_text_about_as_far_as_a_short_one(tmp_path):
+def test_one_step_from_the_warm_start_moves_a_long_text_about_as_far_as_a_short_one(
+    tmp_path, bucket_counts
+):
     """The optimizer's first step from the TF-IDF fit (AdamW at the plugin's lr 0.01, which moves
     every trained number by about lr) must not move a text's score in proportion to its window
     count: the per-window projection bias would add 2 lr n to a binary logit, and a reference
@@ -156,7 +146,8 @@ def test_one_step_from_the_warm_start_moves_a_long_text_about_as_far_as_a_short_
     model = build_model(plugin, config, len(data.classes))
     loader = BatchLoader(plugin, {"train": data.train, "val": data.val}, 2, 0, torch.device("cpu"))
     assert linear_warm_start(model, loader, data, "accuracy", 32, grid=(10.0,)) is not None
-    x = _counts([e.inputs for e in data.train], None)  # l_ref: the mean TF-IDF length per window
+    # l_ref: the mean TF-IDF length per window
+    x = bucket_counts([e.inputs for e in data.train], BUCKETS)
     lengths = np.linalg.norm(x * TfidfTransformer(norm=None).fit(x).idf_, axis=1)
     assert model.encoder.reference_length.item() == pytest.approx((lengths / x.sum(1)).mean())
     model.begin_training(0)
