@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from negev.engine import evaluate, load_model, resolve_config, train
-from negev.engine.trainer import load_plugin_state
+from negev.engine.trainer import load_plugin_state, refuse_ignored_options
 from negev.plugins import get_plugin
 from negev.plugins.options import (
     describe_options,
@@ -137,32 +137,35 @@ def test_resolve_config_checks_and_completes_the_plugin_table():
 class Encoded:
     encoder: Literal["hashed", "conv"] = option("hashed", "the encoder")
     buckets: int = option(64, "hashed: rows", applies={"encoder": ("hashed",)})
-    norm: bool | None = option(None, "hashed: later", saved_before=False,
-                               applies={"encoder": ("hashed",)})  # fmt: skip
+    warm: bool = option(True, "hashed: fit first", applies={"encoder": ("hashed",)},
+                        otherwise=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("table", "ignored"),
     [
         ({}, []),
-        ({"buckets": 8}, []),  # hashed: it applies
-        ({"encoder": "conv"}, []),  # at its default it was not set
-        ({"encoder": "conv", "norm": False}, []),  # a saved run's value, not a user's
+        ({"buckets": 8, "warm": False}, []),  # hashed: they apply
+        ({"encoder": "conv"}, []),  # at their defaults they were not set
         ({"encoder": "conv", "buckets": 64}, []),
+        ({"encoder": "conv", "warm": False}, []),  # what conv does in any case
         ({"encoder": "conv", "buckets": 8}, ["buckets"]),
-        ({"encoder": "conv", "buckets": 8, "norm": True}, ["buckets", "norm"]),
+        ({"encoder": "conv", "buckets": 8, "warm": "no"}, ["buckets"]),
     ],
 )
 def test_an_option_set_where_it_has_no_effect_is_reported(table, ignored):
     options = parse_options(Encoded, table)
-    wrong = ignored_options(options)
-    assert [message.split("=")[0].removeprefix("option ") for message in wrong] == ignored
-    for message in wrong:
-        assert "only applies under encoder=hashed, and this run's encoder is conv" in message
+    wrong = ignored_options(options, owner="demo plugin")
+    assert list(wrong) == ignored
+    for name in ignored:
+        assert wrong[name] == (
+            f"demo plugin option {name}=8 only applies under encoder=hashed, and this run's "
+            "encoder is conv: drop it or change encoder"
+        )
     reset = without_ignored(options)
-    assert ignored_options(reset) == [] and reset.encoder == options.encoder
+    assert ignored_options(reset) == {} and reset.encoder == options.encoder
     if options.encoder == "conv":  # another encoder's options all at their defaults
-        assert (reset.buckets, reset.norm) == (64, None)
+        assert (reset.buckets, reset.warm) == (64, True)
     else:
         assert reset == options
 
@@ -176,15 +179,28 @@ def test_an_option_set_where_it_has_no_effect_is_reported(table, ignored):
         ("text", {"transformer_path": "/models/bert"}, "transformer_path"),
         ("molecule", {"encoder": "mpnn", "buckets": "512"}, "buckets"),
         ("molecule", {"layers": "3"}, "layers"),
+        ("image", {"trunk": "resnet18", "width": "16"}, "width"),
+        ("image", {"crf_pixels": "4096"}, "crf_pixels"),
+        ("bags", {"dim": "8", "format": "table"}, "dim"),
+        ("bags", {"bag_column": "1"}, "bag_column"),
     ],
 )
-def test_the_engine_refuses_an_encoders_option_under_another(modality, sets, name, tmp_path):
-    with pytest.raises(ValueError, match=rf"{modality} plugin option {name}=.* only applies"):
-        resolve_config({}, {"modality": modality, "plugin": sets})
+def test_training_refuses_an_option_where_it_has_no_effect(modality, sets, name, tmp_path):
+    plugin, config = resolve_config({}, {"modality": modality, "plugin": sets})
+    with pytest.raises(ValueError, match=rf"^{modality} plugin option {name}=.* only applies"):
+        train(plugin, config)
     result = invoke("train", "-m", modality, "--out", str(tmp_path),
                     *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")])  # fmt: skip
     assert result.exit_code == 1 and f"option {name}=" in result.output, result.output
     assert not list(tmp_path.glob("checkpoint-*"))
+
+
+def test_what_another_encoder_does_anyway_is_accepted():
+    for modality, sets in [("text", {"encoder": "conv", "warm_start": "false",
+                                     "tfidf_norm": "false"}),
+                           ("molecule", {"encoder": "mpnn", "warm_start": "false"})]:  # fmt: skip
+        plugin, config = resolve_config({}, {"modality": modality, "plugin": sets})
+        refuse_ignored_options(plugin, config)
 
 
 def invoke(*args: str):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from negev.engine import load_model, resolve_config, train
 from negev.engine import search as search_module
-from negev.engine.search import POOLINGS, _as_point, _space, search
+from negev.engine.search import POOLINGS, _as_point, _space, search, suggest
 from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 
@@ -127,13 +127,37 @@ def test_a_trial_under_another_encoder_drops_the_configured_encoders_options(tmp
         tables[config.plugin["encoder"]] = config.plugin
         return train(plugin, config, **kwargs)
 
+    def alternating(trial, encoders, poolings):  # trial 0 (the defaults) hashed, then conv
+        params = suggest(trial, encoders, poolings)
+        return {**params, "plugin": {"encoder": encoders[trial.number % 2]}}
+
     monkeypatch.setattr(search_module, "train", recording_train)
+    monkeypatch.setattr(search_module, "suggest", alternating)
     options = {"modality": "text", "epochs": 1, "workers": 0, "out": str(tmp_path / "run"),
                "plugin": {"demo_size": 60, "buckets": "256", "warm_start": "false"}}  # fmt: skip
     plugin, config = resolve_config({}, options)
-    result = search(plugin, config, trials=4, encoders=("hashed", "conv"), evaluate_test=False,
+    result = search(plugin, config, trials=2, encoders=("hashed", "conv"), evaluate_test=False,
                     quiet=True)  # fmt: skip
-    assert [t.state for t in result.trials] == ["complete"] * 4
-    assert tables.keys() == {"hashed", "conv"}, "the seed no longer draws both encoders"
+    assert [t.state for t in result.trials] == ["complete"] * 2
     assert tables["hashed"]["buckets"] == 256 and tables["hashed"]["warm_start"] is False
     assert tables["conv"]["buckets"] == 2**20 and tables["conv"]["warm_start"] is True
+
+
+@pytest.mark.parametrize(
+    ("sets", "encoders", "refused"),
+    [
+        ({"layers": "3"}, ("hashed", "mpnn"), None),  # the mpnn trials use it
+        ({"encoder": "mpnn", "buckets": "512"}, ("hashed", "mpnn"), None),
+        ({"layers": "3"}, ("hashed",), "layers"),  # no trial would
+        ({"encoder": "mpnn", "buckets": "512"}, ("mpnn",), "buckets"),
+    ],
+)
+def test_tune_refuses_only_an_option_no_trial_would_use(sets, encoders, refused, tmp_path):
+    plugin, config = resolve_config({}, {"modality": "molecule", "plugin": sets,
+                                         "out": str(tmp_path / "run")})  # fmt: skip
+    if refused is None:
+        search_module._refuse_ignored(plugin, config, encoders)
+        return
+    with pytest.raises(ValueError, match=rf"molecule plugin option {refused}=.* only applies"):
+        search(plugin, config, trials=1, encoders=encoders, quiet=True)
+    assert not (tmp_path / "run").exists()

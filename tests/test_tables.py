@@ -49,3 +49,28 @@ def test_records_without_header_and_an_unreadable_header(tmp_path):
         read_csv_rows(path)
     path.write_bytes(b"")
     assert read_csv_rows(path).header == []
+
+
+def test_a_column_named_twice_in_the_header_is_an_error(tmp_path):
+    """Which of two ``label`` columns holds the labels would be a guess (a dict keeps the last)."""
+    path = tmp_path / "t.csv"
+    path.write_text("text,label,label,,\nfine,0,1,,\n")
+    with pytest.raises(ValueError, match=r"t.csv:1: the header names column\(s\) 'label' more"):
+        read_csv_rows(path)
+    path.write_text("text,label,,\nfine,0,,\n")  # unnamed (empty) trailing columns are not names
+    assert read_csv_rows(path).rows == [(2, {"text": "fine", "label": "0", "": ""})]
+
+
+def test_a_reader_may_allow_longer_fields(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(f"a,b\n{'x' * (FIELD_LIMIT + 5)},1\n")
+    assert read_csv_rows(path).bad and not read_csv_rows(path, FIELD_LIMIT + 5).bad
+    assert not read_csv_rows(path, None).bad
+
+
+def test_a_tab_or_semicolon_separated_file_is_named_as_such(tmp_path):
+    path = tmp_path / "t.csv"
+    for separator in ("\t", ";"):
+        path.write_text(f"text{separator}label\nfine{separator}1\n")
+        with pytest.raises(ValueError, match="t.csv:1: the header is one column, .* looks tab- or"):
+            read_csv_rows(path)

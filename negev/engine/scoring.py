@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from negev.engine.data import BatchLoader
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.trainer import load_model, prepare_data
 from negev.errors import ConfigError, DataError
+from negev.plugins import ModalityPlugin
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -64,12 +66,17 @@ def evaluate(
     plugin, config, model, meta = load_model(checkpoint, device, options=options)
     if data is not None:
         config.data = data
+    elif config.data and Path(config.data).is_absolute() and not Path(config.data).exists():
+        raise DataError(
+            f"the run's data, {config.data} (as recorded when it was trained), is not here: "
+            "pass --data"
+        )
     config.skip_bad = skip_bad
     splits = prepare_data(plugin, config, None, required=() if split == "all" else (split,))
     if splits.classes != meta["classes"]:
         raise DataError(
             f"the data has classes {splits.classes[:8]}, the model was trained on "
-            f"{meta['classes'][:8]}"
+            f"{meta['classes'][:8]}{_class_list_hint(plugin)}"
         )
     examples = splits.train + splits.val + splits.test if split == "all" else getattr(splits, split)
     if not examples:
@@ -98,3 +105,14 @@ def evaluate(
             )
         )
     return Evaluation(metrics, split, len(examples), checkpoint)
+
+
+def _class_list_hint(plugin: ModalityPlugin) -> str:
+    """How a file holding only some of a model's classes is read with all of them: the
+    plugin's option that fixes the class list, where it has one."""
+    options = plugin.options_class
+    names = {f.name for f in dataclasses.fields(options)} if options is not None else set()
+    option = next((n for n in ("classes", "label_columns") if n in names), None)
+    if option is None:
+        return ""
+    return f"; a file that holds only some of them is read with the model's: --set {option}=..."

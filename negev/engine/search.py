@@ -56,7 +56,7 @@ from negev.engine.trainer import check_plugin_options, prepare_data, train
 from negev.errors import ConfigError, NegevError
 from negev.nn import POOLINGS as POOL_REGISTRY
 from negev.plugins import ModalityPlugin
-from negev.plugins.options import plugin_table
+from negev.plugins.options import ignored_options, parse_options, plugin_table
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 
@@ -141,7 +141,8 @@ def search(
 
     Args:
         plugin, config: the run as :func:`~negev.engine.train` takes it; its values are the first
-            trial and the fixed options of every trial.
+            trial and the fixed options of every trial (but a trial under another encoder,
+            which has the other encoder's plugin options at their defaults).
         trials: the number of trials (each a training run). timeout: stop starting trials after
             that many seconds.
         encoders: the plugin ``encoder`` values to try (default: the plugin's
@@ -157,6 +158,12 @@ def search(
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
     check_plugin_options(plugin, config)
+    if encoders is None:
+        encoders = tuple(getattr(plugin, "search_encoders", ()))
+    current = str(config.plugin.get("encoder", ""))
+    if len(encoders) > 1 and current and current not in encoders:
+        encoders = (current, *encoders)
+    _refuse_ignored(plugin, config, encoders)
     with RunLock(config.out):
         return _search(
             plugin, config, trials, timeout, encoders, patience, evaluate_test, overwrite, console
@@ -165,7 +172,7 @@ def search(
 
 def _search(
     plugin: ModalityPlugin, config: RunConfig, trials: int, timeout: float | None,
-    encoders: tuple[str, ...] | None, patience: int | None, evaluate_test: bool, overwrite: bool,
+    encoders: tuple[str, ...], patience: int | None, evaluate_test: bool, overwrite: bool,
     console: Console,
 ) -> SearchResult:  # fmt: skip
     """:func:`search` in a run directory this process holds."""
@@ -183,12 +190,7 @@ def _search(
         for name in ("trials.jsonl", "trials.md"):
             (run_dir / name).unlink(missing_ok=True)
     # Read the data once up front: bad items stop here, before any trial, with their reasons.
-    data = prepare_data(plugin, config, run_dir, required=("train", "val"))
-    if encoders is None:
-        encoders = tuple(getattr(plugin, "search_encoders", ()))
-    current = str(config.plugin.get("encoder", ""))
-    if len(encoders) > 1 and current and current not in encoders:
-        encoders = (current, *encoders)
+    data = prepare_data(plugin, config, run_dir, required=("train", "val"), check_classes=True)
     patience = patience or config.patience or max(2, config.epochs // 4)
     trial_root.mkdir(parents=True, exist_ok=True)
     records: list[TrialRecord] = []
@@ -256,6 +258,24 @@ def _search(
         metrics = evaluate(run_dir, "test", device=config.device).metrics
         write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return SearchResult(run_dir, best, records, monitor["name"], metrics)
+
+
+def _refuse_ignored(plugin: ModalityPlugin, config: RunConfig, encoders: tuple[str, ...]) -> None:
+    """Refuse a plugin option that no trial would use: set where it has no effect under every
+    encoder tried (``layers`` of the message-passing encoder is fine when the search tries it;
+    :func:`~negev.plugins.options.ignored_options`)."""
+    if plugin.options_class is None:
+        return
+    owner = f"{plugin.name} plugin"
+    tried = [{"encoder": e} for e in encoders] if len(encoders) > 1 else [{}]
+    ignored = [
+        ignored_options(parse_options(plugin.options_class, {**config.plugin, **encoder}), owner)
+        for encoder in tried
+    ]
+    everywhere = sorted(set.intersection(*(set(found) for found in ignored)))
+    if everywhere:
+        tries = f" (the search tries encoder {', '.join(encoders)})" if len(encoders) > 1 else ""
+        raise ValueError("; ".join(ignored[0][name] for name in everywhere) + tries)
 
 
 def _one_se(

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
     "load_model",
     "monitor_name",
     "prepare_data",
+    "refuse_ignored_options",
     "resolve_config",
     "train",
 ]
@@ -136,17 +138,22 @@ def resolve_config(
 
 
 def check_plugin_options(plugin: ModalityPlugin, config: RunConfig) -> None:
-    """Refuse options the plugin cannot honour: ``weights`` for a plugin that takes none, a
-    plugin option set where it has no effect (``buckets`` of the hashed encoder under another;
-    :func:`~negev.plugins.options.ignored_options`)."""
+    """Refuse options the plugin cannot honour (``weights`` for a plugin that takes none)."""
     if config.weights and not plugin.takes_weights:
         refused = f"the {plugin.name} plugin takes no pretrained weights"
         raise ValueError(f"weights: {refused}, got {config.weights!r}")
-    if plugin.options_class is not None:
-        options = parse_options(plugin.options_class, config.plugin, owner=plugin.name)
-        ignored = ignored_options(options)
-        if ignored:
-            raise ValueError(f"{plugin.name} plugin " + f"; {plugin.name} plugin ".join(ignored))
+
+
+def refuse_ignored_options(plugin: ModalityPlugin, config: RunConfig) -> None:
+    """Refuse a plugin option set where it has no effect, as ``buckets`` of the hashed encoder
+    under another (:func:`~negev.plugins.options.ignored_options`): the run would not be the
+    one asked for. A search checks its own way (several encoders)."""
+    if plugin.options_class is None:
+        return
+    options = parse_options(plugin.options_class, config.plugin, owner=plugin.name)
+    ignored = ignored_options(options, owner=f"{plugin.name} plugin")
+    if ignored:
+        raise ValueError("; ".join(ignored.values()))
 
 
 def load_plugin_state(plugin: ModalityPlugin, state: dict[str, Any], config: RunConfig) -> None:
@@ -163,10 +170,14 @@ def prepare_data(
     config: RunConfig,
     run_dir: Path | None,
     required: tuple[str, ...] = ("train", "val", "test"),
+    *,
+    check_classes: bool = False,
 ) -> DataSplits:
     """Load the data; bad items are listed and saved in any case, and stop the run unless
     ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it).
-    The ``required`` splits must not be empty."""
+    The ``required`` splits must not be empty; with ``check_classes`` (training) the training
+    split must hold classes to tell apart (a warning for a constant class, where ``run_dir``
+    is given: once, by the process that writes the run)."""
     data = plugin.load_data(config.data, config.to_dict())
     usable = len(data.train) + len(data.val) + len(data.test)
     if data.bad:
@@ -186,10 +197,60 @@ def prepare_data(
                 f"{len(data.bad)} bad item(s): {listing}{more}. Fix them, or pass --skip-bad "
                 "to go on without them"
             )
+    source = config.data or f"the {plugin.name} demo"
     for split in required:
         if not getattr(data, split):
-            raise DataError(f"the {split} split is empty")
+            skipped = f"; {len(data.bad)} bad item(s) were left out" if data.bad else ""
+            raise DataError(
+                f"the {split} split of {source} is empty ({_sizes(data)}{skipped}): where the "
+                "data names each item's split, it needs train, val and test items"
+            )
+    if check_classes:
+        _check_classes(data, source, warn=run_dir is not None)
     return data
+
+
+def _check_classes(data: DataSplits, source: str, warn: bool) -> None:
+    """Refuse a training split with nothing to tell apart: single-label, fewer than two classes
+    present; multi-label, no class both present and absent (a task all 0 or all 1 teaches
+    nothing; one among others is a warning)."""
+    has = Counter(c for e in data.train for c in e.labels)
+    if not data.multilabel:
+        if len(has) < 2:
+            held = f"only {data.classes[next(iter(has))]!r}" if has else "no class"
+            raise DataError(
+                f"the training split of {source} holds {held} ({len(data.train)} items): there is "
+                f"nothing to tell apart; check the label column (classes found: "
+                f"{_shown_classes(data.classes)})"
+            )
+        return
+    unknown = Counter(c for e in data.train for c in e.unknown)
+    constant = [
+        name for c, name in enumerate(data.classes) if has[c] in (0, len(data.train) - unknown[c])
+    ]
+    if len(constant) == len(data.classes):
+        raise DataError(
+            f"no class of {source} has both positive and negative training items "
+            f"({len(data.train)} items; classes: {_shown_classes(data.classes)}): there is "
+            "nothing to learn; check the label columns"
+        )
+    if constant and warn:
+        warnings.warn(
+            f"class(es) {_shown_classes(constant)} of {source} are all positive or all negative "
+            "in the training split: the model learns nothing about them and their ROC-AUC is "
+            "undefined",
+            RunWarning,
+            stacklevel=3,
+        )
+
+
+def _sizes(data: DataSplits) -> str:
+    return f"{len(data.train)} train, {len(data.val)} val, {len(data.test)} test items"
+
+
+def _shown_classes(classes: list[str], most: int = 10) -> str:
+    more = f" ... and {len(classes) - most} more" if len(classes) > most else ""
+    return ", ".join(map(repr, classes[:most])) + more
 
 
 def train(
@@ -230,6 +291,9 @@ def train(
     if resume and overwrite:
         raise ConfigError("--resume continues a run, --overwrite replaces it: give one")
     check_plugin_options(plugin, config)
+    refuse_ignored_options(plugin, config)
+    if config.data and Path(config.data).exists():  # the run's record reads from anywhere
+        config = dataclasses.replace(config, data=str(Path(config.data).absolute()))
     run_dir = Path(config.out)
     # rank 0 writes the run directory; every rank reads it before any writes (init_world waits
     # for all of them)
@@ -265,7 +329,7 @@ def _train(
     if fresh and world.main:
         # also what a run killed while clearing, or before its first checkpoint, left
         clear_run(run_dir)
-    data = prepare_data(plugin, config, run_dir if world.main else None)
+    data = prepare_data(plugin, config, run_dir if world.main else None, check_classes=True)
     if data.bad and world.main:  # a warning, not progress: shown even when quiet
         warn = Console(stderr=True)
         warn.print(
@@ -273,6 +337,12 @@ def _train(
         )
         for item in data.bad[:10]:
             warn.print(f"  {item.name}: {item.reason}", highlight=False)
+    if world.main:
+        console.print(
+            f"data: {_sizes(data)}; {len(data.classes)} "
+            f"{'multi-label ' if data.multilabel else ''}classes: {_shown_classes(data.classes)}",
+            highlight=False,
+        )
     objective = Objective(config.loss or default_loss(data.multilabel), data.multilabel, world)
     monitor = monitor_name(config, data.multilabel)
     num_classes = len(data.classes)
@@ -646,6 +716,11 @@ def _meta(plugin: ModalityPlugin, config: RunConfig, data: DataSplits) -> dict[s
     }
 
 
+def _data_source(data: str | None) -> str | None:
+    """``data`` as a run compares it: a path that exists, whole (as runs record it)."""
+    return str(Path(data).absolute()) if data and Path(data).exists() else data
+
+
 def _restore(
     run_dir, plugin, config, data, model, optimizer, scheduler, scaler
 ) -> tuple[int, dict[str, Any] | None, _Kept]:
@@ -663,6 +738,14 @@ def _restore(
     saved_config = RunConfig.build(_taken_pool_params(meta["config"]))  # as load_model reads it
     saved_config.plugin = plugin_table(plugin, saved_config.plugin, strict=False)
     saved = saved_config.to_dict()
+    if _data_source(saved_config.data) != _data_source(config.data):
+        warnings.warn(
+            f"{run_dir} was trained on {saved_config.data or 'the demo'} and resumes on "
+            f"{config.data or 'the demo'}: its best epoch so far was chosen on the other data's "
+            "validation split",
+            RunWarning,
+            stacklevel=3,
+        )
     try:
         model.load_state_dict(checkpoint["weights"])
     except RuntimeError as exc:

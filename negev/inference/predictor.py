@@ -93,13 +93,13 @@ class Predictor:
     def read_data(
         self, data: str | None, *, options: dict[str, Any] | None = None, skip_bad: bool = False
     ) -> tuple[list[Example], list[BadItem]]:
-        """Every item of a dataset the plugin reads (all its splits; labels are not needed
-        and not used), or of the plugin's demo for ``data=None``. Bad items stop it unless
-        ``skip_bad``."""
+        """Every item of a dataset the plugin reads (all its splits, in the order the data lists
+        them; labels are not needed and not used), or of the plugin's demo for ``data=None``.
+        Bad items stop it unless ``skip_bad``."""
         config = dataclasses.replace(self.config, data=data, skip_bad=skip_bad)
         config.plugin = {**self.config.plugin, **(options or {})}
         splits = prepare_data(self.plugin, config, None, required=())
-        examples = splits.train + splits.val + splits.test
+        examples = splits.listed(splits.train + splits.val + splits.test)
         if not examples:
             raise DataError(f"no item to predict in {data or 'the demo data'}")
         return examples, list(splits.bad)

@@ -88,9 +88,13 @@ class DataSplits:
         then val where it is not known): a fit on both (the engine's refit) then depends on
         their union only, not on which of them were cut for validation, and sees them as a fit
         on the listed data does (the same inner cross-validation folds)."""
-        merged = self.train + self.val
+        return self.listed(self.train + self.val)
+
+    def listed(self, examples: list[Example]) -> list[Example]:
+        """``examples`` in the order the data lists them (:attr:`order`; those it does not know
+        last, as given)."""
         last = len(self.order)
-        return sorted(merged, key=lambda e: self.order.get(e.name, last))
+        return sorted(examples, key=lambda e: self.order.get(e.name, last))
 
     @classmethod
     def grouped(

@@ -31,8 +31,8 @@ from typing import Any, Literal, TypeVar
 
 __all__ = [
     "describe_options",
-    "ignored_options",
     "guess_value",
+    "ignored_options",
     "option",
     "parse_options",
     "plugin_table",
@@ -53,38 +53,47 @@ def option(
     *,
     saved_before: Any = _NEW,
     applies: Mapping[str, tuple[Any, ...]] | None = None,
+    otherwise: Any = _NEW,
 ) -> Any:
     """A dataclass field: an option's ``default`` and its one-line ``help`` (the word the CLI
-    uses). ``saved_before``: the value that reproduces what a run saved before the option
-    existed (its ``config.json`` has no such key) was trained with, when that is not the
-    default; :func:`plugin_table` reads saved tables with it. ``applies``: the values of other
-    options under which this one has an effect (``{"encoder": ("hashed",)}``); elsewhere only
-    its default (or ``saved_before``) is accepted (:func:`ignored_options`)."""
+    uses).
+
+    Args:
+        saved_before: the value that reproduces what a run saved before the option existed (its
+            ``config.json`` has no such key) was trained with, when that is not the default;
+            :func:`plugin_table` reads saved tables with it.
+        applies: the values of other options under which this one has an effect
+            (``{"encoder": ("hashed",)}``); set elsewhere it is refused
+            (:func:`ignored_options`).
+        otherwise: the value the option in effect has where it does not apply (``warm_start``:
+            False, no encoder but the hashed one is warm-started), accepted there as the default
+            is.
+    """
     metadata: dict[str, Any] = {"help": help}
     if saved_before is not _NEW:
         metadata["saved_before"] = saved_before
     if applies:
         metadata["applies"] = {key: tuple(values) for key, values in applies.items()}
+    if otherwise is not _NEW:
+        metadata["otherwise"] = otherwise
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def ignored_options(options: Any) -> list[str]:
-    """What is wrong with each option of ``options`` (an options dataclass instance) that is set
-    away from its default where it has no effect (its ``applies`` condition fails), one message
-    each; empty when none is. The default and a ``saved_before`` value are never reported: a
-    completed or saved table holds them without anyone setting them."""
-    wrong = []
+def ignored_options(options: Any, owner: str = "plugin") -> dict[str, str]:
+    """Option name -> what is wrong, for each option of ``options`` (an options dataclass
+    instance) set where it has no effect: its ``applies`` condition fails and its value is
+    neither its default nor its ``otherwise``. Empty when there is none."""
+    wrong = {}
     for field in dataclasses.fields(options):
-        applies = field.metadata.get("applies")
         value = getattr(options, field.name)
-        if not applies or _unset(field, value):
+        if value == field.default or value == field.metadata.get("otherwise", field.default):
             continue
-        for key, allowed in applies.items():
+        for key, allowed in field.metadata.get("applies", {}).items():
             if getattr(options, key) not in allowed:
-                wrong.append(
-                    f"option {field.name}={_shown(value)} only applies under "
-                    f"{key}={' or '.join(map(str, allowed))}, and this run's {key} is "
-                    f"{getattr(options, key)}: drop it or change {key}"
+                wrong[field.name] = (
+                    f"{owner} option {field.name}={_shown(value)} only applies under "
+                    f"{key}={' or '.join(map(_shown, allowed))}, and this run's {key} is "
+                    f"{_shown(getattr(options, key))}: drop it or change {key}"
                 )
     return wrong
 
@@ -104,14 +113,11 @@ def without_ignored(options: T) -> T:
     return dataclasses.replace(options, **reset)
 
 
-def _unset(field: dataclasses.Field, value: Any) -> bool:
-    """``value`` is what a table holds for ``field`` when nobody set it."""
-    return value == field.default or value == field.metadata.get("saved_before", field.default)
-
-
 def _shown(value: Any) -> str:
-    """An option value as the command line writes it (``1,2`` for a tuple)."""
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    """An option value as the command line writes it (``1,2`` for a tuple, ``true``)."""
+    if isinstance(value, tuple):
+        return ",".join(map(_shown, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def parse_options(

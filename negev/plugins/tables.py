@@ -3,9 +3,10 @@ records that cannot be used as :class:`~negev.plugins.BadItem` s instead of an e
 no line.
 
 The file is UTF-8, with or without a byte-order mark. A record holding bytes that are not UTF-8,
-or a field longer than :data:`FIELD_LIMIT` characters, or that the csv module rejects, is a bad
-item ``<file>:<line>`` saying which field; the records after it are read as usual. A header that
-cannot be read is an error naming the file and line.
+or a field longer than :data:`FIELD_LIMIT` characters (or the reader's ``field_limit``), or that
+the csv module rejects, is a bad item ``<file>:<line>`` saying which field; the records after it
+are read as usual. A header that cannot be read, or that names a column twice, is an error naming
+the file and line.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = ["FIELD_LIMIT", "CsvRows", "read_csv_records", "read_csv_rows"]
 FIELD_LIMIT = 131_072
 
 
-def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
+def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[str] | str]]:
     """``(first line, cells)`` per non-blank record of ``path``, or ``(line, reason)`` for a
     record that cannot be used. Undecodable bytes travel as surrogates (``surrogateescape``) and
     are found per record, so that one bad byte names its line instead of ending the file."""
@@ -46,16 +47,16 @@ def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
                 continue
             line, start = start, reader.line_num + 1
             if cells:
-                yield line, _problem(cells) or cells
+                yield line, _problem(cells, field_limit) or cells
     finally:
         csv.field_size_limit(previous)
 
 
-def _problem(cells: list[str]) -> str | None:
+def _problem(cells: list[str], field_limit: int | None) -> str | None:
     """Why a record's cells cannot be used (undecodable bytes, a field over the limit), or None."""
     for column, cell in enumerate(cells, start=1):
-        if len(cell) > FIELD_LIMIT:
-            return f"field {column} has {len(cell)} characters, over the limit of {FIELD_LIMIT}"
+        if field_limit is not None and len(cell) > field_limit:
+            return f"field {column} has {len(cell)} characters, over the limit of {field_limit}"
         try:
             cell.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -64,16 +65,19 @@ def _problem(cells: list[str]) -> str | None:
     return None
 
 
-def read_csv_records(path: str | Path) -> tuple[list[tuple[int, list[str]]], list[BadItem]]:
+def read_csv_records(
+    path: str | Path, field_limit: int | None = FIELD_LIMIT
+) -> tuple[list[tuple[int, list[str]]], list[BadItem]]:
     """Every non-blank record of the CSV at ``path`` as ``(line, cells)`` (``line``: where the
-    record starts, 1-based), and the unusable records as bad items ``<file name>:<line>``.
+    record starts, 1-based), and the unusable records as bad items ``<file name>:<line>``
+    (``field_limit``: the longest field, in characters; None: no limit).
 
     Raises:
         OSError: the file cannot be read.
     """
     path = Path(path)
     rows, bad = [], []
-    for line, cells in _records(path):
+    for line, cells in _records(path, field_limit):
         if isinstance(cells, str):
             bad.append(BadItem(f"{path.name}:{line}", cells))
         else:
@@ -92,21 +96,34 @@ class CsvRows:
     bad: list[BadItem] = field(default_factory=list)
 
 
-def read_csv_rows(path: str | Path) -> CsvRows:
+def read_csv_rows(path: str | Path, field_limit: int | None = FIELD_LIMIT) -> CsvRows:
     """The CSV at ``path`` read against its first record, the header (names stripped); an
-    empty file gives an empty header and no rows.
+    empty file gives an empty header and no rows. ``field_limit``: the longest field, in
+    characters (a longer one makes its record bad; None: no limit, the caller checks its own).
 
     Raises:
-        ValueError: naming the file and line, when the header itself cannot be read.
+        ValueError: naming the file and line, when the header itself cannot be read or names a
+            column twice.
     """
     path = Path(path)
     table = CsvRows([], [])
-    for line, cells in _records(path):
+    for line, cells in _records(path, field_limit):
         name = f"{path.name}:{line}"
         if not table.header:
             if isinstance(cells, str):
                 raise ValueError(f"{path}:{line}: the header is unusable: {cells}")
             table.header = [column.strip() for column in cells]
+            if len(cells) == 1 and any(sep in cells[0] for sep in "\t;"):
+                raise ValueError(
+                    f"{path}:{line}: the header is one column, {cells[0]!r}: the file looks "
+                    "tab- or semicolon-separated; negev reads comma-separated CSV"
+                )
+            twice = sorted({c for c in table.header if c and table.header.count(c) > 1})
+            if twice:
+                raise ValueError(
+                    f"{path}:{line}: the header names column(s) {', '.join(map(repr, twice))} "
+                    "more than once; which one holds the data would be a guess: rename them"
+                )
             continue
         width = len(table.header)
         extra = [] if isinstance(cells, str) else [c for c in cells[width:] if c.strip()]

@@ -14,6 +14,7 @@ from torch import Tensor
 from negev.engine.checkpoint import save_checkpoint
 from negev.engine.config import RunConfig
 from negev.engine.model import build_model
+from negev.engine.trainer import refuse_ignored_options
 from negev.plugins import Example
 from negev.plugins.options import plugin_table
 from negev.plugins.registry import get_plugin
@@ -44,6 +45,7 @@ def untrained_run(
     options = dict(options or {})
     table = plugin_table(plugin, {**defaults.get("plugin", {}), **options.pop("plugin", {})})
     config = RunConfig.build(defaults, {**options, "modality": modality, "plugin": table})
+    refuse_ignored_options(plugin, config)  # as training does
     data = plugin.load_data(config.data, config.to_dict())
     state = plugin.fit_state(data, config.to_dict())
     plugin.load_state(state)

@@ -71,7 +71,8 @@ def predict_command(
                 yield prediction
 
         count, files = write_predictions(predictor, tracked(), out, bad)
-    Console(quiet=quiet).print(
-        f"predicted {count} items into {out} ({len(files)} files)"
-        + (f"; {len(bad)} bad item(s) listed in {out / 'bad_items.json'}" if bad else "")
-    )
+    Console(quiet=quiet).print(f"predicted {count} items into {out} ({len(files)} files)")
+    if bad:  # items left out: said even when quiet, as training says it
+        Console(stderr=True).print(
+            f"[yellow]{len(bad)} bad item(s) not predicted, listed in {out / 'bad_items.json'}"
+        )

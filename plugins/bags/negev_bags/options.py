@@ -33,11 +33,19 @@ class BagsOptions:
         "(C by inner 5-fold CV of the training bags)",
     )
     chunk: int = option(16384, "instances per chunk on huge bags")
-    bag_column: str = option("0", "table: the bag id column (index or name)")
-    label_column: str = option("1", "table: the label column (index or name)")
+    bag_column: str = option(
+        "0", "table: the bag id column (index or name)", applies={"format": ("table",)}
+    )
+    label_column: str = option(
+        "1", "table: the label column (index or name)", applies={"format": ("table",)}
+    )
     negative: str | None = option(None, "the label meaning 'no class' (0 when labels are 0 / 1)")
     classes: str | None = option(None, "fixed class list, |-separated")
-    dim: int | None = option(None, "expected feature width (default: the first good bag's)")
+    dim: int | None = option(
+        None,
+        "files: expected feature width (default: the first good bag's)",
+        applies={"format": ("files",)},
+    )
     max_instances: int = option(MAX_INSTANCES, "most instances of a bag; a larger one is bad")
     stats_bags: int = option(200, "training bags read for the feature statistics")
     demo_train: int = option(200, "demo: training slides")

@@ -21,8 +21,8 @@ class ImageOptions:
     digits demo, whose digits a flip would change; 448 and augmentation for data on disk)."""
 
     trunk: str = option("small", "small, or resnet18 ... resnet152 (--weights: torchvision's)")
-    width: int = option(32, "small trunk: channels")
-    spatial: int = option(5, "small trunk: 3x3 layers")
+    width: int = option(32, "small trunk: channels", applies={"trunk": ("small",)})
+    spatial: int = option(5, "small trunk: 3x3 layers", applies={"trunk": ("small",)})
     image_size: int | None = option(None, f"side images are resized to (default {IMAGE_SIZE})")
     augment: bool | None = option(None, "random resized crop + flip in training")
     crop_scale: float = option(0.5, "augment: smallest area share of a crop, in (0, 1]")
@@ -41,7 +41,9 @@ class ImageOptions:
     wsol_size: int = option(RESIZE_LENGTH, "WSOL protocol side (0: the image's own)")
     wsol_interval: float = option(0.01, "WSOL protocol: threshold step")
     crf: bool = option(False, "also mIoU after a dense CRF (miou_crf)")
-    crf_pixels: int = option(DenseCRF.max_pixels, "dense CRF: most pixels solved")
+    crf_pixels: int = option(
+        DenseCRF.max_pixels, "dense CRF: most pixels solved", applies={"crf": (True,)}
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.crop_scale <= 1:

@@ -40,17 +40,30 @@ class Region:
 
 
 def parse_smiles(smiles: str) -> Chem.Mol:
-    """A sanitized molecule; ``ValueError`` with RDKit's reason when it cannot be."""
+    """A sanitized molecule without explicit hydrogen atoms (``[H]O`` is ``O``, as RDKit's
+    default parse gives it: one molecule, one set of regions, however it is written), its atoms
+    numbered as in its canonical SMILES (``MolGraph.smiles``, which the drawings and
+    ``atoms.jsonl`` parse again: atom i there is atom i of the graph's evidence);
+    ``ValueError`` with RDKit's reason when it cannot be. A SMILES holding a space is refused:
+    RDKit would read what follows the space as a name and drop it."""
     text = smiles.strip()
     if not text:
         raise ValueError("empty SMILES")
+    if any(character.isspace() for character in text):
+        raise ValueError(
+            f"SMILES {text!r} holds a space: RDKit would read {text.split()[-1]!r} as a name and "
+            "drop it (a SMILES has no spaces; a mixture is written with '.')"
+        )
     mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
         raise ValueError(f"SMILES {text!r} does not parse")
     try:
         Chem.SanitizeMol(mol)
+        mol = Chem.RemoveHs(mol)
     except Exception as exc:  # RDKit raises several sanitization error types
         raise ValueError(f"SMILES {text!r} cannot be sanitized: {exc}") from None
+    Chem.MolToSmiles(mol)  # sets the canonical atom order
+    mol = Chem.RenumberAtoms(mol, list(mol.GetProp("_smilesAtomOutputOrder", autoConvert=True)))
     if mol.GetNumAtoms() == 0:
         raise ValueError(f"SMILES {text!r} has no atom")
     return mol

@@ -7,6 +7,7 @@ line (or record) and RDKit's reason; nothing is dropped silently.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     else:
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"data file {path} does not exist")
+            why = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"data file {path} {why}")
         reader = read_sdf if path.suffix.lower() in (".sdf", ".sd") else read_csv
         rows, bad, classes = reader(path, options, featurize)
         if not rows and not bad:
@@ -152,7 +154,7 @@ def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
             "with smiles_column"
         )
     records = [(f"{path.name}:{line}", row) for line, row in table.rows]
-    split_column = options.split_column
+    split_column = _split_column(options, table.header, path)
     tasks = _tasks(options, table.header, (column, split_column), path, records)
     rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
     return rows, table.bad + bad, tasks
@@ -179,7 +181,7 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
             continue
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    split_column = options.split_column
+    split_column = _split_column(options, sorted(properties), path) if records else ""
     tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
@@ -188,7 +190,27 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
     return _examples(records, tasks, featurize, smiles_of, split_column)
 
 
-_TRUE, _FALSE = ("1", "1.0", "True", "true"), ("0", "0.0", "False", "false")
+_BINARY = re.compile(r"\+?([01])(\.0*)?|(true|false)", re.IGNORECASE | re.ASCII)
+
+
+def _label(value: str) -> bool | None:
+    """A label cell: True for 1 / true (any case, ``1.00`` too), False for 0 / false, None
+    for anything else."""
+    match = _BINARY.fullmatch(value.strip())
+    if match is None:
+        return None
+    return match.group(1) == "1" if match.group(1) else match.group(3).lower() == "true"
+
+
+def _split_column(options: MoleculeOptions, header: list[str], path: Path) -> str:
+    """``split_column``; one set to another name than the default must be in ``header``."""
+    column = options.split_column
+    if column not in header and column != MoleculeOptions.split_column:
+        raise ValueError(
+            f"{path}: no split column {column!r} (columns: {', '.join(header)}); drop "
+            "split_column to cut the molecules 70/15/15 by the seed"
+        )
+    return column
 
 
 def _tasks(options, header, reserved, path, records) -> list[str]:
@@ -202,17 +224,18 @@ def _tasks(options, header, reserved, path, records) -> list[str]:
                 f"{path}: label columns {missing} not found (columns: {', '.join(header)})"
             )
         return list(tasks)
-    tasks = [h for h in header if h not in (*reserved, "id", "name", "_Name")]
+    tasks = [h for h in header if h not in reserved and h.lower() not in ("id", "name", "_name")]
     if not tasks:
         raise ValueError(f"{path}: no label column (columns: {', '.join(header)})")
     for task in tasks:  # most cells not 0/1: not a label column (a few: bad rows, reported)
         cells = [(name, _cell(row, task)) for name, row in records]
-        odd = [(name, value) for name, value in cells if value not in ("", *_TRUE, *_FALSE)]
+        odd = [(name, value) for name, value in cells if value and _label(value) is None]
         if odd and 2 * len(odd) > sum(value != "" for _, value in cells):
             labels = [t for t in tasks if t != task] or ["<the 0/1 columns>"]
             raise ValueError(
                 f"{path}: column {task!r} is not a 0/1 label column ({odd[0][0]} holds "
-                f"{odd[0][1][:40]!r}); name the label columns with label_columns, e.g. "
+                f"{odd[0][1][:40]!r}; a label is 0, 1, true, false or empty). If it is not a "
+                f"label column, name those that are with label_columns, e.g. "
                 f"--set label_columns={','.join(labels)}"
             )
     return tasks
@@ -244,10 +267,12 @@ def _examples(records, tasks, featurize, smiles_of, split_column):
                 value = (row.get(task) or "").strip()
                 if value == "":
                     unknown.append(t)
-                elif value in _TRUE:
+                elif _label(value) is None:
+                    raise ValueError(
+                        f"label {value!r} in column {task!r} is not 0, 1, true, false or empty"
+                    )
+                elif _label(value):
                     labels.append(t)
-                elif value not in _FALSE:
-                    raise ValueError(f"label {value!r} in column {task!r} is not 0, 1 or empty")
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))
             continue

@@ -28,6 +28,7 @@ class MoleculeOptions:
         "hashed: fit the linear term (a logistic regression on the Morgan count fingerprint, C "
         "on validation) before training and keep it as epoch 0",
         applies={"encoder": ("hashed",)},
+        otherwise=False,  # message passing is not warm-started
     )
     hidden: int = option(32, "feature width")
     layers: int = option(1, "mpnn: message-passing layers", applies={"encoder": ("mpnn",)})

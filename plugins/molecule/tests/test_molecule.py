@@ -31,6 +31,21 @@ def test_parse_errors_give_the_reason():
         parse_smiles("C(C)(C)(C)(C)C")
 
 
+def test_a_molecule_is_the_same_however_its_hydrogens_are_written():
+    """Explicit [H] atoms are removed, as RDKit's default parse does: same atoms, same regions."""
+    for explicit, implicit in [("[H]Oc1ccccc1", "Oc1ccccc1"), ("[H]OC([H])([H])[H]", "CO"),
+                               ("[H]n1cccc1", "c1cc[nH]c1")]:  # fmt: skip
+        a, b = parse_smiles(explicit), parse_smiles(implicit)
+        assert Chem.MolToSmiles(a) == Chem.MolToSmiles(b)
+        assert sorted(r.identifier for r in regions(a)) == sorted(r.identifier for r in regions(b))
+    assert Chem.MolToSmiles(parse_smiles("[2H]OC")) == "[2H]OC"  # an isotope is an atom
+
+
+def test_a_smiles_with_a_space_is_refused_not_cut():
+    with pytest.raises(ValueError, match=r"holds a space: RDKit would read 'Cl' as a name"):
+        parse_smiles("Oc1ccccc1 Cl")
+
+
 def test_regions_match_neighbourhoods_and_rings():
     mol = parse_smiles("Oc1ccc2ccccc2c1")
     found = regions(mol, radius=1)
@@ -231,3 +246,42 @@ print(type(plugin).__name__)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "MoleculePlugin"
+
+
+def test_a_named_split_column_that_is_not_there_is_an_error(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("smiles,active\nCCO,1\nCCC,0\n")
+    with pytest.raises(ValueError, match=r"m.csv: no split column 'fold' \(columns: smiles, act"):
+        data.load(str(path), {"seed": 0, "plugin": {"split_column": "fold"}})
+    assert len(data.load(str(path), {"seed": 0, "plugin": {}}).bad) == 0  # the default: optional
+
+
+def test_labels_are_read_as_numbers_and_words_in_any_case(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "ID,Name,smiles,active\n1,a,CCO,TRUE\n2,b,CCC,0.00\n3,c,CCN,1.00\n4,d,CCCl,yes\n5,e,CO,-1\n"
+    )
+    splits = data.load(str(path), {"seed": 0, "plugin": {}})
+    assert splits.classes == ["active"]  # ID and Name are not tasks, in any case
+    labels = {e.name: e.labels for e in splits.train + splits.val + splits.test}
+    assert labels == {"m.csv:2": (0,), "m.csv:3": (), "m.csv:4": (0,)}
+    assert [b.reason for b in splits.bad] == [
+        f"label {v!r} in column 'active' is not 0, 1, true, false or empty" for v in ("yes", "-1")
+    ]
+
+
+@pytest.mark.parametrize(
+    "smiles", ["OCC", "c1cc(O)ccc1CC(=O)N", "Clc1ccccc1.OCCN", "N[C@@H](C)C(=O)O"]
+)
+def test_the_graphs_atoms_are_those_its_smiles_draws(smiles):
+    """Drawings and atoms.jsonl parse the graph's canonical SMILES again: its atom i must be the
+    graph's atom i, whatever order the input wrote the atoms in."""
+    mol = parse_smiles(smiles)
+    graph = data.Featurizer()(mol)
+    drawn = Chem.MolFromSmiles(graph.smiles)
+    assert [a.GetSymbol() for a in drawn.GetAtoms()] == [a.GetSymbol() for a in mol.GetAtoms()]
+
+    def bonds(m):
+        return sorted(tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))) for b in m.GetBonds())
+
+    assert bonds(drawn) == bonds(mol)

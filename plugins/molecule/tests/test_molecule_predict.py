@@ -19,7 +19,8 @@ SMILES = ["CCO", "CCCl", "Oc1ccccc1", "Oc1ccc(Cl)cc1", "CC(=O)O", "c1ccccc1N", "
 def _run(tmp_path, encoder: str) -> list:
     data = tmp_path / "mols.csv"
     data.write_text("smiles,active\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(SMILES)))
-    options = {"data": str(data), "plugin": {"encoder": encoder, "buckets": 256, "hidden": 8}}
+    small = {"hidden": 8, **({"buckets": 256} if encoder == "hashed" else {})}
+    options = {"data": str(data), "plugin": {"encoder": encoder, **small}}
     return untrained_run(tmp_path / "run", "molecule", options)
 
 

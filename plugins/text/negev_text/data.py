@@ -137,7 +137,8 @@ def read(
         lines, the classes, whether the data is multi-label.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
+        why = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"data file {path} {why}")
     text_column, label_column = options.text_column, options.label_column
     split_column, max_chars = options.split_column, options.max_chars
     rows, bad = [], []
@@ -160,7 +161,7 @@ def read(
             except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
                 bad.append(BadItem(name, f"unusable JSON: {exc}"))
     else:
-        table = read_csv_rows(path)
+        table = read_csv_rows(path, field_limit=None)  # the text's limit is max_chars, below
         rows = [(f"{path.name}:{line}", row) for line, row in table.rows]
         bad = table.bad
     columns = {key for _, row in rows if isinstance(row, dict) for key in row}
@@ -170,11 +171,15 @@ def read(
                 f"{path}: no column {column!r} (columns: {', '.join(sorted(columns))}); name it "
                 f"with --set {option}=..."
             )
+    if rows and split_column not in columns and split_column != TextOptions.split_column:
+        raise ValueError(
+            f"{path}: no split column {split_column!r} (columns: {', '.join(sorted(columns))}); "
+            "drop split_column to cut the items 70/15/15 by the seed"
+        )
     has_split = split_column in columns
-    known = options.classes
     found = sorted(
-        {label for _, row in rows for label in _labels(row.get(label_column))} if not known else
-        [c for c in str(known).split(",") if c]
+        {c.strip() for c in options.classes.split(",") if c.strip()} if options.classes else
+        {label for _, row in rows for label in _labels(row.get(label_column))}
     )  # fmt: skip
     multilabel = any(len(_labels(row.get(label_column))) > 1 for _, row in rows)
     examples = []
@@ -211,9 +216,23 @@ def read(
 
 
 def _labels(cell: Any) -> list[str]:
+    """The labels of a cell: a CSV text (``|``-separated) or a JSON value (a list of labels, a
+    text, a number, a bool; null: none). Classes are sorted, given (``classes``) or found."""
     if isinstance(cell, list):
-        return [str(c) for c in cell]
-    return [part.strip() for part in str(cell or "").split("|") if part.strip()]
+        return [_label_text(c) for c in cell if c is not None]
+    if cell is None:
+        return []
+    return [part.strip() for part in _label_text(cell).split("|") if part.strip()]
+
+
+def _label_text(value: Any) -> str:
+    """A JSON label as text: ``false`` / ``true``, a whole number without its ``.0`` (``1`` and
+    ``1.0`` are one class), others as written."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _spans(cell: Any, length: int) -> list[tuple[int, int]]:

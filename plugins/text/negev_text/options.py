@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from negev.plugins.options import option
@@ -15,7 +16,7 @@ __all__ = ["MAX_CHARS", "TextOptions", "physical_memory"]
 #: longer text is a bad item.
 MAX_CHARS = FIELD_LIMIT
 #: Options of the hashed encoder only: set under another encoder, they are refused.
-HASHED = {"encoder": ("hashed",)}
+HASHED = MappingProxyType({"encoder": ("hashed",)})
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class TextOptions:
         "length-normalised already",
         saved_before=False,
         applies=HASHED,
+        otherwise=False,  # no other encoder normalises
     )
     warm_start: bool = option(
         True,
@@ -50,6 +52,7 @@ class TextOptions:
         "logistic regression on the n-grams' TF-IDF, L2-normalised under tfidf_norm, C on "
         "validation) before training and keep it as epoch 0",
         applies=HASHED,
+        otherwise=False,  # no other encoder is warm-started
     )
     widths: tuple[int, ...] = option((1, 2), "window widths in tokens, e.g. 1,2,3")
     max_tokens: int | None = option(

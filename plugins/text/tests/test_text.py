@@ -105,6 +105,43 @@ def test_reader_reports_bad_lines(tmp_path):
     assert bad[0].name == "tags.jsonl:3" and "not JSON" in bad[0].reason
 
 
+def test_json_labels_are_read_as_their_values(tmp_path):
+    """0 and false are labels, not missing ones; 1 and 1.0 are one class; null is no label."""
+    path = tmp_path / "t.jsonl"
+    lines = [{"text": "a", "label": 0}, {"text": "b", "label": 1.0}, {"text": "c", "label": 1},
+             {"text": "d", "label": False}, {"text": "e", "label": None}]  # fmt: skip
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows, bad, classes, _ = data.read(path, TextOptions())
+    assert classes == ["0", "1", "false"]
+    assert [e.labels for _, e in rows] == [(0,), (1,), (1,), (2,)]
+    assert [(b.name, b.reason) for b in bad] == [("t.jsonl:5", "no label (column 'label')")]
+
+
+def test_given_classes_lose_spaces(tmp_path):
+    """Sorted as found ones are: a run saved with classes=pos,neg holds ['neg', 'pos']."""
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\nfine,1\nbad,0\n")
+    _, bad, classes, _ = data.read(path, TextOptions(classes="1, 0"))
+    assert classes == ["0", "1"] and bad == []
+
+
+def test_a_named_split_column_that_is_not_there_is_an_error(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\nfine,1\nbad,0\n")
+    with pytest.raises(ValueError, match=r"t.csv: no split column 'fold' \(columns: label, text"):
+        data.read(path, TextOptions(split_column="fold"))
+
+
+def test_max_chars_rules_csv_texts_as_jsonl_ones(tmp_path):
+    path = tmp_path / "t.csv"
+    long = "word " * 30_000  # 150,000 characters: over the CSV reader's own field limit
+    path.write_text(f"text,label\n{long},1\nshort,0\n")
+    _, bad, _, _ = data.read(path, TextOptions())
+    assert "over the limit of max_chars=131072 (a plugin option)" in bad[0].reason
+    rows, bad, _, _ = data.read(path, TextOptions(max_chars=200_000))
+    assert bad == [] and len(rows) == 2
+
+
 def test_conv_windows_mask_what_does_not_fit():
     encoder = ConvWindowEncoder(vocabulary=10, widths=(1, 3), dim=4, hidden=5)
     features, mask = encoder({"ids": torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]]),
@@ -232,7 +269,7 @@ def test_average_of_hashed_ngrams_is_a_linear_bag_of_ngrams(norm, bucket_counts)
     with torch.no_grad():
         batch = plugin.collate([Example(str(i), t, ()) for i, t in enumerate(TEXTS)])
         scores = head(*encoder(batch)).scores.numpy()
-    counts = bucket_counts(TEXTS, buckets, widths)
+    counts = bucket_counts(TEXTS, buckets, ngram_range=widths)  # widths 1, 2: the range 1-2
     per_bucket = (
         encoder.embed.weight.detach().double().numpy()
         @ head.proj.weight.detach().double().numpy().T

@@ -1,0 +1,94 @@
+"""What training says about the data before it trains: the split sizes and classes it found,
+a training split with nothing to tell apart, an empty split; the data path a run records; the
+order ``predict`` scores a file in."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from negev.engine import resolve_config, train
+from negev.engine.checkpoint import RunWarning
+from negev.errors import DataError
+from negev.inference import Predictor
+
+FAST = {"epochs": 1, "workers": 0, "plugin": {"buckets": 256, "hidden": 4}}
+WORDS = ["good", "bad", "fine", "awful", "great", "poor"]
+
+
+def _texts(path, labels, split=None):
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label", *(["split"] if split else [])])
+        for i, label in enumerate(labels):
+            text = f"{WORDS[i % 6]} item {i}"
+            writer.writerow([text, label, *([split[i]] if split else [])])
+    return path
+
+
+def _run(tmp_path, path, **options):
+    options = {"modality": "text", "data": str(path), "out": str(tmp_path / "run"), **FAST,
+               **options}  # fmt: skip
+    return resolve_config({}, options)
+
+
+def test_a_training_split_of_one_class_is_refused(tmp_path):
+    plugin, config = _run(tmp_path, _texts(tmp_path / "one.csv", ["pos"] * 30))
+    with pytest.raises(
+        DataError, match=r"training split of .*one.csv holds only 'pos' \(2\d items"
+    ):
+        train(plugin, config, quiet=True)
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_an_empty_split_names_the_data_and_the_sizes(tmp_path):
+    path = _texts(tmp_path / "s.csv", ["a", "b"] * 6, ["train", "test"] * 6)
+    plugin, config = _run(tmp_path, path)
+    with pytest.raises(DataError, match=r"the val split of .*s.csv is empty \(6 train, 0 val, 6 t"):
+        train(plugin, config, quiet=True)
+
+
+def test_training_says_what_it_read_and_records_the_data_path_whole(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _texts(tmp_path / "two.csv", ["pos", "neg"] * 20)
+    plugin, config = _run(tmp_path, "two.csv")
+    train(plugin, config)
+    err = capsys.readouterr().err
+    assert "data: 28 train, 6 val, 6 test items; 2 classes: 'neg', 'pos'" in err
+    saved = json.loads(next((tmp_path / "run").glob("checkpoint-*/config.json")).read_text())
+    assert saved["config"]["data"] == str(tmp_path / "two.csv")  # evaluate reads it from anywhere
+
+
+def test_predict_scores_a_file_in_its_order(tmp_path):
+    _texts(tmp_path / "two.csv", ["pos", "neg"] * 20)
+    plugin, config = _run(tmp_path, tmp_path / "two.csv")
+    train(plugin, config, quiet=True)
+    examples, bad = Predictor(tmp_path / "run").read_data(str(tmp_path / "two.csv"))
+    assert [e.name for e in examples] == [f"two.csv:{line}" for line in range(2, 42)] and not bad
+
+
+def test_multi_task_data_warns_of_a_constant_task_and_refuses_all_constant(tmp_path):
+    from negev.engine.trainer import prepare_data
+
+    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
+    path = tmp_path / "m.csv"
+    path.write_text("smiles,tox,sol\n" + "".join(f"{s},{i % 2},0\n" for i, s in enumerate(smiles)))
+    plugin, config = resolve_config({}, {"modality": "molecule", "data": str(path)})
+    with pytest.warns(RunWarning, match=r"class\(es\) 'sol' of .*m.csv are all positive or all"):
+        prepare_data(plugin, config, tmp_path / "run", check_classes=True)
+    prepare_data(plugin, config, None)  # not training: not checked
+    path.write_text("smiles,tox,sol\n" + "".join(f"{s},1,0\n" for s in smiles))
+    with pytest.raises(DataError, match="no class of .*m.csv has both positive and negative"):
+        prepare_data(plugin, config, None, check_classes=True)
+
+
+def test_resuming_on_other_data_says_so(tmp_path):
+    first = _texts(tmp_path / "first.csv", ["pos", "neg"] * 20)
+    other = _texts(tmp_path / "other.csv", ["neg", "pos"] * 20)
+    plugin, config = _run(tmp_path, first)
+    train(plugin, config, quiet=True)
+    plugin, config = _run(tmp_path, other, epochs=2)
+    with pytest.warns(RunWarning, match=r"trained on .*first.csv and resumes on .*other.csv"):
+        train(plugin, config, quiet=True, resume=True)
