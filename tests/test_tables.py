@@ -74,3 +74,11 @@ def test_a_tab_or_semicolon_separated_file_is_named_as_such(tmp_path):
         path.write_text(f"text{separator}label\nfine{separator}1\n")
         with pytest.raises(ValueError, match="t.csv:1: the header is one column, .* looks tab- or"):
             read_csv_rows(path)
+
+
+def test_a_row_of_empty_cells_is_a_blank_line(tmp_path):
+    """A spreadsheet's blank row (``,``) holds nothing to lose: skipped as a blank line is."""
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\nfine,1\n,\n , \n\nbad,0\n")
+    assert [line for line, _ in read_csv_rows(path).rows] == [2, 6]
+    assert read_csv_rows(path).bad == []

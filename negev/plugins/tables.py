@@ -28,7 +28,8 @@ FIELD_LIMIT = 131_072
 
 
 def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[str] | str]]:
-    """``(first line, cells)`` per non-blank record of ``path``, or ``(line, reason)`` for a
+    """``(first line, cells)`` per non-blank record of ``path`` (a record whose cells are all
+    empty or spaces, as a spreadsheet's blank row ``,,``, is blank), or ``(line, reason)`` for a
     record that cannot be used. Undecodable bytes travel as surrogates (``surrogateescape``) and
     are found per record, so that one bad byte names its line instead of ending the file."""
     text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
@@ -46,7 +47,7 @@ def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[st
                 start = reader.line_num + 1
                 continue
             line, start = start, reader.line_num + 1
-            if cells:
+            if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
                 yield line, _problem(cells, field_limit) or cells
     finally:
         csv.field_size_limit(previous)

@@ -149,7 +149,7 @@ def read(
                 continue
             name = f"{path.name}:{number}"
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = json.loads(raw.decode("utf-8"), object_pairs_hook=_object)
                 if not isinstance(row, dict):
                     bad.append(BadItem(name, f"not a JSON object but a {type(row).__name__}"))
                     continue
@@ -187,6 +187,8 @@ def read(
         text = row.get(text_column)
         labels = _labels(row.get(label_column))
         try:
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"the text (column {text_column!r}) is a {_json_type(text)}")
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"empty text (column {text_column!r})")
             if len(text) > max_chars:
@@ -213,6 +215,22 @@ def read(
         labels_found = tuple(found.index(label) for label in labels)
         examples.append((split, Example(name, text, labels_found, truth)))
     return examples, bad, found, multilabel
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is an error (which value holds the data would be a
+    guess, as for a CSV header naming a column twice)."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"key(s) {', '.join(map(repr, twice))} given more than once")
+    return dict(pairs)
+
+
+def _json_type(value: Any) -> str:
+    """How a message names the JSON type of ``value``."""
+    names = {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _labels(cell: Any) -> list[str]:

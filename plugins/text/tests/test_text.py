@@ -117,6 +117,18 @@ def test_json_labels_are_read_as_their_values(tmp_path):
     assert [(b.name, b.reason) for b in bad] == [("t.jsonl:5", "no label (column 'label')")]
 
 
+def test_a_json_key_given_twice_and_a_text_that_is_not_text_are_named(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "a", "label": 0, "label": 1}\n{"text": 12345, "label": 1}\n'
+                    '{"text": "fine", "label": 1}\n')  # fmt: skip
+    rows, bad, _, _ = data.read(path, TextOptions())
+    assert [(b.name, b.reason) for b in bad] == [
+        ("t.jsonl:1", "unusable JSON: key(s) 'label' given more than once"),
+        ("t.jsonl:2", "the text (column 'text') is a number"),
+    ]
+    assert len(rows) == 1
+
+
 def test_given_classes_lose_spaces(tmp_path):
     """Sorted as found ones are: a run saved with classes=pos,neg holds ['neg', 'pos']."""
     path = tmp_path / "t.csv"
