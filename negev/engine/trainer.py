@@ -340,7 +340,8 @@ def _train(
     if world.main:
         console.print(
             f"data: {_sizes(data)}; {len(data.classes)} "
-            f"{'multi-label ' if data.multilabel else ''}classes: {_shown_classes(data.classes)}",
+            f"{'multi-label ' if data.multilabel else ''}"
+            f"{'class' if len(data.classes) == 1 else 'classes'}: {_shown_classes(data.classes)}",
             highlight=False,
         )
     objective = Objective(config.loss or default_loss(data.multilabel), data.multilabel, world)
