@@ -92,3 +92,14 @@ def test_resuming_on_other_data_says_so(tmp_path):
     plugin, config = _run(tmp_path, other, epochs=2)
     with pytest.warns(RunWarning, match=r"trained on .*first.csv and resumes on .*other.csv"):
         train(plugin, config, quiet=True, resume=True)
+
+
+def test_an_undefined_metric_is_written_as_null():
+    """Strict JSON: a bare NaN (ROC-AUC of a split of one class) is refused by jq and browsers."""
+    from negev.engine.checkpoint import metrics_json
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    text = metrics_json({"accuracy": 1.0, "roc_auc": float("nan"), "items": 3})
+    assert json.loads(text, parse_constant=refuse) == {"accuracy": 1.0, "roc_auc": None, "items": 3}

@@ -34,6 +34,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "holds_run",
     "latest_checkpoint",
     "load_checkpoint",
+    "metrics_json",
     "read_best",
     "save_checkpoint",
     "save_refit",
@@ -121,6 +123,17 @@ def write_file(path: Path, data: bytes | str) -> None:
     payload = data.encode() if isinstance(data, str) else bytes(data)
     with disk_errors(Path(path)):
         atomic_write(path, lambda temporary: temporary.write_bytes(payload))
+
+
+def metrics_json(metrics: dict[str, float]) -> str:
+    """``metrics`` as the strict JSON of a results file (``final_metrics.json``,
+    ``evaluation_<split>.json``): an undefined metric (NaN, the ROC-AUC of a split holding one
+    class) is ``null``, not the bare ``NaN`` strict parsers (jq, JavaScript) refuse."""
+    defined = {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in metrics.items()
+    }
+    return json.dumps(defined, indent=2, allow_nan=False) + "\n"
 
 
 def append_line(path: Path, line: str) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 import optuna
 from rich.console import Console
 
-from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run, write_file
+from negev.engine.checkpoint import BEST, LATEST, clear_run, holds_run, metrics_json, write_file
 from negev.engine.config import RunConfig
 from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
@@ -256,7 +256,7 @@ def _search(
     metrics: dict[str, float] = {}
     if evaluate_test:
         metrics = evaluate(run_dir, "test", device=config.device).metrics
-        write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_file(run_dir / "final_metrics.json", metrics_json(metrics))
     return SearchResult(run_dir, best, records, monitor["name"], metrics)
 
 

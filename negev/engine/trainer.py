@@ -31,6 +31,7 @@ from negev.engine.checkpoint import (
     has_checkpoint,
     holds_run,
     load_checkpoint,
+    metrics_json,
     read_best,
     save_checkpoint,
     save_refit,
@@ -466,7 +467,7 @@ def _train(
                         plugin, data.test, maps, data.classes, scores, model, data.multilabel
                     )
                 )
-            write_file(run_dir / "final_metrics.json", json.dumps(metrics, indent=2) + "\n")
+            write_file(run_dir / "final_metrics.json", metrics_json(metrics))
     finally:
         loader.close()
     if world.size > 1:

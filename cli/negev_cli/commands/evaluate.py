@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from negev.engine import evaluate
-from negev.engine.checkpoint import write_file
+from negev.engine.checkpoint import metrics_json, write_file
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
 
@@ -49,5 +48,5 @@ def evaluate_command(
         table.add_row(name, f"{value:.4f}")
     Console().print(table)
     target = out or Path(checkpoint) / f"evaluation_{result.split}.json"
-    write_file(target, json.dumps(result.metrics, indent=2) + "\n")
+    write_file(target, metrics_json(result.metrics))
     Console().print(f"wrote {target} ({result.checkpoint.name})")
