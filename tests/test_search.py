@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from negev.engine import load_model, resolve_config, train
 from negev.engine import search as search_module
 from negev.engine.search import POOLINGS, _as_point, _space, search, suggest
+from negev.engine.trainer import refuse_ignored_options
 from negev.plugins import Example, get_plugin
 from negev_cli.app import app
 
@@ -156,7 +157,7 @@ def test_tune_refuses_only_an_option_no_trial_would_use(sets, encoders, refused,
     plugin, config = resolve_config({}, {"modality": "molecule", "plugin": sets,
                                          "out": str(tmp_path / "run")})  # fmt: skip
     if refused is None:
-        search_module._refuse_ignored(plugin, config, encoders)
+        refuse_ignored_options(plugin, config, encoders)
         return
     with pytest.raises(ValueError, match=rf"molecule plugin option {refused}=.* only applies"):
         search(plugin, config, trials=1, encoders=encoders, quiet=True)

@@ -52,11 +52,16 @@ from negev.engine.config import RunConfig
 from negev.engine.lock import RunLock
 from negev.engine.scoring import evaluate
 from negev.engine.selection import beats_reference, family_margin
-from negev.engine.trainer import check_plugin_options, prepare_data, train
+from negev.engine.trainer import (
+    check_plugin_options,
+    prepare_data,
+    refuse_ignored_options,
+    train,
+)
 from negev.errors import ConfigError, NegevError
 from negev.nn import POOLINGS as POOL_REGISTRY
 from negev.plugins import ModalityPlugin
-from negev.plugins.options import ignored_options, parse_options, plugin_table
+from negev.plugins.options import plugin_table
 
 __all__ = ["SearchResult", "TrialRecord", "search", "suggest"]
 
@@ -163,7 +168,7 @@ def search(
     current = str(config.plugin.get("encoder", ""))
     if len(encoders) > 1 and current and current not in encoders:
         encoders = (current, *encoders)
-    _refuse_ignored(plugin, config, encoders)
+    refuse_ignored_options(plugin, config, encoders)
     with RunLock(config.out):
         return _search(
             plugin, config, trials, timeout, encoders, patience, evaluate_test, overwrite, console
@@ -258,24 +263,6 @@ def _search(
         metrics = evaluate(run_dir, "test", device=config.device).metrics
         write_file(run_dir / "final_metrics.json", metrics_json(metrics))
     return SearchResult(run_dir, best, records, monitor["name"], metrics)
-
-
-def _refuse_ignored(plugin: ModalityPlugin, config: RunConfig, encoders: tuple[str, ...]) -> None:
-    """Refuse a plugin option that no trial would use: set where it has no effect under every
-    encoder tried (``layers`` of the message-passing encoder is fine when the search tries it;
-    :func:`~negev.plugins.options.ignored_options`)."""
-    if plugin.options_class is None:
-        return
-    owner = f"{plugin.name} plugin"
-    tried = [{"encoder": e} for e in encoders] if len(encoders) > 1 else [{}]
-    ignored = [
-        ignored_options(parse_options(plugin.options_class, {**config.plugin, **encoder}), owner)
-        for encoder in tried
-    ]
-    everywhere = sorted(set.intersection(*(set(found) for found in ignored)))
-    if everywhere:
-        tries = f" (the search tries encoder {', '.join(encoders)})" if len(encoders) > 1 else ""
-        raise ValueError("; ".join(ignored[0][name] for name in everywhere) + tries)
 
 
 def _one_se(

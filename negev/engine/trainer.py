@@ -145,16 +145,29 @@ def check_plugin_options(plugin: ModalityPlugin, config: RunConfig) -> None:
         raise ValueError(f"weights: {refused}, got {config.weights!r}")
 
 
-def refuse_ignored_options(plugin: ModalityPlugin, config: RunConfig) -> None:
+def refuse_ignored_options(
+    plugin: ModalityPlugin, config: RunConfig, encoders: tuple[str, ...] = ()
+) -> None:
     """Refuse a plugin option set where it has no effect, as ``buckets`` of the hashed encoder
     under another (:func:`~negev.plugins.options.ignored_options`): the run would not be the
-    one asked for. A search checks its own way (several encoders)."""
+    one asked for. With several ``encoders`` (a search trying each), only an option that has no
+    effect under any of them (``layers`` of the message-passing encoder is fine when it is
+    tried)."""
     if plugin.options_class is None:
         return
-    options = parse_options(plugin.options_class, config.plugin, owner=plugin.name)
-    ignored = ignored_options(options, owner=f"{plugin.name} plugin")
-    if ignored:
-        raise ValueError("; ".join(ignored.values()))
+    owner = f"{plugin.name} plugin"
+    tried = [{"encoder": e} for e in encoders] if len(encoders) > 1 else [{}]
+    ignored = [
+        ignored_options(
+            parse_options(plugin.options_class, {**config.plugin, **encoder}, owner=plugin.name),
+            owner,
+        )
+        for encoder in tried
+    ]
+    everywhere = sorted(set.intersection(*(set(found) for found in ignored)))
+    if everywhere:
+        tries = f" (the search tries encoder {', '.join(encoders)})" if len(tried) > 1 else ""
+        raise ValueError("; ".join(ignored[0][name] for name in everywhere) + tries)
 
 
 def load_plugin_state(plugin: ModalityPlugin, state: dict[str, Any], config: RunConfig) -> None:
@@ -293,8 +306,8 @@ def train(
         raise ConfigError("--resume continues a run, --overwrite replaces it: give one")
     check_plugin_options(plugin, config)
     refuse_ignored_options(plugin, config)
-    if config.data and Path(config.data).exists():  # the run's record reads from anywhere
-        config = dataclasses.replace(config, data=str(Path(config.data).absolute()))
+    # the run's record reads from anywhere
+    config = dataclasses.replace(config, data=_data_source(config.data))
     run_dir = Path(config.out)
     # rank 0 writes the run directory; every rank reads it before any writes (init_world waits
     # for all of them)

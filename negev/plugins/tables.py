@@ -20,11 +20,52 @@ from pathlib import Path
 
 from negev.plugins.base import BadItem
 
-__all__ = ["FIELD_LIMIT", "CsvRows", "read_csv_records", "read_csv_rows"]
+__all__ = [
+    "FIELD_LIMIT",
+    "CsvRows",
+    "check_split_column",
+    "data_file",
+    "read_csv_records",
+    "read_csv_rows",
+    "repeated",
+]
 
 #: Longest field, in characters: the csv module's own default limit (128 KiB), here a bad record
 #: rather than an error that ends the file.
 FIELD_LIMIT = 131_072
+
+
+def data_file(path: Path) -> Path:
+    """``path``, a data file to read.
+
+    Raises:
+        FileNotFoundError: naming it, when it does not exist or is a directory.
+    """
+    if not path.is_file():
+        why = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"data file {path} {why}")
+    return path
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The non-empty names ``names`` holds more than once, sorted: columns or keys of which the
+    one holding the data would be a guess."""
+    return sorted({name for name in names if name and names.count(name) > 1})
+
+
+def check_split_column(column: str, default: str, columns: list[str], path: Path) -> None:
+    """The column that fixes the items' splits where the data has it (option
+    ``split_column``): one named otherwise than the ``default`` must be among ``columns`` (in
+    the order shown), not silently replaced by a random split.
+
+    Raises:
+        ValueError: naming the file, the column and the columns there are.
+    """
+    if column not in columns and column != default:
+        raise ValueError(
+            f"{path}: no split column {column!r} (columns: {', '.join(columns)}); drop "
+            "split_column to cut the items 70/15/15 by the seed"
+        )
 
 
 def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[str] | str]]:
@@ -119,7 +160,7 @@ def read_csv_rows(path: str | Path, field_limit: int | None = FIELD_LIMIT) -> Cs
                     f"{path}:{line}: the header is one column, {cells[0]!r}: the file looks "
                     "tab- or semicolon-separated; negev reads comma-separated CSV"
                 )
-            twice = sorted({c for c in table.header if c and table.header.count(c) > 1})
+            twice = repeated(table.header)
             if twice:
                 raise ValueError(
                     f"{path}:{line}: the header names column(s) {', '.join(map(repr, twice))} "

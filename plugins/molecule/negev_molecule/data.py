@@ -18,7 +18,7 @@ from rdkit import Chem, RDConfig
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
 from negev.plugins.options import parse_options
-from negev.plugins.tables import read_csv_rows
+from negev.plugins.tables import check_split_column, data_file, read_csv_rows
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
 from negev_molecule.options import MAX_ATOMS, MoleculeOptions
@@ -49,10 +49,7 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     elif builtin:
         raise ValueError(f"unknown demo {spec!r}; the demos are demo:nci and demo:chembl")
     else:
-        path = Path(spec)
-        if not path.is_file():
-            why = "is a directory, not a file" if path.is_dir() else "does not exist"
-            raise FileNotFoundError(f"data file {path} {why}")
+        path = data_file(Path(spec))
         reader = read_sdf if path.suffix.lower() in (".sdf", ".sd") else read_csv
         rows, bad, classes = reader(path, options, featurize)
         if not rows and not bad:
@@ -154,7 +151,8 @@ def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
             "with smiles_column"
         )
     records = [(f"{path.name}:{line}", row) for line, row in table.rows]
-    split_column = _split_column(options, table.header, path)
+    split_column = options.split_column
+    check_split_column(split_column, MoleculeOptions.split_column, table.header, path)
     tasks = _tasks(options, table.header, (column, split_column), path, records)
     rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
     return rows, table.bad + bad, tasks
@@ -181,7 +179,9 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
             continue
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    split_column = _split_column(options, sorted(properties), path) if records else ""
+    split_column = options.split_column
+    if records:
+        check_split_column(split_column, MoleculeOptions.split_column, sorted(properties), path)
     tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
@@ -200,17 +200,6 @@ def _label(value: str) -> bool | None:
     if match is None:
         return None
     return match.group(1) == "1" if match.group(1) else match.group(3).lower() == "true"
-
-
-def _split_column(options: MoleculeOptions, header: list[str], path: Path) -> str:
-    """``split_column``; one set to another name than the default must be in ``header``."""
-    column = options.split_column
-    if column not in header and column != MoleculeOptions.split_column:
-        raise ValueError(
-            f"{path}: no split column {column!r} (columns: {', '.join(header)}); drop "
-            "split_column to cut the molecules 70/15/15 by the seed"
-        )
-    return column
 
 
 def _tasks(options, header, reserved, path, records) -> list[str]:
@@ -267,11 +256,11 @@ def _examples(records, tasks, featurize, smiles_of, split_column):
                 value = (row.get(task) or "").strip()
                 if value == "":
                     unknown.append(t)
-                elif _label(value) is None:
+                elif (label := _label(value)) is None:
                     raise ValueError(
                         f"label {value!r} in column {task!r} is not 0, 1, true, false or empty"
                     )
-                elif _label(value):
+                elif label:
                     labels.append(t)
         except ValueError as exc:
             bad.append(BadItem(name, str(exc)))

@@ -13,7 +13,7 @@ from typing import Any
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
-from negev.plugins.tables import read_csv_rows
+from negev.plugins.tables import check_split_column, data_file, read_csv_rows, repeated
 from negev_text.options import TextOptions
 
 DEMO_CLASSES = ["positive"]
@@ -136,9 +136,7 @@ def read(
         (split, example) per usable line (split ``all`` when there is no split column), the bad
         lines, the classes, whether the data is multi-label.
     """
-    if not path.is_file():
-        why = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise FileNotFoundError(f"data file {path} {why}")
+    data_file(path)
     text_column, label_column = options.text_column, options.label_column
     split_column, max_chars = options.split_column, options.max_chars
     rows, bad = [], []
@@ -171,11 +169,8 @@ def read(
                 f"{path}: no column {column!r} (columns: {', '.join(sorted(columns))}); name it "
                 f"with --set {option}=..."
             )
-    if rows and split_column not in columns and split_column != TextOptions.split_column:
-        raise ValueError(
-            f"{path}: no split column {split_column!r} (columns: {', '.join(sorted(columns))}); "
-            "drop split_column to cut the items 70/15/15 by the seed"
-        )
+    if rows:
+        check_split_column(split_column, TextOptions.split_column, sorted(columns), path)
     has_split = split_column in columns
     found = sorted(
         {c.strip() for c in options.classes.split(",") if c.strip()} if options.classes else
@@ -220,8 +215,7 @@ def read(
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object; a key given twice is an error (which value holds the data would be a
     guess, as for a CSV header naming a column twice)."""
-    keys = [key for key, _ in pairs]
-    twice = sorted({key for key in keys if keys.count(key) > 1})
+    twice = repeated([key for key, _ in pairs])
     if twice:
         raise ValueError(f"key(s) {', '.join(map(repr, twice))} given more than once")
     return dict(pairs)
