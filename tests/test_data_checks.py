@@ -8,6 +8,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from negev.engine import resolve_config, train
 from negev.engine.checkpoint import RunWarning
@@ -67,6 +68,39 @@ def test_predict_scores_a_file_in_its_order(tmp_path):
     train(plugin, config, quiet=True)
     examples, bad = Predictor(tmp_path / "run").read_data(str(tmp_path / "two.csv"))
     assert [e.name for e in examples] == [f"two.csv:{line}" for line in range(2, 42)] and not bad
+
+
+def test_predict_reads_a_text_file_without_labels(tmp_path):
+    _texts(tmp_path / "two.csv", ["pos", "neg"] * 20)
+    plugin, config = _run(tmp_path, tmp_path / "two.csv")
+    train(plugin, config, quiet=True)
+    texts = ["good item 0", "awful item 3", "a text never seen"]
+    (tmp_path / "new.csv").write_text("text\n" + "".join(f"{t}\n" for t in texts))
+    (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    predictor = Predictor(tmp_path / "run")
+    reference = predictor.predict(texts).scores  # each text given literally, as with --input
+    for name in ("new.csv", "new.jsonl"):
+        examples, bad = predictor.read_data(str(tmp_path / name))
+        assert [e.inputs for e in examples] == texts and not bad
+        scores = torch.stack([p.scores for p in predictor.predictions(examples)])
+        assert torch.allclose(scores, reference)
+
+
+def test_predict_reads_a_molecule_file_without_labels(tmp_path):
+    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
+    path = tmp_path / "m.csv"
+    path.write_text("smiles,tox\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(smiles)))
+    plugin, config = resolve_config(
+        {}, {"modality": "molecule", "data": str(path), "out": str(tmp_path / "run"), **FAST}
+    )
+    train(plugin, config, quiet=True)
+    new = ["c1ccccc1Cl", "OCC", "CCO"]
+    (tmp_path / "new.csv").write_text("smiles\n" + "".join(f"{s}\n" for s in new))
+    predictor = Predictor(tmp_path / "run")
+    examples, bad = predictor.read_data(str(tmp_path / "new.csv"))
+    assert [e.name for e in examples] == ["new.csv:2", "new.csv:3", "new.csv:4"] and not bad
+    scores = torch.stack([p.scores for p in predictor.predictions(examples)])
+    assert torch.allclose(scores, predictor.predict(new).scores)
 
 
 def test_multi_task_data_warns_of_a_constant_task_and_refuses_all_constant(tmp_path):

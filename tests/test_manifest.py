@@ -33,6 +33,19 @@ def test_rows_labels_splits_and_bad_rows(tmp_path):
     assert read_manifest(path).classes == ["cat", "dog", "horse"]
 
 
+def test_unlabelled_reading_needs_no_labels_column_and_ignores_one(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("path,split\na.x,test\nb.x,test\n")
+    with pytest.raises(ValueError, match="no 'labels' column"):
+        read_manifest(path)
+    manifest = read_manifest(path, labelled=False)
+    rows = [(r.name, r.labels) for r in manifest.rows]
+    assert rows == [("m.csv:2 (a.x)", ()), ("m.csv:3 (b.x)", ())]
+    path.write_text("path,labels\na.x,horse\n")  # a label outside the classes: not read
+    manifest = read_manifest(path, ["cat"], labelled=False)
+    assert [r.labels for r in manifest.rows] == [()] and not manifest.bad
+
+
 def test_without_split_column_the_rows_are_cut_by_seed(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("path,labels\n" + "".join(f"f{i}.x,a\n" for i in range(20)))

@@ -186,13 +186,16 @@ def prepare_data(
     required: tuple[str, ...] = ("train", "val", "test"),
     *,
     check_classes: bool = False,
+    labelled: bool = True,
 ) -> DataSplits:
     """Load the data; bad items are listed and saved in any case, and stop the run unless
     ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it).
     The ``required`` splits must not be empty; with ``check_classes`` (training) the training
     split must hold classes to tell apart (a warning for a constant class, where ``run_dir``
-    is given: once, by the process that writes the run)."""
-    data = plugin.load_data(config.data, config.to_dict())
+    is given: once, by the process that writes the run). ``labelled=False`` (prediction): the
+    plugin reads the items without their labels (``config["labelled"]``, see
+    :meth:`~negev.plugins.ModalityPlugin.load_data`)."""
+    data = plugin.load_data(config.data, {**config.to_dict(), "labelled": labelled})
     usable = len(data.train) + len(data.val) + len(data.test)
     if data.bad:
         listing = "; ".join(f"{b.name}: {b.reason}" for b in data.bad[:10])

@@ -94,11 +94,12 @@ class Predictor:
         self, data: str | None, *, options: dict[str, Any] | None = None, skip_bad: bool = False
     ) -> tuple[list[Example], list[BadItem]]:
         """Every item of a dataset the plugin reads (all its splits, in the order the data lists
-        them; labels are not needed and not used), or of the plugin's demo for ``data=None``.
+        them; labels are not read: a file without a label column will do, where the plugin's format
+        allows it), or of the plugin's demo for ``data=None``.
         Bad items stop it unless ``skip_bad``."""
         config = dataclasses.replace(self.config, data=data, skip_bad=skip_bad)
         config.plugin = {**self.config.plugin, **(options or {})}
-        splits = prepare_data(self.plugin, config, None, required=())
+        splits = prepare_data(self.plugin, config, None, required=(), labelled=False)
         examples = splits.listed(splits.train + splits.val + splits.test)
         if not examples:
             raise DataError(f"no item to predict in {data or 'the demo data'}")

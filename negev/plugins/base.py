@@ -227,7 +227,12 @@ class ModalityPlugin(abc.ABC):
     @abc.abstractmethod
     def load_data(self, spec: str | None, config: dict[str, Any]) -> DataSplits:
         """Read the dataset at ``spec`` (a path or a spec string), or the built-in offline demo
-        dataset when ``spec`` is None. Items that cannot be read go to ``DataSplits.bad``."""
+        dataset when ``spec`` is None. Items that cannot be read go to ``DataSplits.bad``.
+
+        ``config["labelled"]`` (default True) is False when the labels are not needed
+        (``negev predict --data``): read every item without its labels (``labels=()``), from a
+        file that has no label column or one whose labels are ignored; the classes may then be
+        empty. A plugin whose format cannot be read without labels ignores the flag."""
 
     @abc.abstractmethod
     def build_encoder(self, config: dict[str, Any]) -> RegionEncoder:

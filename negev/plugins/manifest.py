@@ -55,28 +55,31 @@ def _names(cell: str | None) -> list[str]:
     return [name.strip() for name in (cell or "").split("|") if name.strip()]
 
 
-def read_manifest(path: str | Path, classes: list[str] | None = None) -> Manifest:
+def read_manifest(
+    path: str | Path, classes: list[str] | None = None, *, labelled: bool = True
+) -> Manifest:
     """Read a manifest CSV. ``classes`` fixes the class list (a label outside it makes a bad
-    row); by default it is the sorted set of labels found.
+    row); by default it is the sorted set of labels found. ``labelled=False`` (prediction): the
+    ``labels`` column is not read and may be missing; every row has no label.
 
     Raises:
-        ValueError: the file has no rows or lacks the ``path`` or ``labels`` column.
+        ValueError: the file has no rows or lacks the ``path`` (or, labelled, ``labels``) column.
     """
     path = Path(path)
     table = read_csv_rows(path)
     rows = table.rows
     if not rows and not table.bad:
         raise ValueError(f"{path}: no rows")
-    for column in ("path", "labels"):
+    for column in ("path", "labels")[: 2 if labelled else 1]:
         if column not in table.header:
             raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(table.header)})")
-    found = {n for _, row in rows for n in _names(row["labels"])}
+    found = {n for _, row in rows for n in _names(row["labels"])} if labelled else set()
     classes = list(classes) if classes else sorted(found)
     manifest = Manifest([], classes, "split" in table.header, table.bad)
     first_line: dict[Path, int] = {}
     for line, row in rows:
         name = f"{path.name}:{line} ({row['path']})"
-        names = _names(row["labels"])
+        names = _names(row["labels"]) if labelled else []
         outside = [n for n in names if n not in classes]
         split = (row.get("split") or "").strip() if manifest.has_split else "all"
         file = Path(row["path"])

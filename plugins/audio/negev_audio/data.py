@@ -66,21 +66,24 @@ def read_csv(
     seed: int = 0,
     min_samples: int = 1,
     max_seconds: float = MAX_SECONDS,
+    labelled: bool = True,
 ) -> DataSplits:
     """Read the manifest CSV at ``path`` (:mod:`negev.plugins.manifest`); every clip is decoded
     once to check it (unreadable, empty, too short, too long or silent clips, unknown labels,
     malformed events, events past the clip's end or of a class the labels omit become
-    :class:`BadItem` s named by line and file)."""
-    manifest = read_manifest(path, classes)
+    :class:`BadItem` s named by line and file). ``labelled=False`` (prediction): neither the
+    labels nor the events are read."""
+    manifest = read_manifest(path, classes, labelled=labelled)
     examples = []
     for row in manifest.rows:
+        cell = row.fields.get("events") if labelled else None
         try:
-            events = parse_events(row.fields.get("events") or "", manifest.classes)
+            events = parse_events(cell or "", manifest.classes)
             duration = check_clip(row.file, sample_rate, min_samples, max_seconds)
             events = check_events(events, row.labels, duration, manifest.classes)
         except ValueError as exc:  # the row names the file: drop the reader's path prefix
             manifest.bad.append(BadItem(row.name, str(exc).removeprefix(f"{row.file}: ")))
             continue
-        truth = {"events": events, "duration": duration} if row.fields.get("events") else {}
+        truth = {"events": events, "duration": duration} if cell else {}
         examples.append((row, Example(str(row.file), str(row.file), row.labels, truth)))
     return manifest.splits(examples, seed)

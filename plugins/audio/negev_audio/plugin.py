@@ -70,7 +70,7 @@ class AudioPlugin(ModalityPlugin):
         seed = int(config.get("seed", 0))
         return read_csv(
             path, options.sample_rate, classes.split("|") if classes else None, seed,
-            self.frontend.n_fft, options.max_seconds,
+            self.frontend.n_fft, options.max_seconds, config.get("labelled", True),
         )  # fmt: skip
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class BagsPlugin(ModalityPlugin):
             "max_instances": options.max_instances,
         }
         if options.format == "files":
-            return read_bag_csv(path, width=options.dim or None, **common)
+            labelled = config.get("labelled", True)
+            return read_bag_csv(path, width=options.dim or None, labelled=labelled, **common)
         return read_mil_table(
             path,
             bag_column=_column(options.bag_column),

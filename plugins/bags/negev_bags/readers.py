@@ -54,9 +54,11 @@ def read_bag_csv(
     width: int | None = None,
     seed: int = 0,
     max_instances: int = MAX_INSTANCES,
+    labelled: bool = True,
 ) -> DataSplits:
     """Bags listed by a CSV ``bag,label[,split]`` (``path`` / ``labels`` are accepted too): ``bag``
     is a ``.pt`` / ``.npy`` / ``.h5`` file relative to the CSV's folder (or absolute).
+    ``labelled=False`` (prediction): the label column is not read and may be missing.
 
     Every file is read once here to check it: a missing or unreadable file, an empty bag, a
     feature width other than ``width`` (default: the first good bag's), NaN or infinite features,
@@ -74,12 +76,12 @@ def read_bag_csv(
     header = table.header
     bag_key = "bag" if "bag" in header else "path" if "path" in header else None
     label_key = "label" if "label" in header else "labels" if "labels" in header else None
-    if bag_key is None or label_key is None:
+    if bag_key is None or (label_key is None and labelled):
         raise ValueError(
             f"{path}: needs the columns bag,label[,split] (found: {', '.join(header)})"
         )
     has_split = "split" in header
-    label_lists = [_names(row[label_key]) for _, row in table.rows]
+    label_lists = [_names(row[label_key]) if labelled else [] for _, row in table.rows]
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
     bad: list[BadItem] = table.bad
     examples: list[tuple[str | None, Example]] = []

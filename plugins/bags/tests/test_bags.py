@@ -113,6 +113,19 @@ def test_binary_labels_are_one_class_and_multilabel_uses_bars(tmp_path):
     assert data.classes == ["x", "y"] and data.multilabel
 
 
+def test_bag_csv_without_labels_for_prediction(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((2, 3)))
+    np.save(tmp_path / "b.npy", np.ones((4, 3)))
+    path = collection(tmp_path, [["bag", "split"], ["a.npy", "test"], ["b.npy", "test"]])
+    with pytest.raises(ValueError, match="needs the columns bag,label"):
+        read_bag_csv(path)
+    data = read_bag_csv(path, labelled=False)
+    assert [(e.inputs.size, e.labels) for e in data.test] == [(2, ()), (4, ())]
+    rows = [["bag", "label"], ["a.npy", "not-a-class"], ["b.npy", ""]]  # labels ignored
+    data = read_bag_csv(collection(tmp_path, rows), classes=["x"], labelled=False)
+    assert not data.bad and len(data.train + data.val + data.test) == 2
+
+
 def test_mil_table_groups_instances_and_names_bad_bags(tmp_path):
     rows = [
         ["1", "b1", "0.5", "1.0"],

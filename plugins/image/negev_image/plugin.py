@@ -96,7 +96,9 @@ class ImagePlugin(ModalityPlugin):
             return readers.read_coco(path, options.image_root, seed, limit)
         if path.suffix == ".csv":
             classes = options.classes
-            return readers.read_csv(path, classes.split("|") if classes else None, seed, limit)
+            labelled = config.get("labelled", True)
+            names = classes.split("|") if classes else None
+            return readers.read_csv(path, names, seed, limit, labelled)
         raise ValueError(
             f"--data {spec}: expected a VOC directory, a COCO .json or a .csv of path,labels"
         )

@@ -274,12 +274,14 @@ def read_csv(
     classes: list[str] | None = None,
     seed: int = 0,
     max_pixels: int = MAX_PIXELS,
+    labelled: bool = True,
 ) -> DataSplits:
     """A manifest CSV (:mod:`negev.plugins.manifest`): ``path``, ``labels`` (``|``-separated;
-    empty = no class present), optional ``split`` (else cut 70/15/15 by seed); relative paths are
-    relative to the CSV's folder. ``classes`` fixes the class list (default: the labels found).
+    empty = no class present; not read when not ``labelled``), optional ``split`` (else cut
+    70/15/15 by seed); relative paths are relative to the CSV's folder. ``classes`` fixes the
+    class list (default: the labels found).
     """
-    manifest = read_manifest(path, classes)
+    manifest = read_manifest(path, classes, labelled=labelled)
     examples = []
     for row in manifest.rows:
         try:

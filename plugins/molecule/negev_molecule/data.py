@@ -37,7 +37,8 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
 
     The file's ``split`` column (option ``split_column``), when it has one, fixes the splits;
     otherwise they are cut 70/15/15 by the seed. When no row can be used the splits are empty and
-    every row is in ``bad``, with its reason."""
+    every row is in ``bad``, with its reason. ``config["labelled"]`` False (prediction): the
+    files' labels are not read (no task columns needed; every example has ``labels=()``)."""
     options = parse_options(MoleculeOptions, config.get("plugin") or {}, owner="molecule")
     featurize = Featurizer.of(options)
     builtin = spec is None or spec.startswith("demo:")
@@ -51,7 +52,7 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     else:
         path = data_file(Path(spec))
         reader = read_sdf if path.suffix.lower() in (".sdf", ".sd") else read_csv
-        rows, bad, classes = reader(path, options, featurize)
+        rows, bad, classes = reader(path, options, featurize, config.get("labelled", True))
         if not rows and not bad:
             raise ValueError(f"{path}: no molecule in the file")
         return DataSplits.grouped(rows, classes, True, bad, seed)
@@ -136,7 +137,7 @@ def chembl_demo(
     return examples, bad
 
 
-def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
+def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer, labelled: bool = True):
     """CSV with a SMILES column (``smiles_column``, default ``smiles``), one 0/1 column per task
     (``label_columns``, default every other column except ``id``/``name`` and the split column)
     and optionally a ``split`` column (``split_column``) of train / val / test; an empty label
@@ -153,12 +154,12 @@ def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer):
     records = [(f"{path.name}:{line}", row) for line, row in table.rows]
     split_column = options.split_column
     check_split_column(split_column, MoleculeOptions.split_column, table.header, path)
-    tasks = _tasks(options, table.header, (column, split_column), path, records)
+    tasks = _tasks(options, table.header, (column, split_column), path, records) if labelled else []
     rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
     return rows, table.bad + bad, tasks
 
 
-def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
+def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer, labelled: bool = True):
     """SDF with the task labels as 0/1 properties (``label_columns``, default every property
     but the split one) and optionally a ``split`` property (``split_column``)."""
     try:
@@ -182,7 +183,7 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer):
     split_column = options.split_column
     if records:
         check_split_column(split_column, MoleculeOptions.split_column, sorted(properties), path)
-    tasks = _tasks(options, sorted(properties), (split_column,), path, records)
+    tasks = _tasks(options, sorted(properties), (split_column,), path, records) if labelled else []
 
     def smiles_of(row: dict) -> str:
         return Chem.MolToSmiles(row["_mol"])

@@ -109,18 +109,18 @@ def _chatter(rng: random.Random) -> str:
     )
 
 
-def load(path: Path, options: TextOptions, seed: int = 0) -> DataSplits:
+def load(path: Path, options: TextOptions, seed: int = 0, labelled: bool = True) -> DataSplits:
     """The splits of a CSV / JSONL file (see :func:`read`): the file's ``split`` column when it
     has one, else cut 70/15/15 by ``seed``. When no line can be used the splits are empty and
     every line is in ``bad``, with its reason."""
-    rows, bad, classes, multilabel = read(path, options)
+    rows, bad, classes, multilabel = read(path, options, labelled)
     if not rows and not bad:
         raise ValueError(f"{path}: no text in the file")
     return DataSplits.grouped(rows, classes, multilabel, bad, seed)
 
 
 def read(
-    path: Path, options: TextOptions
+    path: Path, options: TextOptions, labelled: bool = True
 ) -> tuple[list[tuple[str | None, Example]], list[BadItem], list[str], bool]:
     """CSV or JSONL (by suffix) with a text column and a label column.
 
@@ -131,6 +131,8 @@ def read(
     ``positive_spans`` / ``negative_spans`` columns of ground-truth character spans
     (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in JSONL), used for evaluation
     only. A text or label column that no line has is an error naming the columns there are.
+    ``labelled=False`` (prediction): labels are not read (the label column may be missing),
+    every example has ``labels=()`` and the classes are ``classes`` or none.
 
     Returns:
         (split, example) per usable line (split ``all`` when there is no split column), the bad
@@ -163,7 +165,8 @@ def read(
         rows = [(f"{path.name}:{line}", row) for line, row in table.rows]
         bad = table.bad
     columns = {key for _, row in rows if isinstance(row, dict) for key in row}
-    for option, column in (("text_column", text_column), ("label_column", label_column)):
+    needed = (("text_column", text_column), ("label_column", label_column))[: 2 if labelled else 1]
+    for option, column in needed:
         if rows and column not in columns:
             raise ValueError(
                 f"{path}: no column {column!r} (columns: {', '.join(sorted(columns))}); name it "
@@ -174,13 +177,13 @@ def read(
     has_split = split_column in columns
     found = sorted(
         {c.strip() for c in options.classes.split(",") if c.strip()} if options.classes else
-        {label for _, row in rows for label in _labels(row.get(label_column))}
+        {label for _, row in rows for label in _labels(row.get(label_column)) if labelled}
     )  # fmt: skip
-    multilabel = any(len(_labels(row.get(label_column))) > 1 for _, row in rows)
+    multilabel = labelled and any(len(_labels(row.get(label_column))) > 1 for _, row in rows)
     examples = []
     for name, row in rows:
         text = row.get(text_column)
-        labels = _labels(row.get(label_column))
+        labels = _labels(row.get(label_column)) if labelled else []
         try:
             if text is not None and not isinstance(text, str):
                 raise ValueError(f"the text (column {text_column!r}) is a {_json_type(text)}")
@@ -191,7 +194,7 @@ def read(
                     f"text of {len(text)} characters, over the limit of max_chars={max_chars} "
                     "(a plugin option)"
                 )
-            if not labels:
+            if labelled and not labels:
                 raise ValueError(f"no label (column {label_column!r})")
             split = str(row.get(split_column) or "").strip() if has_split else None
             if has_split and split not in SPLITS:

@@ -74,7 +74,7 @@ class TextPlugin(ModalityPlugin):
             splits = DataSplits.shuffled(examples, data.DEMO_CLASSES, True, bad, seed)
             splits.builtin = True
         else:
-            splits = data.load(Path(spec), options, seed)
+            splits = data.load(Path(spec), options, seed, config.get("labelled", True))
             examples = splits.train + splits.val + splits.test
         reader = TextPlugin()  # this run's options: its state is loaded after load_data
         reader.load_state({}, config)
