@@ -29,6 +29,7 @@ from negev_image.readers import read_voc
 from negev_molecule import data as molecules
 from negev_text import data as texts
 from negev_text.options import TextOptions
+from tests.test_tables import LATIN_1
 
 BOM = b"\xef\xbb\xbf"
 LONG = b"y" * (FIELD_LIMIT + 1)
@@ -93,12 +94,14 @@ def test_every_csv_reader_names_the_line_of_bad_bytes_and_long_fields(tmp_path, 
     path.write_bytes(b"\n".join([header, rows[0], bad_byte, long_field]) + b"\n")
     result = read(path)
     reasons = {b.name.partition(" ")[0]: b.reason for b in result.bad}
+    first = repr(header.split(b",")[0].decode())  # the column the bad cells are in
     too_long = (  # the text plugin's limit on a text is its option max_chars
         f"text of {FIELD_LIMIT + 1} characters, over the limit of max_chars={FIELD_LIMIT} (a "
         "plugin option)" if reader == "text" else
-        f"field 1 has {FIELD_LIMIT + 1} characters, over the limit of {FIELD_LIMIT}"
+        f"column {first} has {FIELD_LIMIT + 1} characters, over the limit of {FIELD_LIMIT}"
     )  # fmt: skip
-    assert reasons == {"data.csv:3": "not UTF-8: byte 0xff in field 1", "data.csv:4": too_long}
+    bad_byte = f"not UTF-8: byte 0xff in column {first} {LATIN_1}"
+    assert reasons == {"data.csv:3": bad_byte, "data.csv:4": too_long}
     assert _count(result) == 1
 
 
@@ -107,7 +110,7 @@ def test_the_instance_table_accepts_a_bom_and_names_bad_lines(tmp_path):
     path.write_bytes(BOM + b"1,0,0.5,0.2\n1,0,0.1,0.3\n2,1,0.9,\xff\n2,1,0.8,0.7\n3\n")
     result = read_mil_table(path)
     assert [(b.name, b.reason) for b in result.bad] == [
-        ("musk.csv:3", "not UTF-8: byte 0xff in field 4"),
+        ("musk.csv:3", f"not UTF-8: byte 0xff in field 4 {LATIN_1}"),
         ("musk.csv:5", "1 fields: no bag or label column (columns 1, 2)"),
     ]
     assert _count(result) == 2

@@ -3,11 +3,14 @@ records become bad items naming file and line (fuzzed in tests/test_reader_fuzz.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import zipfile
 
 import pytest
 
-from negev.plugins.tables import FIELD_LIMIT, read_csv_records, read_csv_rows
+from negev.plugins.tables import FIELD_LIMIT, read_csv_records, read_csv_rows, text_bytes
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
@@ -18,6 +21,9 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
     assert table.rows == [(2, {"path": "a.x", "labels": "cat"})] and table.bad == []
 
 
+LATIN_1 = "(a file saved as Latin-1 or Windows-1252? negev reads UTF-8: re-save it as UTF-8)"
+
+
 def test_bad_bytes_long_fields_and_extra_cells_are_bad_records_by_line(tmp_path):
     path = tmp_path / "t.csv"
     long = "x" * (FIELD_LIMIT + 1)
@@ -26,8 +32,8 @@ def test_bad_bytes_long_fields_and_extra_cells_are_bad_records_by_line(tmp_path)
     )
     table = read_csv_rows(path)
     assert [(b.name, b.reason) for b in table.bad] == [
-        ("t.csv:3", "not UTF-8: byte 0xff in field 2"),
-        ("t.csv:5", f"field 1 has {FIELD_LIMIT + 1} characters, over the limit of {FIELD_LIMIT}"),
+        ("t.csv:3", f"not UTF-8: byte 0xff in column 'b' {LATIN_1}"),
+        ("t.csv:5", f"column 'a' has {FIELD_LIMIT + 1} characters, over the limit of 131072"),
         ("t.csv:8", "3 fields, the header has 2 ('9' past it)"),
     ]
     assert table.rows == [
@@ -82,3 +88,27 @@ def test_a_row_of_empty_cells_is_a_blank_line(tmp_path):
     path.write_text("text,label\nfine,1\n,\n , \n\nbad,0\n")
     assert [line for line, _ in read_csv_rows(path).rows] == [2, 6]
     assert read_csv_rows(path).bad == []
+
+
+def test_a_file_of_another_format_is_named_as_such(tmp_path):
+    """What people hand a CSV reader: a compressed CSV, a workbook, Parquet, UTF-16 text."""
+    csv_text = b"text,label\ngood,pos\n"
+    workbook = tmp_path / "book.xlsx"
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    files = {
+        "a.csv.gz": (gzip.compress(csv_text), "gzip-compressed, not UTF-8 text: decompress it"),
+        "a.csv.bz2": (bz2.compress(csv_text), "bzip2-compressed"),
+        "book.xlsx": (workbook.read_bytes(), "a zip archive .*export or extract it as CSV"),
+        "t.parquet": (b"PAR1\x15\x04" + bytes(20), "a Parquet file, not UTF-8 text"),
+        "u16.csv": (csv_text.decode().encode("utf-16"), "UTF-16 text, not UTF-8 text: save it"),
+    }
+    for name, (content, message) in files.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        for read in (read_csv_rows, read_csv_records, text_bytes):
+            with pytest.raises(ValueError, match=f"{name}: {message}"):
+                read(path)
+    path = tmp_path / "plain.csv"
+    path.write_bytes(csv_text)
+    assert text_bytes(path) == csv_text

@@ -4,9 +4,10 @@ no line.
 
 The file is UTF-8, with or without a byte-order mark. A record holding bytes that are not UTF-8,
 or a field longer than :data:`FIELD_LIMIT` characters (or the reader's ``field_limit``), or that
-the csv module rejects, is a bad item ``<file>:<line>`` saying which field; the records after it
+the csv module rejects, is a bad item ``<file>:<line>`` saying which column; the records after it
 are read as usual. A header that cannot be read, or that names a column twice, is an error naming
-the file and line.
+the file and line; so is a file of another format (compressed, a spreadsheet, Parquet, UTF-16:
+:func:`text_bytes`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "read_csv_records",
     "read_csv_rows",
     "repeated",
+    "text_bytes",
 ]
 
 #: Longest field, in characters: the csv module's own default limit (128 KiB), here a bad record
@@ -45,6 +47,33 @@ def data_file(path: Path) -> Path:
         why = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise FileNotFoundError(f"data file {path} {why}")
     return path
+
+
+#: Leading bytes of file formats that are not text, and what to do about each.
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed", "decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz)"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx workbook is one)", "export or extract it as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook", "save it as CSV (UTF-8)"),
+    (b"PAR1", "a Parquet file", "write it as CSV"),
+    (b"\xff\xfe", "UTF-16 text", "save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text", "save it as UTF-8"),
+)
+
+
+def text_bytes(path: Path) -> bytes:
+    """The bytes of a text data file (CSV, JSONL), read once.
+
+    Raises:
+        ValueError: naming the file and its format, when it starts as a compressed file, a
+            spreadsheet, Parquet or UTF-16 text does: negev reads UTF-8 text.
+    """
+    data = path.read_bytes()
+    for magic, kind, fix in _NOT_TEXT:
+        if data.startswith(magic):
+            raise ValueError(f"{path}: {kind}, not UTF-8 text: {fix}")
+    return data
 
 
 def repeated(names: list[str]) -> list[str]:
@@ -68,12 +97,13 @@ def check_split_column(column: str, default: str, columns: list[str], path: Path
         )
 
 
-def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[str] | str]]:
+def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
     """``(first line, cells)`` per non-blank record of ``path`` (a record whose cells are all
     empty or spaces, as a spreadsheet's blank row ``,,``, is blank), or ``(line, reason)`` for a
-    record that cannot be used. Undecodable bytes travel as surrogates (``surrogateescape``) and
-    are found per record, so that one bad byte names its line instead of ending the file."""
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    record the csv module rejects. Undecodable bytes travel as surrogates (``surrogateescape``),
+    for :func:`_problem` to find per record, so that one bad byte names its line instead of
+    ending the file."""
+    text = text_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
     previous = csv.field_size_limit(sys.maxsize)  # the limit is checked below, per record
     try:
@@ -89,21 +119,26 @@ def _records(path: Path, field_limit: int | None) -> Iterator[tuple[int, list[st
                 continue
             line, start = start, reader.line_num + 1
             if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
-                yield line, _problem(cells, field_limit) or cells
+                yield line, cells
     finally:
         csv.field_size_limit(previous)
 
 
-def _problem(cells: list[str], field_limit: int | None) -> str | None:
-    """Why a record's cells cannot be used (undecodable bytes, a field over the limit), or None."""
-    for column, cell in enumerate(cells, start=1):
+def _problem(cells: list[str], field_limit: int | None, header: list[str]) -> str | None:
+    """Why a record's cells cannot be used (undecodable bytes, a field over the limit), or None;
+    a cell is named by its ``header`` column where there is one, else by its field number."""
+    for index, cell in enumerate(cells):
+        where = f"column {header[index]!r}" if index < len(header) else f"field {index + 1}"
         if field_limit is not None and len(cell) > field_limit:
-            return f"field {column} has {len(cell)} characters, over the limit of {field_limit}"
+            return f"{where} has {len(cell)} characters, over the limit of {field_limit}"
         try:
             cell.encode("utf-8")
         except UnicodeEncodeError as exc:
             byte = ord(cell[exc.start]) - 0xDC00
-            return f"not UTF-8: byte 0x{byte:02x} in field {column}"
+            return (
+                f"not UTF-8: byte 0x{byte:02x} in {where} (a file saved as Latin-1 or "
+                "Windows-1252? negev reads UTF-8: re-save it as UTF-8)"
+            )
     return None
 
 
@@ -119,9 +154,10 @@ def read_csv_records(
     """
     path = Path(path)
     rows, bad = [], []
-    for line, cells in _records(path, field_limit):
-        if isinstance(cells, str):
-            bad.append(BadItem(f"{path.name}:{line}", cells))
+    for line, cells in _records(path):
+        problem = cells if isinstance(cells, str) else _problem(cells, field_limit, [])
+        if problem:
+            bad.append(BadItem(f"{path.name}:{line}", problem))
         else:
             rows.append((line, cells))
     return rows, bad
@@ -149,8 +185,10 @@ def read_csv_rows(path: str | Path, field_limit: int | None = FIELD_LIMIT) -> Cs
     """
     path = Path(path)
     table = CsvRows([], [])
-    for line, cells in _records(path, field_limit):
+    for line, cells in _records(path):
         name = f"{path.name}:{line}"
+        if not isinstance(cells, str):
+            cells = _problem(cells, field_limit, table.header) or cells
         if not table.header:
             if isinstance(cells, str):
                 raise ValueError(f"{path}:{line}: the header is unusable: {cells}")

@@ -13,7 +13,13 @@ from typing import Any
 
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
-from negev.plugins.tables import check_split_column, data_file, read_csv_rows, repeated
+from negev.plugins.tables import (
+    check_split_column,
+    data_file,
+    read_csv_rows,
+    repeated,
+    text_bytes,
+)
 from negev_text.options import TextOptions
 
 DEMO_CLASSES = ["positive"]
@@ -143,7 +149,7 @@ def read(
     split_column, max_chars = options.split_column, options.max_chars
     rows, bad = [], []
     if path.suffix.lower() in (".jsonl", ".json"):
-        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
+        raw_lines = text_bytes(path).removeprefix(b"\xef\xbb\xbf").split(b"\n")
         for number, raw in enumerate(raw_lines, start=1):
             if not raw.strip():
                 continue

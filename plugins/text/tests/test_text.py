@@ -353,3 +353,12 @@ def test_reading_counts_the_texts_the_encoder_cuts(tmp_path, tiny_bert, capsys, 
     config = {"plugin": {**plugin_options, "transformer_path": str(tiny_bert)}}
     get_plugin("text").load_data(str(path), config)
     assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_compressed_jsonl_file_is_named_as_such(tmp_path):
+    import gzip
+
+    path = tmp_path / "texts.jsonl"
+    path.write_bytes(gzip.compress(b'{"text": "good", "label": "pos"}\n'))
+    with pytest.raises(ValueError, match="texts.jsonl: gzip-compressed, not UTF-8 text"):
+        data.read(path, TextOptions())
