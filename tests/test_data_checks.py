@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import pytest
 import torch
@@ -42,6 +43,21 @@ def test_a_training_split_of_one_class_is_refused(tmp_path):
     ):
         train(plugin, config, quiet=True)
     assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_a_validation_split_of_one_class_is_warned_of(tmp_path):
+    from negev.engine.trainer import prepare_data
+
+    labels = ["pos", "neg"] * 10 + ["pos"] * 4 + ["neg", "pos"] * 3
+    split = ["train"] * 20 + ["val"] * 4 + ["test"] * 6
+    plugin, config = _run(tmp_path, _texts(tmp_path / "v.csv", labels, split))
+    with pytest.warns(RunWarning, match=r"the val split of .*v.csv holds only 'pos' \(4 items\)"):
+        prepare_data(plugin, config, tmp_path / "run", check_classes=True)
+    labels[20] = "neg"  # both classes in val: no warning
+    plugin, config = _run(tmp_path, _texts(tmp_path / "v.csv", labels, split))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        prepare_data(plugin, config, tmp_path / "run", check_classes=True)
 
 
 def test_an_empty_split_names_the_data_and_the_sizes(tmp_path):

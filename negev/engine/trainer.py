@@ -191,8 +191,9 @@ def prepare_data(
     """Load the data; bad items are listed and saved in any case, and stop the run unless
     ``skip_bad`` or the data is the plugin's built-in demo (whose bad items are part of it).
     The ``required`` splits must not be empty; with ``check_classes`` (training) the training
-    split must hold classes to tell apart (a warning for a constant class, where ``run_dir``
-    is given: once, by the process that writes the run). ``labelled=False`` (prediction): the
+    split must hold classes to tell apart (a warning for a constant class, and for a
+    validation split that cannot rank classes apart, where ``run_dir`` is given: once, by the
+    process that writes the run). ``labelled=False`` (prediction): the
     plugin reads the items without their labels (``config["labelled"]``, see
     :meth:`~negev.plugins.ModalityPlugin.load_data`)."""
     data = plugin.load_data(config.data, {**config.to_dict(), "labelled": labelled})
@@ -224,6 +225,8 @@ def prepare_data(
             )
     if check_classes:
         _check_classes(data, source, warn=run_dir is not None)
+        if run_dir is not None:
+            _check_validation_classes(data, source)
     return data
 
 
@@ -259,6 +262,31 @@ def _check_classes(data: DataSplits, source: str, warn: bool) -> None:
             RunWarning,
             stacklevel=3,
         )
+
+
+def _check_validation_classes(data: DataSplits, source: str) -> None:
+    """Warn of a validation split that cannot rank classes apart: single-label, fewer than two
+    classes present; multi-label, no class both present and absent. Its ROC-AUC is then
+    undefined (NaN) and its mAP trivial, so the epoch and trial kept are chosen on nothing."""
+    if not data.val:
+        return
+    has = Counter(c for e in data.val for c in e.labels)
+    if data.multilabel:
+        unknown = Counter(c for e in data.val for c in e.unknown)
+        if any(0 < has[c] < len(data.val) - unknown[c] for c in range(len(data.classes))):
+            return
+        held = "no class with both positive and negative items"
+    elif len(has) < 2:
+        held = f"only {data.classes[next(iter(has))]!r}" if has else "no class"
+    else:
+        return
+    warnings.warn(
+        f"the val split of {source} holds {held} ({len(data.val)} items): its ROC-AUC is "
+        "undefined and its ranking metrics trivial, so they cannot choose the epoch or the "
+        "search trial kept; give it items of every class (a split column, or more data)",
+        RunWarning,
+        stacklevel=3,
+    )
 
 
 def _sizes(data: DataSplits) -> str:
