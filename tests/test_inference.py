@@ -191,6 +191,10 @@ def test_predict_cli_writes_scores_maps_and_bad_items(tmp_path):
     assert len(_rows(out / "scores.csv")) == 1
     assert not stale.exists() and not (out / "bad_items.json").exists()
     assert (out / "mine.txt").read_text() == "kept"  # not a file the prediction wrote
+    for command in (["predict", "--out", str(tmp_path / "o2")], ["explain"]):  # -i a data file
+        result = invoke(*command, "--checkpoint", str(run), "-i", str(data))
+        assert result.exit_code == 1 and f"--input {data} is a data file" in result.output
+        assert "--data" in result.output
 
 
 def test_predict_blames_the_item_that_fails_to_load(tmp_path):

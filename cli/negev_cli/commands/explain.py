@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from negev.engine import explain
+from negev_cli.commands.predict import refuse_data_files
 from negev_cli.errors import friendly_errors
 
 
@@ -26,6 +27,7 @@ def explain_command(
     """Render each class's evidence (files) and list the top regions in the terminal."""
     if top < 1:
         raise ValueError(f"--top must be >= 1, got {top}")
+    refuse_data_files(input_, "explain")
     console = Console()
     for item in explain(checkpoint, input_, out, which=which, device=device, overwrite=overwrite):
         console.print(f"[bold]{item.example.name}[/bold]")

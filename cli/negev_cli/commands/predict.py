@@ -13,6 +13,20 @@ from negev.inference.outputs import prepare_out, write_predictions
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
 
+#: Suffixes of dataset files (what --data reads), never one item of any plugin.
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".sdf", ".sd", ".smi")
+
+
+def refuse_data_files(inputs: list[str], command: str) -> None:
+    """An ``--input`` naming a dataset file is an error pointing to ``--data``: the text plugin
+    would score the file's name as a text, others report it unreadable as one item."""
+    for item in inputs:
+        path = Path(item)
+        if path.suffix.lower() in DATA_SUFFIXES and path.is_file():
+            hint = (f"give it as --data {item}" if command == "predict" else
+                    f"score its items with negev predict --data {item}")  # fmt: skip
+            raise ValueError(f"--input {item} is a data file, and --input takes one item: {hint}")
+
 
 @friendly_errors
 def predict_command(
@@ -54,6 +68,7 @@ def predict_command(
     else:
         if set_:
             raise ValueError("--set applies to --data only")
+        refuse_data_files(input_, "predict")
         examples, bad = predictor.read_inputs(input_)
         if bad and not skip_bad:
             first = bad[0]
