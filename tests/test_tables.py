@@ -112,3 +112,22 @@ def test_a_file_of_another_format_is_named_as_such(tmp_path):
     path = tmp_path / "plain.csv"
     path.write_bytes(csv_text)
     assert text_bytes(path) == csv_text
+
+
+def test_a_quote_never_closed_is_a_bad_line_and_the_rows_after_it_are_read(tmp_path):
+    """A stray quote used to swallow the rest of the file into one field, silently."""
+    path = tmp_path / "q.csv"
+    path.write_text('text,label\n"two\nlines",pos\n"stray,neg\nnext,pos\nlast,neg\n')
+    table = read_csv_rows(path)
+    assert table.rows == [
+        (2, {"text": "two\nlines", "label": "pos"}),
+        (5, {"text": "next", "label": "pos"}),
+        (6, {"text": "last", "label": "neg"}),
+    ]
+    assert [b.name for b in table.bad] == ["q.csv:4"]
+    assert "never closed (the 2 line(s) after it would be one field)" in table.bad[0].reason
+    path.write_text('"a,b\n1,2\n')
+    with pytest.raises(ValueError, match=r"q.csv:1: the header is unusable: a quote opened"):
+        read_csv_rows(path)
+    path.write_text('a,b\n"x\ny",1\n')  # a closed quote over two lines, at the end: a field
+    assert read_csv_rows(path).rows == [(2, {"a": "x\ny", "b": "1"})]

@@ -100,28 +100,50 @@ def check_split_column(column: str, default: str, columns: list[str], path: Path
 def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
     """``(first line, cells)`` per non-blank record of ``path`` (a record whose cells are all
     empty or spaces, as a spreadsheet's blank row ``,,``, is blank), or ``(line, reason)`` for a
-    record the csv module rejects. Undecodable bytes travel as surrogates (``surrogateescape``),
-    for :func:`_problem` to find per record, so that one bad byte names its line instead of
-    ending the file."""
+    record the csv module rejects, or one whose quote is never closed (which would swallow the
+    rest of the file as one field: the lines after its first are read again as records).
+    Undecodable bytes travel as surrogates (``surrogateescape``), for :func:`_problem` to find
+    per record, so that one bad byte names its line instead of ending the file."""
     text = text_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    previous = csv.field_size_limit(sys.maxsize)  # the limit is checked below, per record
+    lines = io.StringIO(text, newline="").readlines()
+    previous = csv.field_size_limit(sys.maxsize)  # the limit is checked per record
     try:
-        start = 1
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield start, f"not valid CSV ({exc})"
-                start = reader.line_num + 1
-                continue
-            line, start = start, reader.line_num + 1
-            if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
-                yield line, cells
+        offset: int | None = 0
+        while offset is not None:
+            offset = yield from _parse(lines, offset)
     finally:
         csv.field_size_limit(previous)
+
+
+def _parse(lines: list[str], offset: int):
+    """The records of ``lines[offset:]`` as :func:`_records` yields them (lines numbered in the
+    whole file); returns the offset to read again from after a never-closed quote, else None."""
+    reader = csv.reader(iter(lines[offset:]))
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            yield offset + start, f"not valid CSV ({exc})"
+            start = reader.line_num + 1
+            continue
+        line, start = start, reader.line_num + 1
+        swallowed = reader.line_num - line  # lines after the record's first
+        if swallowed and offset + reader.line_num == len(lines):  # it ran to the end: unclosed?
+            if sum(part.count('"') for part in lines[offset + line - 1 :]) % 2:
+                yield (
+                    offset + line,
+                    (
+                        f"a quote opened in this line is never closed (the {swallowed} line(s) "
+                        "after it would be one field): close or remove it; the lines after it are "
+                        "read as rows"
+                    ),
+                )
+                return offset + line
+        if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
+            yield offset + line, cells
 
 
 def _problem(cells: list[str], field_limit: int | None, header: list[str]) -> str | None:
