@@ -129,5 +129,5 @@ def test_a_quote_never_closed_is_a_bad_line_and_the_rows_after_it_are_read(tmp_p
     path.write_text('"a,b\n1,2\n')
     with pytest.raises(ValueError, match=r"q.csv:1: the header is unusable: a quote opened"):
         read_csv_rows(path)
-    path.write_text('a,b\n"x\ny",1\n')  # a closed quote over two lines, at the end: a field
-    assert read_csv_rows(path).rows == [(2, {"a": "x\ny", "b": "1"})]
+    path.write_text('a,b\n"x\ny",1 "\n')  # closed over two lines, a stray quote after: a field
+    assert read_csv_rows(path).rows == [(2, {"a": "x\ny", "b": '1 "'})]

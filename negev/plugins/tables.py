@@ -132,7 +132,7 @@ def _parse(lines: list[str], offset: int):
         line, start = start, reader.line_num + 1
         swallowed = reader.line_num - line  # lines after the record's first
         if swallowed and offset + reader.line_num == len(lines):  # it ran to the end: unclosed?
-            if sum(part.count('"') for part in lines[offset + line - 1 :]) % 2:
+            if _unclosed(lines[offset + line - 1 :]):
                 yield (
                     offset + line,
                     (
@@ -144,6 +144,16 @@ def _parse(lines: list[str], offset: int):
                 return offset + line
         if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
             yield offset + line, cells
+
+
+def _unclosed(lines: list[str]) -> bool:
+    """Whether the first record of ``lines`` opens a quote that the end of ``lines`` leaves open
+    (the strict csv reader's "unexpected end of data"; its other complaints are not this)."""
+    try:
+        next(csv.reader(iter(lines), strict=True))
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _problem(cells: list[str], field_limit: int | None, header: list[str]) -> str | None:
