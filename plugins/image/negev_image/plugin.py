@@ -88,7 +88,10 @@ class ImagePlugin(ModalityPlugin):
             sizes = (options.demo_train, options.demo_val, options.demo_test)
             return digits_demo(sizes, canvas, seed=0)
         path = Path(spec)
+        labelled = config.get("labelled", True)
         if path.is_dir():
+            if not labelled and not (path / "Annotations").is_dir():  # predict: any image folder
+                return readers.read_folder(path, seed, limit)
             return readers.read_voc(path, seed, limit)
         if not path.is_file():
             raise ValueError(f"--data {spec}: no such file or directory")
@@ -96,11 +99,11 @@ class ImagePlugin(ModalityPlugin):
             return readers.read_coco(path, options.image_root, seed, limit)
         if path.suffix == ".csv":
             classes = options.classes
-            labelled = config.get("labelled", True)
             names = classes.split("|") if classes else None
             return readers.read_csv(path, names, seed, limit, labelled)
         raise ValueError(
-            f"--data {spec}: expected a VOC directory, a COCO .json or a .csv of path,labels"
+            f"--data {spec}: expected a VOC directory, a COCO .json or a .csv of path,labels "
+            "(or, to predict, a folder of images)"
         )
 
     def fit_state(self, data: DataSplits, config: dict[str, Any]) -> dict[str, Any]:

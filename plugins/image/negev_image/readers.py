@@ -1,4 +1,5 @@
-"""Image datasets on disk: Pascal VOC directories, COCO instances JSON, CSV of ``path,labels``.
+"""Image datasets on disk: Pascal VOC directories, COCO instances JSON, CSV of ``path,labels``,
+and (for prediction, without labels) a folder of image files.
 
 Every reader checks each image once (decoded in full, so a truncated file is caught) and returns
 the items it cannot use as :class:`~negev.plugins.BadItem` with the file's name and the reason,
@@ -22,7 +23,11 @@ from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import read_manifest
 from negev_image.images import MAX_PIXELS, check_image
 
-__all__ = ["VOC_CLASSES", "read_coco", "read_csv", "read_voc", "truth_mask"]
+__all__ = ["IMAGE_SUFFIXES", "VOC_CLASSES", "read_coco", "read_csv", "read_folder", "read_voc",
+           "truth_mask"]  # fmt: skip
+
+#: File suffixes :func:`read_folder` takes for images (what Pillow reads; any case).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 VOC_CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -291,6 +296,35 @@ def read_csv(
             continue
         examples.append((row, Example(str(row.file), str(row.file), row.labels, {"size": size})))
     return manifest.splits(examples, seed)
+
+
+def read_folder(root: str | Path, seed: int = 0, max_pixels: int = MAX_PIXELS) -> DataSplits:
+    """Every image file under ``root`` (its sub-folders too, in sorted path order; files of
+    other suffixes than :data:`IMAGE_SUFFIXES` and hidden ones are not items), unlabelled: the
+    items ``negev predict --data FOLDER`` scores. An image that cannot be decoded is a bad item.
+
+    Raises:
+        ValueError: when ``root`` holds no image file.
+    """
+    root = Path(root)
+    files = sorted(
+        path for path in root.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )  # fmt: skip
+    if not files:
+        raise ValueError(
+            f"{root}: no image file ({', '.join(IMAGE_SUFFIXES)}) in it or its sub-folders"
+        )
+    examples, bad = [], []
+    for file in files:
+        try:
+            size = check_image(file, max_pixels)
+        except ValueError as exc:
+            bad.append(BadItem(str(file), str(exc).removeprefix(f"{file}: ")))
+            continue
+        examples.append((None, Example(str(file), str(file), (), {"size": size})))
+    return DataSplits.grouped(examples, [], True, bad, seed)
 
 
 def truth_mask(truth: dict[str, Any]) -> np.ndarray | None:

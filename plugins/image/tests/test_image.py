@@ -193,6 +193,32 @@ def test_csv_reader(tmp_path):
     assert inferred.classes == ["cat", "dog", "horse"]
 
 
+def test_a_folder_of_images_is_read_unlabelled_for_prediction(tmp_path):
+    from negev.inference import Predictor
+    from negev.testing.runs import untrained_run
+
+    folder = tmp_path / "photos"
+    for name in ("b.png", "a.JPG", "sub/c.png", ".hidden/d.png"):
+        write_image(folder / name)
+    write_corrupt(folder / "sub" / "broken.jpg")
+    (folder / "notes.txt").write_text("not an item")
+    run = tmp_path / "run"
+    untrained_run(run, "image", {"plugin": {"demo_train": 4, "demo_val": 2, "demo_test": 2}})
+    predictor = Predictor(run)
+    examples, bad = predictor.read_data(str(folder), skip_bad=True)
+    assert [e.name for e in examples] == [str(folder / n) for n in ("a.JPG", "b.png", "sub/c.png")]
+    assert [b.name for b in bad] == [str(folder / "sub" / "broken.jpg")]
+    assert bad[0].reason.startswith("cannot read image")
+    scores = [p.scores for p in predictor.predictions(examples)]
+    reference = predictor.predict([e.name for e in examples]).scores  # the files given one by one
+    assert torch.allclose(torch.stack(scores), reference)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: no image file"):
+        predictor.read_data(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="is not a VOC directory"):  # training needs labels
+        get_plugin("image").load_data(str(folder), {})
+
+
 def test_read_image_errors_name_the_file(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ValueError, match=r"notes.png: cannot read image"):
