@@ -53,11 +53,36 @@ def test_a_validation_split_of_one_class_is_warned_of(tmp_path):
     plugin, config = _run(tmp_path, _texts(tmp_path / "v.csv", labels, split))
     with pytest.warns(RunWarning, match=r"the val split of .*v.csv holds only 'pos' \(4 items\)"):
         prepare_data(plugin, config, tmp_path / "run", check_classes=True)
+    with warnings.catch_warnings():  # not training (no run directory): not checked
+        warnings.simplefilter("error", RunWarning)
+        prepare_data(plugin, config, None, check_classes=True)
     labels[20] = "neg"  # both classes in val: no warning
     plugin, config = _run(tmp_path, _texts(tmp_path / "v.csv", labels, split))
     with warnings.catch_warnings():
         warnings.simplefilter("error", RunWarning)
         prepare_data(plugin, config, tmp_path / "run", check_classes=True)
+
+
+def test_a_multi_label_validation_split_without_a_class_to_rank_is_warned_of(tmp_path):
+    from negev.engine.trainer import prepare_data
+
+    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 3
+    split = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    tox = [str(i % 2) for i in range(16)] + ["1", "1", "", "1"] + ["0", "1"] * 2
+    path = tmp_path / "m.csv"
+
+    def write(sol):
+        rows = zip(smiles, tox, sol, split, strict=True)
+        path.write_text("smiles,tox,sol,split\n" + "".join(",".join(r) + "\n" for r in rows))
+        return resolve_config({}, {"modality": "molecule", "data": str(path)})
+
+    sol = [str(i % 3 == 0) for i in range(16)] + ["0", "0", "0", "0"] + ["1"] * 4
+    with pytest.warns(RunWarning, match=r"the val split of .*m.csv holds no class with both"):
+        prepare_data(*write(sol), tmp_path / "run", check_classes=True)
+    sol[16] = "1"  # sol has both values in val now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        prepare_data(*write(sol), tmp_path / "run", check_classes=True)
 
 
 def test_an_empty_split_names_the_data_and_the_sizes(tmp_path):

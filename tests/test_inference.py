@@ -25,6 +25,7 @@ from negev.inference.outputs import write_predictions
 from negev.plugins.render import UniqueStems
 from negev.testing.runs import assert_onnx_matches, onnx_outputs, untrained_run
 from negev_cli.app import app
+from negev_cli.inputs import refuse_data_files
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -191,10 +192,12 @@ def test_predict_cli_writes_scores_maps_and_bad_items(tmp_path):
     assert len(_rows(out / "scores.csv")) == 1
     assert not stale.exists() and not (out / "bad_items.json").exists()
     assert (out / "mine.txt").read_text() == "kept"  # not a file the prediction wrote
-    for command in (["predict", "--out", str(tmp_path / "o2")], ["explain"]):  # -i a data file
+    for command in (["predict", "--out", str(out), "--overwrite"], ["explain"]):  # a data file
         result = invoke(*command, "--checkpoint", str(run), "-i", str(data))
         assert result.exit_code == 1 and f"--input {data} is a data file" in result.output
         assert "--data" in result.output
+    assert (out / "scores.csv").exists()  # refused before the previous prediction was removed
+    refuse_data_files(["a review far longer than a file name may be " * 10 + "see a.csv"], "x")
 
 
 def test_predict_blames_the_item_that_fails_to_load(tmp_path):

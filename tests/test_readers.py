@@ -351,3 +351,50 @@ def test_fuzz_voc_annotations(tmp_path_factory, objects, noise, bom):
     xml = f"<annotation>{body}</annotation>".encode("utf-8", "surrogatepass") + noise
     (root / "Annotations" / "im.xml").write_bytes((BOM if bom else b"") + xml)
     _outcome(read_voc, root)
+
+
+def _unlabelled_molecules(path: Path):
+    return molecules.load(str(path), {"plugin": {"split_column": "fold"}, "labelled": False})
+
+
+def _unlabelled_texts(path: Path):
+    return texts.load(path, TextOptions(split_column="fold"), labelled=False)
+
+
+# (reader without labels, header, three rows): no label column, and a split column the run named
+# that holds no split: prediction reads every item, whatever its split
+UNLABELLED = {
+    "manifest": (lambda p: read_manifest(p, labelled=False), b"path,split",
+                 [b"a.png,holdout", b"b.png,", b"c.png,train"]),
+    "image": (lambda p: read_image_csv(p, labelled=False), b"path,split",
+              [b"a.png,holdout", b"b.png,", b"c.png,train"]),
+    "molecule": (_unlabelled_molecules, b"smiles,fold", [b"CCO,x", b"c1ccccc1O,", b"CCN,3"]),
+    "text": (_unlabelled_texts, b"text,fold", [b"good food,x", b"bad room,", b"fine,3"]),
+    "bags": (lambda p: read_bag_csv(p, labelled=False), b"bag,split",
+             [b"a.npy,holdout", b"b.npy,", b"c.npy,train"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("reader", sorted(UNLABELLED))
+def test_every_csv_reader_reads_items_without_labels_or_splits_for_prediction(tmp_path, reader):
+    read, header, rows = UNLABELLED[reader]
+    path = _folder(tmp_path) / "data.csv"
+    path.write_bytes(b"\n".join([header, *rows]) + b"\n")
+    result = read(path)
+    items = result.rows if hasattr(result, "rows") else result.train + result.val + result.test
+    assert len(items) == 3 and not result.bad
+    assert all(item.labels == () for item in items)
+
+
+def test_audio_without_labels_reads_no_events(tmp_path):
+    with wave.open(str(tmp_path / "a.wav"), "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(8000)
+        clip.writeframes((np.sin(np.arange(8000) / 5) * 10000).astype("<i2").tobytes())
+    (tmp_path / "a.csv").write_text("path,events\na.wav,beep:0.1:9.0\n")  # past the clip's end
+    with pytest.raises(ValueError, match="no 'labels' column"):
+        read_audio_csv(tmp_path / "a.csv", 8000)
+    result = read_audio_csv(tmp_path / "a.csv", 8000, labelled=False)
+    examples = result.train + result.val + result.test
+    assert [(e.labels, e.truth) for e in examples] == [((), {})] and not result.bad

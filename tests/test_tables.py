@@ -1,5 +1,5 @@
 """The shared CSV reader: byte-order marks, undecodable bytes, over-long fields and ragged
-records become bad items naming file and line (fuzzed in tests/test_reader_fuzz.py)."""
+records become bad items naming file and line."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_a_file_of_another_format_is_named_as_such(tmp_path):
         "a.csv.gz": (gzip.compress(csv_text), "gzip-compressed, not UTF-8 text: decompress it"),
         "a.csv.bz2": (bz2.compress(csv_text), "bzip2-compressed"),
         "book.xlsx": (workbook.read_bytes(), "a zip archive .*export or extract it as CSV"),
-        "t.parquet": (b"PAR1\x15\x04" + bytes(20), "a Parquet file, not UTF-8 text"),
+        "t.parquet": (b"PAR1\x15\x04" + bytes(20) + b"PAR1", "a Parquet file, not UTF-8 text"),
         "u16.csv": (csv_text.decode().encode("utf-16"), "UTF-16 text, not UTF-8 text: save it"),
     }
     for name, (content, message) in files.items():
@@ -109,9 +109,10 @@ def test_a_file_of_another_format_is_named_as_such(tmp_path):
         for read in (read_csv_rows, read_csv_records, text_bytes):
             with pytest.raises(ValueError, match=f"{name}: {message}"):
                 read(path)
-    path = tmp_path / "plain.csv"
-    path.write_bytes(csv_text)
-    assert text_bytes(path) == csv_text
+    for header in (b"text,label\n", b"PAR1,PAR2,label\n", b"BZh,label\n"):  # CSV after all
+        path = tmp_path / "plain.csv"
+        path.write_bytes(header + b"1,2,3\n")
+        assert text_bytes(path) == header + b"1,2,3\n"
 
 
 def test_a_quote_never_closed_is_a_bad_line_and_the_rows_after_it_are_read(tmp_path):
@@ -125,7 +126,14 @@ def test_a_quote_never_closed_is_a_bad_line_and_the_rows_after_it_are_read(tmp_p
         (6, {"text": "last", "label": "neg"}),
     ]
     assert [b.name for b in table.bad] == ["q.csv:4"]
-    assert "never closed (the 2 line(s) after it would be one field)" in table.bad[0].reason
+    assert "never closed, so the rest of the file would be one field" in table.bad[0].reason
+    for text, rows, bad in (
+        ('a,b\n1,2\n"x" ,"stray\n3,4\n', [2, 4], ["q.csv:3"]),  # after a loose closed quote
+        ('a,b\n1,2\n"stray,3\n', [2], ["q.csv:3"]),  # on the last line
+    ):
+        path.write_text(text)
+        table = read_csv_rows(path)
+        assert [line for line, _ in table.rows] == rows and [b.name for b in table.bad] == bad
     path.write_text('"a,b\n1,2\n')
     with pytest.raises(ValueError, match=r"q.csv:1: the header is unusable: a quote opened"):
         read_csv_rows(path)

@@ -267,7 +267,8 @@ def _check_classes(data: DataSplits, source: str, warn: bool) -> None:
 def _check_validation_classes(data: DataSplits, source: str) -> None:
     """Warn of a validation split that cannot rank classes apart: single-label, fewer than two
     classes present; multi-label, no class both present and absent. Its ROC-AUC is then
-    undefined (NaN) and its mAP trivial, so the epoch and trial kept are chosen on nothing."""
+    undefined (NaN), its mAP trivial and its accuracy that of always answering the one class:
+    the epoch and trial kept are chosen on that."""
     if not data.val:
         return
     has = Counter(c for e in data.val for c in e.labels)
@@ -282,8 +283,9 @@ def _check_validation_classes(data: DataSplits, source: str) -> None:
         return
     warnings.warn(
         f"the val split of {source} holds {held} ({len(data.val)} items): its ROC-AUC is "
-        "undefined and its ranking metrics trivial, so they cannot choose the epoch or the "
-        "search trial kept; give it items of every class (a split column, or more data)",
+        "undefined, its mAP trivial and its accuracy rewards answering that class, yet they "
+        "choose the epoch and search trial kept; give it items of every class (a split "
+        "column, or more data)",
         RunWarning,
         stacklevel=3,
     )

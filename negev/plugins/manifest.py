@@ -60,7 +60,7 @@ def read_manifest(
 ) -> Manifest:
     """Read a manifest CSV. ``classes`` fixes the class list (a label outside it makes a bad
     row); by default it is the sorted set of labels found. ``labelled=False`` (prediction): the
-    ``labels`` column is not read and may be missing; every row has no label.
+    ``labels`` and ``split`` columns are not read (they may be missing); no row has a label.
 
     Raises:
         ValueError: the file has no rows or lacks the ``path`` (or, labelled, ``labels``) column.
@@ -75,7 +75,7 @@ def read_manifest(
             raise ValueError(f"{path}: no {column!r} column (columns: {', '.join(table.header)})")
     found = {n for _, row in rows for n in _names(row["labels"])} if labelled else set()
     classes = list(classes) if classes else sorted(found)
-    manifest = Manifest([], classes, "split" in table.header, table.bad)
+    manifest = Manifest([], classes, labelled and "split" in table.header, table.bad)
     first_line: dict[Path, int] = {}
     for line, row in rows:
         name = f"{path.name}:{line} ({row['path']})"

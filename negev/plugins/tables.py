@@ -7,7 +7,8 @@ or a field longer than :data:`FIELD_LIMIT` characters (or the reader's ``field_l
 the csv module rejects, is a bad item ``<file>:<line>`` saying which column; the records after it
 are read as usual. A header that cannot be read, or that names a column twice, is an error naming
 the file and line; so is a file of another format (compressed, a spreadsheet, Parquet, UTF-16:
-:func:`text_bytes`).
+:func:`text_bytes`). A quote that is never closed would make the rest of the file one field: its
+record is a bad item, and the lines after its first are read as records.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from negev.plugins.base import BadItem
 
 __all__ = [
     "FIELD_LIMIT",
+    "ENCODING_HINT",
     "CsvRows",
     "check_split_column",
     "data_file",
@@ -49,6 +51,9 @@ def data_file(path: Path) -> Path:
     return path
 
 
+#: Said of a byte that is not UTF-8: the usual cause.
+ENCODING_HINT = "(a file saved as Latin-1 or Windows-1252? negev reads UTF-8: re-save it as UTF-8)"
+
 #: Leading bytes of file formats that are not text, and what to do about each.
 _NOT_TEXT = (
     (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
@@ -71,9 +76,20 @@ def text_bytes(path: Path) -> bytes:
     """
     data = path.read_bytes()
     for magic, kind, fix in _NOT_TEXT:
-        if data.startswith(magic):
+        if data.startswith(magic) and _is_format(magic, data):
             raise ValueError(f"{path}: {kind}, not UTF-8 text: {fix}")
     return data
+
+
+def _is_format(magic: bytes, data: bytes) -> bool:
+    """The rest of a format's signature, where its first bytes could start a CSV header
+    (``PAR1,...``, ``BZh...``): Parquet ends as it starts, bzip2 goes on with its level and the
+    block magic."""
+    if magic == b"PAR1":
+        return len(data) >= 8 and data.endswith(b"PAR1")
+    if magic == b"BZh":
+        return len(data) >= 10 and data[3:4] in b"123456789" and data[4:10] == b"1AY&SY"
+    return True
 
 
 def repeated(names: list[str]) -> list[str]:
@@ -115,7 +131,9 @@ def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
         csv.field_size_limit(previous)
 
 
-def _parse(lines: list[str], offset: int):
+def _parse(
+    lines: list[str], offset: int
+) -> Generator[tuple[int, list[str] | str], None, int | None]:
     """The records of ``lines[offset:]`` as :func:`_records` yields them (lines numbered in the
     whole file); returns the offset to read again from after a never-closed quote, else None."""
     reader = csv.reader(iter(lines[offset:]))
@@ -130,47 +148,38 @@ def _parse(lines: list[str], offset: int):
             start = reader.line_num + 1
             continue
         line, start = start, reader.line_num + 1
-        swallowed = reader.line_num - line  # lines after the record's first
-        if swallowed and offset + reader.line_num == len(lines):  # it ran to the end: unclosed?
-            if _unclosed(lines[offset + line - 1 :]):
-                yield (
-                    offset + line,
-                    (
-                        f"a quote opened in this line is never closed (the {swallowed} line(s) "
-                        "after it would be one field): close or remove it; the lines after it are "
-                        "read as rows"
-                    ),
-                )
-                return offset + line
+        if offset + reader.line_num == len(lines) and _unclosed(lines[offset + line - 1 :]):
+            yield offset + line, (
+                "a quote opened in the record starting at this line is never closed, so the "
+                "rest of the file would be one field: close or remove it (the lines after this "
+                "one are read as rows)"
+            )  # fmt: skip
+            return offset + line
         if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
             yield offset + line, cells
 
 
 def _unclosed(lines: list[str]) -> bool:
-    """Whether the first record of ``lines`` opens a quote that the end of ``lines`` leaves open
-    (the strict csv reader's "unexpected end of data"; its other complaints are not this)."""
-    try:
-        next(csv.reader(iter(lines), strict=True))
-    except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
+    """Whether the first record of ``lines`` opens a quote that the end of ``lines`` leaves
+    open: a closing quote on a line of its own after them is then part of that record."""
+    reader = csv.reader(iter([*lines, '"\n']))
+    next(reader)
+    return reader.line_num > len(lines)
 
 
 def _problem(cells: list[str], field_limit: int | None, header: list[str]) -> str | None:
     """Why a record's cells cannot be used (undecodable bytes, a field over the limit), or None;
     a cell is named by its ``header`` column where there is one, else by its field number."""
     for index, cell in enumerate(cells):
-        where = f"column {header[index]!r}" if index < len(header) else f"field {index + 1}"
+        named = index < len(header) and header[index]
+        where = f"column {header[index]!r}" if named else f"field {index + 1}"
         if field_limit is not None and len(cell) > field_limit:
             return f"{where} has {len(cell)} characters, over the limit of {field_limit}"
         try:
             cell.encode("utf-8")
         except UnicodeEncodeError as exc:
             byte = ord(cell[exc.start]) - 0xDC00
-            return (
-                f"not UTF-8: byte 0x{byte:02x} in {where} (a file saved as Latin-1 or "
-                "Windows-1252? negev reads UTF-8: re-save it as UTF-8)"
-            )
+            return f"not UTF-8: byte 0x{byte:02x} in {where} {ENCODING_HINT}"
     return None
 
 

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 
 from negev.engine import explain
-from negev_cli.commands.predict import refuse_data_files
 from negev_cli.errors import friendly_errors
+from negev_cli.inputs import refuse_data_files
 
 
 @friendly_errors

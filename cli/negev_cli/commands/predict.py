@@ -12,20 +12,7 @@ from negev.inference import Predictor
 from negev.inference.outputs import prepare_out, write_predictions
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
-
-#: Suffixes of dataset files (what --data reads), never one item of any plugin.
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".sdf", ".sd", ".smi")
-
-
-def refuse_data_files(inputs: list[str], command: str) -> None:
-    """An ``--input`` naming a dataset file is an error pointing to ``--data``: the text plugin
-    would score the file's name as a text, others report it unreadable as one item."""
-    for item in inputs:
-        path = Path(item)
-        if path.suffix.lower() in DATA_SUFFIXES and path.is_file():
-            hint = (f"give it as --data {item}" if command == "predict" else
-                    f"score its items with negev predict --data {item}")  # fmt: skip
-            raise ValueError(f"--input {item} is a data file, and --input takes one item: {hint}")
+from negev_cli.inputs import refuse_data_files
 
 
 @friendly_errors
@@ -61,14 +48,14 @@ def predict_command(
         raise ValueError(f"--workers must be >= 0, got {workers}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if input_ and set_:
+        raise ValueError("--set applies to --data only")
+    refuse_data_files(input_ or [], "predict")
     prepare_out(out, overwrite)
     predictor = Predictor(checkpoint, device=device, which=which)
     if data is not None:
         examples, bad = predictor.read_data(data, options=parse_sets(set_), skip_bad=skip_bad)
     else:
-        if set_:
-            raise ValueError("--set applies to --data only")
-        refuse_data_files(input_, "predict")
         examples, bad = predictor.read_inputs(input_)
         if bad and not skip_bad:
             first = bad[0]

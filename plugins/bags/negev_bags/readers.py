@@ -58,7 +58,8 @@ def read_bag_csv(
 ) -> DataSplits:
     """Bags listed by a CSV ``bag,label[,split]`` (``path`` / ``labels`` are accepted too): ``bag``
     is a ``.pt`` / ``.npy`` / ``.h5`` file relative to the CSV's folder (or absolute).
-    ``labelled=False`` (prediction): the label column is not read and may be missing.
+    ``labelled=False`` (prediction): the label and split columns are not read (they may be
+    missing).
 
     Every file is read once here to check it: a missing or unreadable file, an empty bag, a
     feature width other than ``width`` (default: the first good bag's), NaN or infinite features,
@@ -80,7 +81,7 @@ def read_bag_csv(
         raise ValueError(
             f"{path}: needs the columns bag,label[,split] (found: {', '.join(header)})"
         )
-    has_split = "split" in header
+    has_split = labelled and "split" in header  # prediction reads every bag, whatever its split
     label_lists = [_names(row[label_key]) if labelled else [] for _, row in table.rows]
     classes, multilabel, negative = label_scheme(label_lists, classes, negative)
     bad: list[BadItem] = table.bad

@@ -90,7 +90,8 @@ class ImagePlugin(ModalityPlugin):
         path = Path(spec)
         labelled = config.get("labelled", True)
         if path.is_dir():
-            if not labelled and not (path / "Annotations").is_dir():  # predict: any image folder
+            voc = all((path / folder).is_dir() for folder in ("Annotations", "JPEGImages"))
+            if not labelled and not voc:  # predict: any folder of images
                 return readers.read_folder(path, seed, limit)
             return readers.read_voc(path, seed, limit)
         if not path.is_file():

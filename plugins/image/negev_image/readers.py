@@ -300,8 +300,10 @@ def read_csv(
 
 def read_folder(root: str | Path, seed: int = 0, max_pixels: int = MAX_PIXELS) -> DataSplits:
     """Every image file under ``root`` (its sub-folders too, in sorted path order; files of
-    other suffixes than :data:`IMAGE_SUFFIXES` and hidden ones are not items), unlabelled: the
-    items ``negev predict --data FOLDER`` scores. An image that cannot be decoded is a bad item.
+    other suffixes than :data:`IMAGE_SUFFIXES` and hidden ones are not items, and linked
+    sub-folders are not followed), unlabelled: the items ``negev predict --data FOLDER`` scores.
+    An image that cannot be decoded, or a link to an image file that is not there, is a bad
+    item.
 
     Raises:
         ValueError: when ``root`` holds no image file.
@@ -309,7 +311,7 @@ def read_folder(root: str | Path, seed: int = 0, max_pixels: int = MAX_PIXELS) -
     root = Path(root)
     files = sorted(
         path for path in root.rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+        if path.suffix.lower() in IMAGE_SUFFIXES and (path.is_file() or path.is_symlink())
         and not any(part.startswith(".") for part in path.relative_to(root).parts)
     )  # fmt: skip
     if not files:

@@ -217,6 +217,10 @@ def test_a_folder_of_images_is_read_unlabelled_for_prediction(tmp_path):
         predictor.read_data(str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="is not a VOC directory"):  # training needs labels
         get_plugin("image").load_data(str(folder), {})
+    (folder / "Annotations").mkdir()  # a labelling tool's export beside the photos: not VOC
+    (folder / "gone.png").symlink_to(folder / "missing.png")  # a link to nothing: a bad item
+    examples, bad = predictor.read_data(str(folder), skip_bad=True)
+    assert len(examples) == 3 and [b.name for b in bad][0] == str(folder / "gone.png")
 
 
 def test_read_image_errors_name_the_file(tmp_path):

@@ -38,7 +38,8 @@ def load(spec: str | None, config: dict[str, Any]) -> DataSplits:
     The file's ``split`` column (option ``split_column``), when it has one, fixes the splits;
     otherwise they are cut 70/15/15 by the seed. When no row can be used the splits are empty and
     every row is in ``bad``, with its reason. ``config["labelled"]`` False (prediction): the
-    files' labels are not read (no task columns needed; every example has ``labels=()``)."""
+    files' labels and splits are not read (no task columns needed; every example has
+    ``labels=()``)."""
     options = parse_options(MoleculeOptions, config.get("plugin") or {}, owner="molecule")
     featurize = Featurizer.of(options)
     builtin = spec is None or spec.startswith("demo:")
@@ -152,9 +153,11 @@ def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer, labell
             "with smiles_column"
         )
     records = [(f"{path.name}:{line}", row) for line, row in table.rows]
-    split_column = options.split_column
-    check_split_column(split_column, MoleculeOptions.split_column, table.header, path)
-    tasks = _tasks(options, table.header, (column, split_column), path, records) if labelled else []
+    split_column, tasks = None, []  # prediction: every item, no labels, whatever its split
+    if labelled:
+        split_column = options.split_column
+        check_split_column(split_column, MoleculeOptions.split_column, table.header, path)
+        tasks = _tasks(options, table.header, (column, split_column), path, records)
     rows, bad, tasks = _examples(records, tasks, featurize, lambda row: row[column], split_column)
     return rows, table.bad + bad, tasks
 
@@ -180,10 +183,12 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer, labell
             continue
         properties.update(props)
         records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
-    split_column = options.split_column
-    if records:
-        check_split_column(split_column, MoleculeOptions.split_column, sorted(properties), path)
-    tasks = _tasks(options, sorted(properties), (split_column,), path, records) if labelled else []
+    split_column, tasks = None, []  # prediction: every item, no labels, whatever its split
+    if labelled:
+        split_column = options.split_column
+        if records:
+            check_split_column(split_column, MoleculeOptions.split_column, sorted(properties), path)
+        tasks = _tasks(options, sorted(properties), (split_column,), path, records)
 
     def smiles_of(row: dict) -> str:
         return Chem.MolToSmiles(row["_mol"])
@@ -236,10 +241,13 @@ def _cell(row: dict | str, column: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _examples(records, tasks, featurize, smiles_of, split_column):
-    """(split, Example) per usable record (split None without a split column), the bad
-    records, the task names. A record without the split column, when others have it, is bad."""
-    has_split = any(isinstance(row, dict) and split_column in row for _, row in records)
+def _examples(records, tasks, featurize, smiles_of, split_column: str | None):
+    """(split, Example) per usable record (split None without a split column, or for
+    ``split_column`` None), the bad records, the task names. A record without the split
+    column, when others have it, is bad."""
+    has_split = split_column is not None and any(
+        isinstance(row, dict) and split_column in row for _, row in records
+    )
     rows, bad = [], []
     for name, row in records:
         if isinstance(row, str):

@@ -14,6 +14,7 @@ from typing import Any
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
 from negev.plugins.tables import (
+    ENCODING_HINT,
     check_split_column,
     data_file,
     read_csv_rows,
@@ -137,8 +138,8 @@ def read(
     ``positive_spans`` / ``negative_spans`` columns of ground-truth character spans
     (``start:end;start:end`` in CSV, ``[[start, end], ...]`` in JSONL), used for evaluation
     only. A text or label column that no line has is an error naming the columns there are.
-    ``labelled=False`` (prediction): labels are not read (the label column may be missing),
-    every example has ``labels=()`` and the classes are ``classes`` or none.
+    ``labelled=False`` (prediction): neither labels nor splits are read (those columns may be
+    missing), every example has ``labels=()`` and the classes are ``classes`` or none.
 
     Returns:
         (split, example) per usable line (split ``all`` when there is no split column), the bad
@@ -161,7 +162,9 @@ def read(
                     continue
                 rows.append((name, row))
             except UnicodeDecodeError as exc:
-                bad.append(BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+                bad.append(
+                    BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start}) {ENCODING_HINT}")
+                )
             except json.JSONDecodeError as exc:
                 bad.append(BadItem(name, f"not JSON: {exc.msg}"))
             except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
@@ -178,12 +181,13 @@ def read(
                 f"{path}: no column {column!r} (columns: {', '.join(sorted(columns))}); name it "
                 f"with --set {option}=..."
             )
-    if rows:
+    if rows and labelled:  # prediction reads every item, whatever its split
         check_split_column(split_column, TextOptions.split_column, sorted(columns), path)
-    has_split = split_column in columns
+    has_split = labelled and split_column in columns
     found = sorted(
         {c.strip() for c in options.classes.split(",") if c.strip()} if options.classes else
-        {label for _, row in rows for label in _labels(row.get(label_column)) if labelled}
+        {label for _, row in rows for label in _labels(row.get(label_column))} if labelled else
+        set()
     )  # fmt: skip
     multilabel = labelled and any(len(_labels(row.get(label_column))) > 1 for _, row in rows)
     examples = []
