@@ -125,6 +125,9 @@ def test_predict_reads_a_text_file_without_labels(tmp_path):
         assert [e.inputs for e in examples] == texts and not bad
         scores = torch.stack([p.scores for p in predictor.predictions(examples)])
         assert torch.allclose(scores, reference)
+    (tmp_path / "gap.csv").write_text('text\ngood item 0\n""\n')  # an empty text: reported
+    with pytest.raises(DataError, match=r"gap.csv:3: empty text"):
+        predictor.read_data(str(tmp_path / "gap.csv"))
 
 
 def test_predict_reads_a_molecule_file_without_labels(tmp_path):

@@ -88,6 +88,10 @@ def test_a_row_of_empty_cells_is_a_blank_line(tmp_path):
     path.write_text("text,label\nfine,1\n,\n , \n\nbad,0\n")
     assert [line for line, _ in read_csv_rows(path).rows] == [2, 6]
     assert read_csv_rows(path).bad == []
+    path.write_text('smiles\nCCO\n""\n  \n\nCCN\n')  # one column: "" is its empty value
+    rows = read_csv_rows(path).rows
+    assert rows == [(2, {"smiles": "CCO"}), (3, {"smiles": ""}), (4, {"smiles": "  "}),
+                    (6, {"smiles": "CCN"})]  # fmt: skip
 
 
 def test_a_file_of_another_format_is_named_as_such(tmp_path):

@@ -114,9 +114,9 @@ def check_split_column(column: str, default: str, columns: list[str], path: Path
 
 
 def _records(path: Path) -> Iterator[tuple[int, list[str] | str]]:
-    """``(first line, cells)`` per non-blank record of ``path`` (a record whose cells are all
-    empty or spaces, as a spreadsheet's blank row ``,,``, is blank), or ``(line, reason)`` for a
-    record the csv module rejects, or one whose quote is never closed (which would swallow the
+    """``(first line, cells)`` per record of ``path`` that is not an empty line (see
+    :func:`_blank` for a row of empty cells), or ``(line, reason)`` for a record the csv module
+    rejects, or one whose quote is never closed (which would swallow the
     rest of the file as one field: the lines after its first are read again as records).
     Undecodable bytes travel as surrogates (``surrogateescape``), for :func:`_problem` to find
     per record, so that one bad byte names its line instead of ending the file."""
@@ -155,7 +155,7 @@ def _parse(
                 "one are read as rows)"
             )  # fmt: skip
             return offset + line
-        if any(cell.strip() for cell in cells):  # a row of empty cells (",,") is blank
+        if cells:  # an empty line is no record; a row of empty cells is judged by the caller
             yield offset + line, cells
 
 
@@ -165,6 +165,13 @@ def _unclosed(lines: list[str]) -> bool:
     reader = csv.reader(iter([*lines, '"\n']))
     next(reader)
     return reader.line_num > len(lines)
+
+
+def _blank(cells: list[str], width: int) -> bool:
+    """A row of empty (or space) cells, as a spreadsheet's blank row ``,,``, in a table of
+    ``width`` columns (0: unknown): blank, unless the table has one column, where ``""`` or
+    spaces are that column's empty value (an empty text, a missing SMILES: a bad row)."""
+    return width != 1 and not any(cell.strip() for cell in cells)
 
 
 def _problem(cells: list[str], field_limit: int | None, header: list[str]) -> str | None:
@@ -196,6 +203,8 @@ def read_csv_records(
     path = Path(path)
     rows, bad = [], []
     for line, cells in _records(path):
+        if not isinstance(cells, str) and _blank(cells, 0):
+            continue
         problem = cells if isinstance(cells, str) else _problem(cells, field_limit, [])
         if problem:
             bad.append(BadItem(f"{path.name}:{line}", problem))
@@ -229,6 +238,8 @@ def read_csv_rows(path: str | Path, field_limit: int | None = FIELD_LIMIT) -> Cs
     for line, cells in _records(path):
         name = f"{path.name}:{line}"
         if not isinstance(cells, str):
+            if _blank(cells, len(table.header)):
+                continue
             cells = _problem(cells, field_limit, table.header) or cells
         if not table.header:
             if isinstance(cells, str):
