@@ -137,6 +137,18 @@ def test_predict_api_scores_items_in_order_like_the_model(tmp_path):
         torch.testing.assert_close(item_maps[:, :n], alone.maps[0])
         assert torch.isnan(item_maps[:, n:]).all()  # regions the item does not have
     torch.testing.assert_close(scores[1], scores[3])
+    with pytest.raises(TypeError, match=r"got the string '3 1 2': pass \[item\] for one"):
+        predictor.predict("3 1 2")  # not three items "3", " ", "1", ...
+    positive = [
+        c for c, value in zip(predictor.classes, scores[0].tolist(), strict=True) if value > 0
+    ]
+    top = [predictor.classes[int(scores[0].argmax())]]
+    assert predictor.decision(scores[0]) == (positive if predictor.multilabel else top)
+    with pytest.raises(ValueError, match=r"one item's scores, shape \(2,\), got \(4, 2\)"):
+        predictor.decision(scores)
+    first = predictor.explain("3 1 2", tmp_path / "why")
+    second = predictor.explain("1 2 9", tmp_path / "why", overwrite=True)  # beside the first
+    assert set(first.files) <= set((tmp_path / "why").iterdir()) and second.files
 
 
 def test_scores_csv_escapes_names_that_are_not_valid_unicode(tmp_path):

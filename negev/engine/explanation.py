@@ -87,8 +87,8 @@ def explain(
     out = Path(out_dir) if out_dir is not None else Path(run) / "explanations"
     if render and not overwrite and out.is_dir() and any(out.iterdir()):
         raise FileExistsError(
-            f"{out} already holds files: pass --overwrite to replace those of the same names, "
-            "or choose another --out"
+            f"{out} already holds files: pass --overwrite (overwrite=True) to replace those of "
+            "the same names, or choose another --out (out_dir)"
         )
     plugin, config, model, meta = load_model(run, device, which)
     classes = meta["classes"]

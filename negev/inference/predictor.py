@@ -78,7 +78,12 @@ class Predictor:
     # -- reading -----------------------------------------------------------------------------
     def read_inputs(self, items: Sequence[str | Example]) -> tuple[list[Example], list[BadItem]]:
         """Items given as paths or literals (read by the plugin's ``read_input``) or as
-        :class:`Example` s; an item that cannot be read becomes a :class:`BadItem`."""
+        :class:`Example` s; an item that cannot be read becomes a :class:`BadItem`.
+
+        Raises:
+            TypeError: for a single string (a sequence of characters): pass ``[item]``.
+        """
+        _refuse_string(items)
         examples, bad = [], []
         for item in items:
             if isinstance(item, Example):
@@ -174,6 +179,7 @@ class Predictor:
 
         Raises:
             DataError: when an item cannot be read or loaded (naming it).
+            TypeError: for a single string: pass ``[item]``.
         """
         examples, bad = self.read_inputs(items)
         if bad:
@@ -185,18 +191,33 @@ class Predictor:
         return Prediction(torch.stack([p.scores for p in ordered]), [p.maps for p in ordered])
 
     def decision(self, scores: Tensor) -> list[str]:
-        """The class names decided from (C,) scores: every class scored > 0 (probability > 0.5)
-        for multi-label runs, else the top class."""
+        """The class names decided from one item's (C,) scores: every class scored > 0
+        (probability > 0.5) for multi-label runs, else the top class.
+
+        Raises:
+            ValueError: for scores of another shape (a batch's (N, C): one row at a time).
+        """
+        if tuple(scores.shape) != (len(self.classes),):
+            raise ValueError(
+                f"decision takes one item's scores, shape ({len(self.classes)},), got "
+                f"{tuple(scores.shape)}: for a batch's (N, C) scores, call it per row"
+            )
         if self.multilabel:
             return [name for name, s in zip(self.classes, scores.tolist(), strict=True) if s > 0]
         return [self.classes[int(scores.argmax())]]
 
-    def explain(self, item: str, out_dir: str | Path | None = None) -> Any:
+    def explain(
+        self, item: str, out_dir: str | Path | None = None, *, overwrite: bool = False
+    ) -> Any:
         """:func:`negev.engine.explain` of one item under this run's checkpoint (rendered into
-        ``out_dir``); returns its :class:`~negev.engine.Explanation`."""
+        ``out_dir``, default ``<run>/explanations``; ``overwrite``: into one that holds files
+        already, replacing those of the same names); returns its
+        :class:`~negev.engine.Explanation`."""
         from negev.engine.explanation import explain
 
-        return explain(self.run, [item], out_dir, which=self.which, device=str(self.device))[0]
+        device = str(self.device)
+        return explain(self.run, [item], out_dir, which=self.which, device=device,
+                       overwrite=overwrite)[0]  # fmt: skip
 
 
 def _ids(examples: Sequence[Example]) -> list[str]:
@@ -212,3 +233,11 @@ def load(run: str | Path, *, device: str = "cpu", which: str = "best") -> Predic
     >>> scores, maps = predictor.predict(["a.png", "b.png"])         # doctest: +SKIP
     """
     return Predictor(run, device=device, which=which)
+
+
+def _refuse_string(items: object) -> None:
+    """A bare string is a sequence of characters: each would be scored as an item."""
+    if isinstance(items, str | bytes):
+        raise TypeError(
+            f"items must be a list of items, got the string {items[:40]!r}: pass [item] for one"
+        )
