@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,10 @@ class TextPlugin(ModalityPlugin):
         return {"ids": ids, "lengths": torch.tensor([len(v) for v in encoded])}
 
     def read_input(self, text: str) -> Example:
+        """A literal text, or the text of a ``.txt`` file it names (UTF-8, at most the option
+        ``max_chars`` characters), named by its path."""
+        if Path(text).suffix.lower() == ".txt" and os.path.isfile(text):
+            return self._text_file(Path(text))
         if not text.strip():
             raise ValueError("--input is an empty text")
         try:
@@ -140,6 +145,21 @@ class TextPlugin(ModalityPlugin):
         except UnicodeEncodeError as exc:  # bytes the command line could not decode
             raise ValueError(f"--input {text[:40]!r}... is not UTF-8 (at {exc.start})") from None
         return Example(text[:40], text, ())
+
+    def _text_file(self, path: Path) -> Example:
+        try:
+            text = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 (at byte {exc.start})") from None
+        if not text.strip():
+            raise ValueError(f"{path}: an empty text")
+        limit = self.options.max_chars
+        if len(text) > limit:
+            raise ValueError(
+                f"{path}: {len(text)} characters, over the limit of max_chars={limit} (a plugin "
+                "option)"
+            )
+        return Example(str(path), text, ())
 
     # -- evidence ----------------------------------------------------------------------------
     def region_names(self, example: Example) -> list[str | None]:

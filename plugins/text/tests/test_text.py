@@ -362,3 +362,25 @@ def test_a_compressed_jsonl_file_is_named_as_such(tmp_path):
     path.write_bytes(gzip.compress(b'{"text": "good", "label": "pos"}\n'))
     with pytest.raises(ValueError, match="texts.jsonl: gzip-compressed, not UTF-8 text"):
         data.read(path, TextOptions())
+
+
+def test_an_input_naming_a_txt_file_is_its_text(tmp_path):
+    plugin = get_plugin("text")
+    plugin.load_state({}, {"plugin": {"max_chars": 30}})
+    (tmp_path / "review.txt").write_text("great food and a kind waiter\n")
+    example = plugin.read_input(str(tmp_path / "review.txt"))
+    assert (example.name, example.inputs) == (
+        str(tmp_path / "review.txt"),
+        "great food and a kind waiter\n",
+    )
+    assert plugin.read_input("review.txt").inputs == "review.txt"  # no such file: a literal
+    (tmp_path / "long.txt").write_text("x" * 31)
+    (tmp_path / "empty.txt").write_text(" \n")
+    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    for name, message in (
+        ("long", "31 characters, over the limit of max_chars=30"),
+        ("empty", "an empty text"),
+        ("latin", r"not UTF-8 \(at byte 3\)"),
+    ):
+        with pytest.raises(ValueError, match=f"{name}.txt: {message}"):
+            plugin.read_input(str(tmp_path / f"{name}.txt"))
