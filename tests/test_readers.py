@@ -398,3 +398,23 @@ def test_audio_without_labels_reads_no_events(tmp_path):
     result = read_audio_csv(tmp_path / "a.csv", 8000, labelled=False)
     examples = result.train + result.val + result.test
     assert [(e.labels, e.truth) for e in examples] == [((), {})] and not result.bad
+
+
+def test_an_id_or_name_column_names_the_items(tmp_path):
+    """Predictions and bad items carry the user's own identifiers beside the line."""
+    (tmp_path / "t.csv").write_text("ID,text,label\nr1,good,pos\n,bad,neg\nr3,,pos\n")
+    result = texts.load(tmp_path / "t.csv", TextOptions())
+    assert sorted(e.name for e in result.train + result.val + result.test) == [
+        "t.csv:2 (r1)", "t.csv:3"
+    ]  # fmt: skip
+    assert [b.name for b in result.bad] == ["t.csv:4 (r3)"]
+    (tmp_path / "t.jsonl").write_text('{"id": 7, "text": "good", "label": "pos"}\n')
+    result = texts.load(tmp_path / "t.jsonl", TextOptions())
+    assert [e.name for e in result.train + result.val + result.test] == ["t.jsonl:1 (7)"]
+    mol = Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O")
+    mol.SetProp("_Name", "aspirin")
+    mol.SetProp("active", "1")
+    with Chem.SDWriter(str(tmp_path / "m.sdf")) as writer:
+        writer.write(mol)
+    result = molecules.load(str(tmp_path / "m.sdf"), {"plugin": {}})
+    assert [e.name for e in result.train + result.val + result.test] == ["m.sdf:record 1 (aspirin)"]

@@ -16,18 +16,21 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from negev.plugins.base import BadItem
 
 __all__ = [
     "FIELD_LIMIT",
     "ENCODING_HINT",
+    "ID_COLUMNS",
     "CsvRows",
     "check_split_column",
     "data_file",
+    "item_name",
     "read_csv_records",
     "read_csv_rows",
     "repeated",
@@ -90,6 +93,20 @@ def _is_format(magic: bytes, data: bytes) -> bool:
     if magic == b"BZh":
         return len(data) >= 10 and data[3:4] in b"123456789" and data[4:10] == b"1AY&SY"
     return True
+
+
+#: Columns (any case) whose value names an item: shown beside its line, ``data.csv:12 (CHEMBL25)``,
+#: so that predictions and bad items can be matched to the user's own identifiers.
+ID_COLUMNS = ("id", "name", "_name")
+
+
+def item_name(where: str, row: Mapping[str, Any]) -> str:
+    """``where`` (``<file>:<line>``) and the item's identifier when ``row`` has a non-empty
+    :data:`ID_COLUMNS` cell (the first such column; up to 60 characters)."""
+    for key, value in row.items():
+        if str(key).strip().lower() in ID_COLUMNS and value is not None and str(value).strip():
+            return f"{where} ({str(value).strip()[:60]})"
+    return where
 
 
 def repeated(names: list[str]) -> list[str]:

@@ -18,7 +18,13 @@ from rdkit import Chem, RDConfig
 from negev.plugins import BadItem, DataSplits, Example
 from negev.plugins.manifest import SPLITS
 from negev.plugins.options import parse_options
-from negev.plugins.tables import check_split_column, data_file, read_csv_rows
+from negev.plugins.tables import (
+    ID_COLUMNS,
+    check_split_column,
+    data_file,
+    item_name,
+    read_csv_rows,
+)
 from negev_molecule.chem import parse_smiles
 from negev_molecule.graph import MolGraph
 from negev_molecule.options import MAX_ATOMS, MoleculeOptions
@@ -152,7 +158,7 @@ def read_csv(path: Path, options: MoleculeOptions, featurize: Featurizer, labell
             f"{path}: no SMILES column {column!r} (columns: {', '.join(table.header)}); name it "
             "with smiles_column"
         )
-    records = [(f"{path.name}:{line}", row) for line, row in table.rows]
+    records = [(item_name(f"{path.name}:{line}", row), row) for line, row in table.rows]
     split_column, tasks = None, []  # prediction: every item, no labels, whatever its split
     if labelled:
         split_column = options.split_column
@@ -182,7 +188,10 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer, labell
             records.append((name, f"a property is not UTF-8 (byte 0x{byte:02x})"))
             continue
         properties.update(props)
-        records.append((name, {"_mol": mol, **{k: str(v) for k, v in props.items()}}))
+        title = {"_Name": mol.GetProp("_Name")} if mol.HasProp("_Name") else {}
+        records.append(
+            (item_name(name, title), {"_mol": mol, **{k: str(v) for k, v in props.items()}})
+        )
     split_column, tasks = None, []  # prediction: every item, no labels, whatever its split
     if labelled:
         split_column = options.split_column
@@ -219,7 +228,7 @@ def _tasks(options, header, reserved, path, records) -> list[str]:
                 f"{path}: label columns {missing} not found (columns: {', '.join(header)})"
             )
         return list(tasks)
-    tasks = [h for h in header if h not in reserved and h.lower() not in ("id", "name", "_name")]
+    tasks = [h for h in header if h not in reserved and h.lower() not in ID_COLUMNS]
     if not tasks:
         raise ValueError(f"{path}: no label column (columns: {', '.join(header)})")
     for task in tasks:  # most cells not 0/1: not a label column (a few: bad rows, reported)

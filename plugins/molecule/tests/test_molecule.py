@@ -264,7 +264,8 @@ def test_labels_are_read_as_numbers_and_words_in_any_case(tmp_path):
     splits = data.load(str(path), {"seed": 0, "plugin": {}})
     assert splits.classes == ["active"]  # ID and Name are not tasks, in any case
     labels = {e.name: e.labels for e in splits.train + splits.val + splits.test}
-    assert labels == {"m.csv:2": (0,), "m.csv:3": (), "m.csv:4": (0,)}
+    assert labels == {"m.csv:2 (1)": (0,), "m.csv:3 (2)": (), "m.csv:4 (3)": (0,)}  # ID shown
+    assert [b.name for b in splits.bad] == ["m.csv:5 (4)", "m.csv:6 (5)"]
     assert [b.reason for b in splits.bad] == [
         f"label {v!r} in column 'active' is not 0, 1, true, false or empty" for v in ("yes", "-1")
     ]

@@ -17,6 +17,7 @@ from negev.plugins.tables import (
     ENCODING_HINT,
     check_split_column,
     data_file,
+    item_name,
     read_csv_rows,
     repeated,
     text_bytes,
@@ -160,7 +161,7 @@ def read(
                 if not isinstance(row, dict):
                     bad.append(BadItem(name, f"not a JSON object but a {type(row).__name__}"))
                     continue
-                rows.append((name, row))
+                rows.append((item_name(name, row), row))
             except UnicodeDecodeError as exc:
                 bad.append(
                     BadItem(name, f"not UTF-8 ({exc.reason} at byte {exc.start}) {ENCODING_HINT}")
@@ -171,7 +172,7 @@ def read(
                 bad.append(BadItem(name, f"unusable JSON: {exc}"))
     else:
         table = read_csv_rows(path, field_limit=None)  # the text's limit is max_chars, below
-        rows = [(f"{path.name}:{line}", row) for line, row in table.rows]
+        rows = [(item_name(f"{path.name}:{line}", row), row) for line, row in table.rows]
         bad = table.bad
     columns = {key for _, row in rows if isinstance(row, dict) for key in row}
     needed = (("text_column", text_column), ("label_column", label_column))[: 2 if labelled else 1]
