@@ -114,3 +114,4 @@ def test_bad_items_are_listed_and_skipped_only_on_request(tmp_path):
     assert result.exit_code == 1 and "pass --skip-bad" in result.output
     result = invoke("evaluate", "--checkpoint", str(out), "--data", str(data), "--skip-bad")
     assert result.exit_code == 0, result.output
+    assert "3 bad item(s) not evaluated: items.csv:62: token 'x'" in result.output  # said

@@ -418,3 +418,13 @@ def test_an_id_or_name_column_names_the_items(tmp_path):
         writer.write(mol)
     result = molecules.load(str(tmp_path / "m.sdf"), {"plugin": {}})
     assert [e.name for e in result.train + result.val + result.test] == ["m.sdf:record 1 (aspirin)"]
+
+
+def test_split_names_are_read_in_any_case(tmp_path):
+    (tmp_path / "t.csv").write_text(
+        "text,label,split\na,pos,Train\nb,neg,TRAIN\nc,pos, Val \nd,neg,TEST\n"
+    )
+    result = texts.load(tmp_path / "t.csv", TextOptions())
+    assert [len(result.train), len(result.val), len(result.test)] == [2, 1, 1] and not result.bad
+    (tmp_path / "m.csv").write_text("path,labels,split\na.png,cat,TEST\n")
+    assert read_manifest(tmp_path / "m.csv").rows[0].split == "test"

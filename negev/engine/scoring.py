@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from negev.engine.data import BatchLoader
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.trainer import load_model, prepare_data
 from negev.errors import ConfigError, DataError
-from negev.plugins import ModalityPlugin
+from negev.plugins import BadItem, ModalityPlugin
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -24,12 +24,14 @@ SPLITS = ("train", "val", "test", "all")
 @dataclass
 class Evaluation:
     """What :func:`evaluate` returns: the metrics, which split (``all``: every item of the
-    data), how many items, and the checkpoint evaluated."""
+    data), how many items, the checkpoint evaluated, and the data's bad items (left out under
+    ``skip_bad``)."""
 
     metrics: dict[str, float]
     split: str
     items: int
     checkpoint: Path
+    bad: list[BadItem] = field(default_factory=list)
 
 
 def evaluate(
@@ -104,7 +106,7 @@ def evaluate(
                 plugin, examples, maps, meta["classes"], scores, model, meta["multilabel"]
             )
         )
-    return Evaluation(metrics, split, len(examples), checkpoint)
+    return Evaluation(metrics, split, len(examples), checkpoint, list(splits.bad))
 
 
 def _class_list_hint(plugin: ModalityPlugin) -> str:

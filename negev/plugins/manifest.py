@@ -81,7 +81,7 @@ def read_manifest(
         name = f"{path.name}:{line} ({row['path']})"
         names = _names(row["labels"]) if labelled else []
         outside = [n for n in names if n not in classes]
-        split = (row.get("split") or "").strip() if manifest.has_split else "all"
+        split = (row.get("split") or "").strip().lower() if manifest.has_split else "all"
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         if outside:

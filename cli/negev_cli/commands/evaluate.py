@@ -50,3 +50,9 @@ def evaluate_command(
     target = out or Path(checkpoint) / f"evaluation_{result.split}.json"
     write_file(target, metrics_json(result.metrics))
     Console().print(f"wrote {target} ({result.checkpoint.name})")
+    if result.bad:  # left out under --skip-bad: said, as predict and train say it
+        shown = "; ".join(f"{b.name}: {b.reason}" for b in result.bad[:5])
+        more = f" (and {len(result.bad) - 5} more)" if len(result.bad) > 5 else ""
+        Console(stderr=True).print(
+            f"[yellow]{len(result.bad)} bad item(s) not evaluated: {shown}{more}"
+        )

@@ -91,7 +91,7 @@ def read_bag_csv(
         cell = row[bag_key].strip()
         name = f"{path.name}:{line} ({cell})"
         labels = _labels(names, classes, negative)
-        split = (row.get("split") or "").strip() if has_split else None
+        split = (row.get("split") or "").strip().lower() if has_split else None
         file = Path(cell)
         file = file if file.is_absolute() else path.parent / file
         if not cell:

@@ -263,7 +263,7 @@ def _examples(records, tasks, featurize, smiles_of, split_column: str | None):
             bad.append(BadItem(name, row))
             continue
         try:
-            split = (row.get(split_column) or "").strip() if has_split else None
+            split = (row.get(split_column) or "").strip().lower() if has_split else None
             if has_split and split not in SPLITS:
                 raise ValueError(
                     f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"

@@ -207,7 +207,7 @@ def read(
                 )
             if labelled and not labels:
                 raise ValueError(f"no label (column {label_column!r})")
-            split = str(row.get(split_column) or "").strip() if has_split else None
+            split = str(row.get(split_column) or "").strip().lower() if has_split else None
             if has_split and split not in SPLITS:
                 raise ValueError(
                     f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
