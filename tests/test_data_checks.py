@@ -181,3 +181,42 @@ def test_an_undefined_metric_is_written_as_null():
 
     text = metrics_json({"accuracy": 1.0, "roc_auc": float("nan"), "items": 3})
     assert json.loads(text, parse_constant=refuse) == {"accuracy": 1.0, "roc_auc": None, "items": 3}
+
+
+def test_evaluate_reads_an_external_file_with_the_model_classes(tmp_path):
+    from negev.engine import evaluate
+
+    _texts(tmp_path / "two.csv", ["pos", "neg"] * 20)
+    plugin, config = _run(tmp_path, tmp_path / "two.csv")
+    train(plugin, config, quiet=True)
+    run = tmp_path / "run"
+    only = _texts(tmp_path / "only.csv", ["pos"] * 6)  # one of the two classes: classes ['pos']
+    result = evaluate(run, data=str(only))
+    predictor = Predictor(run)
+    examples, _ = predictor.read_data(str(only))
+    decided = [predictor.decision(p.scores) for p in predictor.predictions(examples)]
+    assert result.metrics["accuracy"] == pytest.approx(sum(d == ["pos"] for d in decided) / 6)
+    third = _texts(tmp_path / "third.csv", ["pos", "neutral", "neg"])
+    with pytest.raises(DataError, match=r"third.csv:3: label 'neutral' is not a class of the"):
+        evaluate(run, data=str(third))
+    result = evaluate(run, data=str(third), skip_bad=True)
+    assert result.items == 2 and [b.name for b in result.bad] == ["third.csv:3"]
+
+
+def test_evaluate_leaves_out_a_task_the_model_does_not_have(tmp_path):
+    from negev.engine import evaluate
+
+    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
+    path = tmp_path / "m.csv"
+    path.write_text("smiles,tox\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(smiles)))
+    plugin, config = resolve_config(
+        {}, {"modality": "molecule", "data": str(path), "out": str(tmp_path / "run"), **FAST}
+    )
+    train(plugin, config, quiet=True)
+    extra = tmp_path / "extra.csv"
+    extra.write_text(
+        "smiles,flag,tox\n" + "".join(f"{s},1,{i % 2}\n" for i, s in enumerate(smiles))
+    )
+    with pytest.warns(RunWarning, match=r"class\(es\) \['flag'\] of the data are not classes"):
+        with_flag = evaluate(tmp_path / "run", data=str(extra))
+    assert with_flag.metrics == evaluate(tmp_path / "run", data=str(path)).metrics

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from negev.engine.checkpoint import find_checkpoint
+from negev.engine.checkpoint import RunWarning, find_checkpoint
 from negev.engine.data import BatchLoader
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
 from negev.engine.trainer import load_model, prepare_data
 from negev.errors import ConfigError, DataError
-from negev.plugins import BadItem, ModalityPlugin
+from negev.plugins import BadItem, DataSplits, Example
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -75,12 +76,18 @@ def evaluate(
         )
     config.skip_bad = skip_bad
     splits = prepare_data(plugin, config, None, required=() if split == "all" else (split,))
-    if splits.classes != meta["classes"]:
-        raise DataError(
-            f"the data has classes {splits.classes[:8]}, the model was trained on "
-            f"{meta['classes'][:8]}{_class_list_hint(plugin)}"
-        )
     examples = splits.train + splits.val + splits.test if split == "all" else getattr(splits, split)
+    bad = list(splits.bad)
+    if splits.classes != meta["classes"]:
+        examples, outside = _as_model_classes(examples, splits, meta["classes"], meta["multilabel"])
+        if outside and not skip_bad:
+            listing = "; ".join(f"{b.name}: {b.reason}" for b in outside[:5])
+            raise DataError(
+                f"{len(outside)} item(s) hold a label the model was not trained on: {listing}. "
+                "Pass --skip-bad to evaluate the others"
+            )
+        bad += outside
+        evidence = False  # the ground truth's class indices are the data's, not the model's
     if not examples:
         raise DataError(f"no item to evaluate in {config.data or 'the demo data'}")
     target = torch.device(device)
@@ -106,15 +113,37 @@ def evaluate(
                 plugin, examples, maps, meta["classes"], scores, model, meta["multilabel"]
             )
         )
-    return Evaluation(metrics, split, len(examples), checkpoint, list(splits.bad))
+    return Evaluation(metrics, split, len(examples), checkpoint, bad)
 
 
-def _class_list_hint(plugin: ModalityPlugin) -> str:
-    """How a file holding only some of a model's classes is read with all of them: the
-    plugin's option that fixes the class list, where it has one."""
-    options = plugin.options_class
-    names = {f.name for f in dataclasses.fields(options)} if options is not None else set()
-    option = next((n for n in ("classes", "label_columns") if n in names), None)
-    if option is None:
-        return ""
-    return f"; a file that holds only some of them is read with the model's: --set {option}=..."
+def _as_model_classes(
+    examples: list[Example], data: DataSplits, classes: list[str], multilabel: bool
+) -> tuple[list[Example], list[BadItem]]:
+    """The examples with their labels as indices of the model's ``classes`` (the data may hold
+    some of them, in another order, or others), and the items that cannot be scored.
+
+    Single-label: an item labelled with a class the model does not have is such an item.
+    Multi-label: a task the model does not have is not evaluated (a warning names it), and a
+    model task the data lacks is unknown on every item."""
+    index = {name: i for i, name in enumerate(classes)}
+    extra = [name for name in data.classes if name not in index]
+    if multilabel and extra:
+        warnings.warn(
+            f"class(es) {extra[:8]} of the data are not classes of the model: not evaluated",
+            RunWarning,
+            stacklevel=3,
+        )
+    missing = tuple(i for i, name in enumerate(classes) if name not in data.classes)
+    kept, outside = [], []
+    for example in examples:
+        names = [data.classes[c] for c in example.labels]
+        if not multilabel and any(name not in index for name in names):
+            unknown = next(name for name in names if name not in index)
+            reason = f"label {unknown!r} is not a class of the model ({', '.join(classes[:8])})"
+            outside.append(BadItem(example.name, reason))
+            continue
+        labels = tuple(sorted(index[name] for name in names if name in index))
+        unknown = {index[data.classes[c]] for c in example.unknown if data.classes[c] in index}
+        unknown.update(missing if multilabel else ())
+        kept.append(dataclasses.replace(example, labels=labels, unknown=tuple(sorted(unknown))))
+    return kept, outside
