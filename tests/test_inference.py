@@ -137,6 +137,8 @@ def test_predict_api_scores_items_in_order_like_the_model(tmp_path):
         torch.testing.assert_close(item_maps[:, :n], alone.maps[0])
         assert torch.isnan(item_maps[:, n:]).all()  # regions the item does not have
     torch.testing.assert_close(scores[1], scores[3])
+    with pytest.raises(DataError, match=r"item 2: an item is a path or a literal, got float nan"):
+        predictor.predict(["1 2", float("nan")])  # a pandas column's missing value
     with pytest.raises(TypeError, match=r"got the string '3 1 2': pass \[item\] for one"):
         predictor.predict("3 1 2")  # not three items "3", " ", "1", ...
     positive = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -88,6 +89,10 @@ class Predictor:
         for item in items:
             if isinstance(item, Example):
                 examples.append(item)
+                continue
+            if not isinstance(item, str | PathLike):  # None, NaN from a pandas column, a number
+                reason = f"an item is a path or a literal, got {type(item).__name__} {item!r:.40}"
+                bad.append(BadItem(f"item {len(examples) + len(bad) + 1}", reason))
                 continue
             try:
                 examples.append(self.plugin.read_input(item))
