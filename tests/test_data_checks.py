@@ -217,6 +217,31 @@ def test_evaluate_leaves_out_a_task_the_model_does_not_have(tmp_path):
     extra.write_text(
         "smiles,flag,tox\n" + "".join(f"{s},1,{i % 2}\n" for i, s in enumerate(smiles))
     )
-    with pytest.warns(RunWarning, match=r"class\(es\) \['flag'\] of the data are not classes"):
+    with pytest.warns(RunWarning, match=r"class\(es\) 'flag' of the data are not classes"):
         with_flag = evaluate(tmp_path / "run", data=str(extra))
     assert with_flag.metrics == evaluate(tmp_path / "run", data=str(path)).metrics
+
+
+def test_external_labels_are_mapped_to_the_model_classes():
+    """Absent vs unknown: a class the file never names is a negative where classes are the
+    labels found, and unknown where each class is a column (molecule tasks)."""
+    from negev.engine.scoring import _as_model_classes
+    from negev.plugins import DataSplits, Example
+
+    data = DataSplits([], [], [], ["cat", "zebra"], True, [])
+    items = [Example("a", None, (0,)), Example("b", None, (0, 1), unknown=())]
+    kept, outside = None, None
+    with pytest.warns(RunWarning, match=r"class\(es\) 'zebra' of the data are not classes"):
+        kept, outside = _as_model_classes(items, data, ["cat", "dog"], True, columns=False)
+    assert [(e.labels, e.unknown) for e in kept] == [((0,), ()), ((0,), ())] and not outside
+    with pytest.warns(RunWarning):
+        kept, _ = _as_model_classes(items, data, ["dog", "cat"], True, columns=True)
+    assert [(e.labels, e.unknown) for e in kept] == [((1,), (0,)), ((1,), (0,))]
+    single = DataSplits([], [], [], ["neg", "pos", "meh"], False, [])
+    items = [Example("x", None, (1,)), Example("y", None, (2,)), Example("z", None, (0, 1))]
+    kept, outside = _as_model_classes(items, single, ["pos", "neg"], False, columns=False)
+    assert [(e.name, e.labels) for e in kept] == [("x", (0,))]
+    assert [(b.name, b.reason) for b in outside] == [
+        ("y", "label 'meh' is not a class of the model ('pos', 'neg')"),
+        ("z", "2 labels ('neg', 'pos'); the model gives each item one class"),
+    ]

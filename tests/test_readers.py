@@ -428,3 +428,20 @@ def test_split_names_are_read_in_any_case(tmp_path):
     assert [len(result.train), len(result.val), len(result.test)] == [2, 1, 1] and not result.bad
     (tmp_path / "m.csv").write_text("path,labels,split\na.png,cat,TEST\n")
     assert read_manifest(tmp_path / "m.csv").rows[0].split == "test"
+
+
+def test_odd_cells_name_themselves_as_written(tmp_path):
+    (tmp_path / "t.csv").write_text("text,label,split\na,pos,Tset\n")
+    assert texts.load(tmp_path / "t.csv", TextOptions()).bad[0].reason.startswith("split 'Tset'")
+    (tmp_path / "m.csv").write_text("path,labels,split\na.png,cat,VALIDATION\n,cat,test\n")
+    reasons = [b.reason for b in read_manifest(tmp_path / "m.csv").bad]
+    assert reasons == ["split must be train, val or test, got 'VALIDATION'",
+                       "no file named (the path cell is empty)"]  # fmt: skip
+    mol = Chem.MolFromSmiles("CCO")
+    mol.SetProp("active", "1")
+    with Chem.SDWriter(str(tmp_path / "lat.sdf")) as writer:
+        writer.write(mol)
+    raw = (tmp_path / "lat.sdf").read_bytes()
+    (tmp_path / "lat.sdf").write_bytes("caf\xe9".encode("latin-1") + raw)  # a Latin-1 title
+    result = molecules.load(str(tmp_path / "lat.sdf"), {"plugin": {}})
+    assert [e.name for e in result.train + result.val + result.test] == ["lat.sdf:record 1"]

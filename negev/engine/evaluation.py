@@ -80,10 +80,12 @@ def classification_metrics(
     Multi-label data: mAP and ROC-AUC (means over the classes that have both labels) and
     ``accuracy``, the share of examples whose every class decision ``score > 0`` (probability
     > 0.5 under the BCE loss) matches its label (subset accuracy). Multi-class data: accuracy and
-    macro-F1 of the argmax, and ROC-AUC (two classes: of the score margin ``s_1 - s_0``; more:
-    the mean one-vs-rest AUC of each class's score). Missing labels (``Example.unknown``) are
-    left out of their class's metrics and of the decisions that accuracy checks. ``only``: that
-    metric alone (the bootstrap of :mod:`negev.engine.selection` computes it hundreds of times).
+    macro-F1 of the argmax (over the classes the labels or the guesses hold, as scikit-learn's
+    default: a class neither present nor guessed is not a 0), and ROC-AUC (two classes: of the
+    score margin ``s_1 - s_0``; more: the mean one-vs-rest AUC of each class's score). Missing
+    labels (``Example.unknown``) are left out of their class's metrics and of the decisions that
+    accuracy checks. ``only``: that metric alone (the bootstrap of
+    :mod:`negev.engine.selection` computes it hundreds of times).
     """
     # imported here: scikit-learn costs ~2 s of start-up to every command otherwise
     from sklearn.metrics import f1_score, roc_auc_score
@@ -117,8 +119,7 @@ def classification_metrics(
     if wanted("accuracy"):
         out["accuracy"] = float(np.mean(truth == guess))
     if wanted("macro_f1"):
-        labels = range(num_classes)
-        out["macro_f1"] = float(f1_score(truth, guess, average="macro", labels=labels))
+        out["macro_f1"] = float(f1_score(truth, guess, average="macro"))
     if wanted("roc_auc"):
         if num_classes == 2:
             margin = (scores[:, 1] - scores[:, 0]).numpy()

@@ -79,12 +79,14 @@ def evaluate(
     examples = splits.train + splits.val + splits.test if split == "all" else getattr(splits, split)
     bad = list(splits.bad)
     if splits.classes != meta["classes"]:
-        examples, outside = _as_model_classes(examples, splits, meta["classes"], meta["multilabel"])
+        examples, outside = _as_model_classes(
+            examples, splits, meta["classes"], meta["multilabel"], plugin.classes_are_columns
+        )
         if outside and not skip_bad:
             listing = "; ".join(f"{b.name}: {b.reason}" for b in outside[:5])
             raise DataError(
-                f"{len(outside)} item(s) hold a label the model was not trained on: {listing}. "
-                "Pass --skip-bad to evaluate the others"
+                f"{len(outside)} item(s) cannot be scored against the model's classes: {listing}. "
+                "Pass --skip-bad (skip_bad=True) to evaluate the others"
             )
         bad += outside
         evidence = False  # the ground truth's class indices are the data's, not the model's
@@ -117,33 +119,48 @@ def evaluate(
 
 
 def _as_model_classes(
-    examples: list[Example], data: DataSplits, classes: list[str], multilabel: bool
+    examples: list[Example],
+    data: DataSplits,
+    classes: list[str],
+    multilabel: bool,
+    columns: bool,
 ) -> tuple[list[Example], list[BadItem]]:
     """The examples with their labels as indices of the model's ``classes`` (the data may hold
     some of them, in another order, or others), and the items that cannot be scored.
 
-    Single-label: an item labelled with a class the model does not have is such an item.
-    Multi-label: a task the model does not have is not evaluated (a warning names it), and a
-    model task the data lacks is unknown on every item."""
+    Single-label: an item labelled with a class the model does not have, or with several, is
+    such an item. Multi-label: a class the model does not have is not evaluated (a warning names
+    it); a model class the data lacks is absent from every item, or unknown on every item where
+    the classes are the data's ``columns`` (:attr:`ModalityPlugin.classes_are_columns`)."""
     index = {name: i for i, name in enumerate(classes)}
     extra = [name for name in data.classes if name not in index]
     if multilabel and extra:
         warnings.warn(
-            f"class(es) {extra[:8]} of the data are not classes of the model: not evaluated",
+            f"class(es) {_shown(extra)} of the data are not classes of the model: not evaluated",
             RunWarning,
             stacklevel=3,
         )
-    missing = tuple(i for i, name in enumerate(classes) if name not in data.classes)
+    unseen = [i for i, name in enumerate(classes) if name not in data.classes]
+    missing = tuple(unseen) if multilabel and columns else ()  # else absent: a negative
     kept, outside = [], []
     for example in examples:
         names = [data.classes[c] for c in example.labels]
         if not multilabel and any(name not in index for name in names):
             unknown = next(name for name in names if name not in index)
-            reason = f"label {unknown!r} is not a class of the model ({', '.join(classes[:8])})"
+            reason = f"label {unknown!r} is not a class of the model ({_shown(classes)})"
+            outside.append(BadItem(example.name, reason))
+            continue
+        if not multilabel and len(names) != 1:
+            reason = f"{len(names)} labels ({_shown(names)}); the model gives each item one class"
             outside.append(BadItem(example.name, reason))
             continue
         labels = tuple(sorted(index[name] for name in names if name in index))
         unknown = {index[data.classes[c]] for c in example.unknown if data.classes[c] in index}
-        unknown.update(missing if multilabel else ())
+        unknown.update(missing)
         kept.append(dataclasses.replace(example, labels=labels, unknown=tuple(sorted(unknown))))
     return kept, outside
+
+
+def _shown(names: list[str], most: int = 8) -> str:
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(map(repr, names[:most])) + more

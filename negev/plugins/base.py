@@ -219,6 +219,11 @@ class ModalityPlugin(abc.ABC):
     #: file, ``--weights``); the engine refuses ``weights`` for a plugin that does not.
     takes_weights: ClassVar[bool] = False
 
+    #: Each class of a multi-label dataset is a column of the data (a task: the molecule
+    #: plugin's 0/1 columns), so a class the data lacks is unknown on every item; otherwise the
+    #: classes are the labels found, and a class no item names is absent (negative) on all.
+    classes_are_columns: ClassVar[bool] = False
+
     def default_config(self) -> dict[str, Any]:
         """Default engine options (epochs, lr, pooling, ...), and a ``plugin`` table for a plugin
         without ``options_class`` (with one, its defaults are the dataclass's)."""

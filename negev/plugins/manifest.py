@@ -81,14 +81,18 @@ def read_manifest(
         name = f"{path.name}:{line} ({row['path']})"
         names = _names(row["labels"]) if labelled else []
         outside = [n for n in names if n not in classes]
-        split = (row.get("split") or "").strip().lower() if manifest.has_split else "all"
+        written = (row.get("split") or "").strip()
+        split = written.lower() if manifest.has_split else "all"
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
-        if outside:
+        if not row["path"].strip():
+            manifest.bad.append(BadItem(name, "no file named (the path cell is empty)"))
+        elif outside:
             reason = f"unknown label {outside[0]!r} (classes: {', '.join(classes)})"
             manifest.bad.append(BadItem(name, reason))
         elif manifest.has_split and split not in SPLITS:
-            manifest.bad.append(BadItem(name, f"split must be train, val or test, got {split!r}"))
+            reason = f"split must be train, val or test, got {written!r}"
+            manifest.bad.append(BadItem(name, reason))
         elif file in first_line:
             reason = f"listed again (first at line {first_line[file]})"
             manifest.bad.append(BadItem(name, reason))

@@ -105,7 +105,7 @@ def item_name(where: str, row: Mapping[str, Any]) -> str:
     :data:`ID_COLUMNS` cell (the first such column; up to 60 characters)."""
     for key, value in row.items():
         if str(key).strip().lower() in ID_COLUMNS and value is not None and str(value).strip():
-            return f"{where} ({str(value).strip()[:60]})"
+            return f"{where} ({' '.join(str(value).split())[:60]})"  # on one line
     return where
 
 

@@ -91,7 +91,8 @@ def read_bag_csv(
         cell = row[bag_key].strip()
         name = f"{path.name}:{line} ({cell})"
         labels = _labels(names, classes, negative)
-        split = (row.get("split") or "").strip().lower() if has_split else None
+        written = (row.get("split") or "").strip()
+        split = written.lower() if has_split else None
         file = Path(cell)
         file = file if file.is_absolute() else path.parent / file
         if not cell:
@@ -104,7 +105,7 @@ def read_bag_csv(
             bad.append(BadItem(name, "no label"))
             continue
         if has_split and split not in SPLITS:
-            bad.append(BadItem(name, f"split must be train, val or test, got {split!r}"))
+            bad.append(BadItem(name, f"split must be train, val or test, got {written!r}"))
             continue
         if file in first_line:
             bad.append(BadItem(name, f"listed again (first at line {first_line[file]})"))

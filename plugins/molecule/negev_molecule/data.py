@@ -188,7 +188,10 @@ def read_sdf(path: Path, options: MoleculeOptions, featurize: Featurizer, labell
             records.append((name, f"a property is not UTF-8 (byte 0x{byte:02x})"))
             continue
         properties.update(props)
-        title = {"_Name": mol.GetProp("_Name")} if mol.HasProp("_Name") else {}
+        try:
+            title = {"_Name": mol.GetProp("_Name")} if mol.HasProp("_Name") else {}
+        except UnicodeDecodeError:  # a title that is not UTF-8 names nothing: the record only
+            title = {}
         records.append(
             (item_name(name, title), {"_mol": mol, **{k: str(v) for k, v in props.items()}})
         )
@@ -263,10 +266,12 @@ def _examples(records, tasks, featurize, smiles_of, split_column: str | None):
             bad.append(BadItem(name, row))
             continue
         try:
-            split = (row.get(split_column) or "").strip().lower() if has_split else None
+            written = (row.get(split_column) or "").strip() if has_split else None
+            split = written.lower() if written is not None else None
             if has_split and split not in SPLITS:
                 raise ValueError(
-                    f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
+                    f"split {written!r} in column {split_column!r} is not one of "
+                    f"{', '.join(SPLITS)}"
                 )
             graph = featurize(parse_smiles(smiles_of(row)))
             labels, unknown = [], []

@@ -38,6 +38,7 @@ class MoleculePlugin(ModalityPlugin):
     description = "Molecules (RDKit): substructure regions, inhibiting groups as negative evidence"
     search_encoders = ("hashed", "mpnn")  # what `negev tune` tries
     options_class = MoleculeOptions
+    classes_are_columns = True  # each task a 0/1 column
 
     def default_config(self) -> dict[str, Any]:
         # Regions are the Morgan environments (radius 2) and the encoder embeds their bit, so

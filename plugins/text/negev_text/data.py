@@ -207,10 +207,12 @@ def read(
                 )
             if labelled and not labels:
                 raise ValueError(f"no label (column {label_column!r})")
-            split = str(row.get(split_column) or "").strip().lower() if has_split else None
+            written = str(row.get(split_column) or "").strip() if has_split else None
+            split = written.lower() if written is not None else None
             if has_split and split not in SPLITS:
                 raise ValueError(
-                    f"split {split!r} in column {split_column!r} is not one of {', '.join(SPLITS)}"
+                    f"split {written!r} in column {split_column!r} is not one of "
+                    f"{', '.join(SPLITS)}"
                 )
             unknown = [label for label in labels if label not in found]
             if unknown:

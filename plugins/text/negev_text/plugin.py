@@ -147,13 +147,17 @@ class TextPlugin(ModalityPlugin):
         return Example(text[:40], text, ())
 
     def _text_file(self, path: Path) -> Example:
+        limit = self.options.max_chars
         try:
+            if path.stat().st_size > 4 * limit + 3:  # more characters than max_chars for sure
+                raise ValueError(f"{path}: over the limit of max_chars={limit} (a plugin option)")
             text = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path}: not UTF-8 (at byte {exc.start})") from None
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
         if not text.strip():
             raise ValueError(f"{path}: an empty text")
-        limit = self.options.max_chars
         if len(text) > limit:
             raise ValueError(
                 f"{path}: {len(text)} characters, over the limit of max_chars={limit} (a plugin "
