@@ -30,6 +30,20 @@ def _texts(path, labels, split=None):
     return path
 
 
+SMILES = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
+
+
+def _molecule_run(tmp_path):
+    """A molecule run in tmp_path/run trained on SMILES with a 0/1 'tox' task; the data path."""
+    path = tmp_path / "m.csv"
+    path.write_text("smiles,tox\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(SMILES)))
+    plugin, config = resolve_config(
+        {}, {"modality": "molecule", "data": str(path), "out": str(tmp_path / "run"), **FAST}
+    )
+    train(plugin, config, quiet=True)
+    return path
+
+
 def _run(tmp_path, path, **options):
     options = {"modality": "text", "data": str(path), "out": str(tmp_path / "run"), **FAST,
                **options}  # fmt: skip
@@ -66,7 +80,7 @@ def test_a_validation_split_of_one_class_is_warned_of(tmp_path):
 def test_a_multi_label_validation_split_without_a_class_to_rank_is_warned_of(tmp_path):
     from negev.engine.trainer import prepare_data
 
-    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 3
+    smiles = SMILES[:24]
     split = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
     tox = [str(i % 2) for i in range(16)] + ["1", "1", "", "1"] + ["0", "1"] * 2
     path = tmp_path / "m.csv"
@@ -131,13 +145,7 @@ def test_predict_reads_a_text_file_without_labels(tmp_path):
 
 
 def test_predict_reads_a_molecule_file_without_labels(tmp_path):
-    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
-    path = tmp_path / "m.csv"
-    path.write_text("smiles,tox\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(smiles)))
-    plugin, config = resolve_config(
-        {}, {"modality": "molecule", "data": str(path), "out": str(tmp_path / "run"), **FAST}
-    )
-    train(plugin, config, quiet=True)
+    _molecule_run(tmp_path)
     new = ["c1ccccc1Cl", "OCC", "CCO"]
     (tmp_path / "new.csv").write_text("smiles\n" + "".join(f"{s}\n" for s in new))
     predictor = Predictor(tmp_path / "run")
@@ -150,7 +158,7 @@ def test_predict_reads_a_molecule_file_without_labels(tmp_path):
 def test_multi_task_data_warns_of_a_constant_task_and_refuses_all_constant(tmp_path):
     from negev.engine.trainer import prepare_data
 
-    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
+    smiles = SMILES
     path = tmp_path / "m.csv"
     path.write_text("smiles,tox,sol\n" + "".join(f"{s},{i % 2},0\n" for i, s in enumerate(smiles)))
     plugin, config = resolve_config({}, {"modality": "molecule", "data": str(path)})
@@ -206,16 +214,10 @@ def test_evaluate_reads_an_external_file_with_the_model_classes(tmp_path):
 def test_evaluate_leaves_out_a_task_the_model_does_not_have(tmp_path):
     from negev.engine import evaluate
 
-    smiles = ["CCO", "CCC", "c1ccccc1O", "CCN", "CCCl", "OCCO", "CC(=O)O", "CCBr"] * 4
-    path = tmp_path / "m.csv"
-    path.write_text("smiles,tox\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(smiles)))
-    plugin, config = resolve_config(
-        {}, {"modality": "molecule", "data": str(path), "out": str(tmp_path / "run"), **FAST}
-    )
-    train(plugin, config, quiet=True)
+    path = _molecule_run(tmp_path)
     extra = tmp_path / "extra.csv"
     extra.write_text(
-        "smiles,flag,tox\n" + "".join(f"{s},1,{i % 2}\n" for i, s in enumerate(smiles))
+        "smiles,flag,tox\n" + "".join(f"{s},1,{i % 2}\n" for i, s in enumerate(SMILES))
     )
     with pytest.warns(RunWarning, match=r"class\(es\) 'flag' of the data are not classes"):
         with_flag = evaluate(tmp_path / "run", data=str(extra))
