@@ -13,7 +13,7 @@ import torch
 from negev.engine.checkpoint import RunWarning, find_checkpoint
 from negev.engine.data import BatchLoader
 from negev.engine.evaluation import classification_metrics, evidence_metrics, predict
-from negev.engine.trainer import load_model, prepare_data
+from negev.engine.trainer import bad_listing, load_model, prepare_data, shown_names
 from negev.errors import ConfigError, DataError
 from negev.plugins import BadItem, DataSplits, Example
 
@@ -83,10 +83,9 @@ def evaluate(
             examples, splits, meta["classes"], meta["multilabel"], plugin.classes_are_columns
         )
         if outside and not skip_bad:
-            listing = "; ".join(f"{b.name}: {b.reason}" for b in outside[:5])
             raise DataError(
-                f"{len(outside)} item(s) cannot be scored against the model's classes: {listing}. "
-                "Pass --skip-bad (skip_bad=True) to evaluate the others"
+                f"{len(outside)} item(s) cannot be scored against the model's classes: "
+                f"{bad_listing(outside, 5)}. Pass --skip-bad (skip_bad=True) to evaluate the others"
             )
         bad += outside
         evidence = False  # the ground truth's class indices are the data's, not the model's
@@ -136,7 +135,8 @@ def _as_model_classes(
     extra = [name for name in data.classes if name not in index]
     if multilabel and extra:
         warnings.warn(
-            f"class(es) {_shown(extra)} of the data are not classes of the model: not evaluated",
+            f"class(es) {shown_names(extra)} of the data are not classes of the model: not "
+            "evaluated",
             RunWarning,
             stacklevel=3,
         )
@@ -147,11 +147,13 @@ def _as_model_classes(
         names = [data.classes[c] for c in example.labels]
         if not multilabel and any(name not in index for name in names):
             unknown = next(name for name in names if name not in index)
-            reason = f"label {unknown!r} is not a class of the model ({_shown(classes)})"
+            reason = f"label {unknown!r} is not a class of the model ({shown_names(classes)})"
             outside.append(BadItem(example.name, reason))
             continue
         if not multilabel and len(names) != 1:
-            reason = f"{len(names)} labels ({_shown(names)}); the model gives each item one class"
+            reason = (
+                f"{len(names)} labels ({shown_names(names)}); the model gives each item one class"
+            )
             outside.append(BadItem(example.name, reason))
             continue
         labels = tuple(sorted(index[name] for name in names if name in index))
@@ -159,8 +161,3 @@ def _as_model_classes(
         unknown.update(missing)
         kept.append(dataclasses.replace(example, labels=labels, unknown=tuple(sorted(unknown))))
     return kept, outside
-
-
-def _shown(names: list[str], most: int = 8) -> str:
-    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
-    return ", ".join(map(repr, names[:most])) + more

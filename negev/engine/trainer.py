@@ -51,7 +51,7 @@ from negev.engine.selection import beats_reference, family_margin
 from negev.engine.warm_start import applies, fit_row_weights, linear_warm_start
 from negev.errors import CheckpointError, ConfigError, DataError
 from negev.nn import POOLINGS
-from negev.plugins import DataSplits, ModalityPlugin, get_plugin, plugin_version
+from negev.plugins import BadItem, DataSplits, Example, ModalityPlugin, get_plugin, plugin_version
 from negev.plugins.options import ignored_options, parse_options, plugin_table
 
 __all__ = [
@@ -199,20 +199,17 @@ def prepare_data(
     data = plugin.load_data(config.data, {**config.to_dict(), "labelled": labelled})
     usable = len(data.train) + len(data.val) + len(data.test)
     if data.bad:
-        listing = "; ".join(f"{b.name}: {b.reason}" for b in data.bad[:10])
-        more = f" (and {len(data.bad) - 10} more)" if len(data.bad) > 10 else ""
+        listing = bad_listing(data.bad)
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             report = [{"item": b.name, "reason": b.reason} for b in data.bad]
             write_file(run_dir / "bad_items.json", json.dumps(report, indent=2) + "\n")
         if not usable:
             where = f" (all in {run_dir}/bad_items.json)" if run_dir is not None else ""
-            raise DataError(
-                f"no usable item: all {len(data.bad)} items are bad{where}: {listing}{more}"
-            )
+            raise DataError(f"no usable item: all {len(data.bad)} items are bad{where}: {listing}")
         if not config.skip_bad and not data.builtin:
             raise DataError(
-                f"{len(data.bad)} bad item(s): {listing}{more}. Fix them, or pass --skip-bad "
+                f"{len(data.bad)} bad item(s): {listing}. Fix them, or pass --skip-bad "
                 "to go on without them"
             )
     source = config.data or f"the {plugin.name} demo"
@@ -234,29 +231,25 @@ def _check_classes(data: DataSplits, source: str, warn: bool) -> None:
     """Refuse a training split with nothing to tell apart: single-label, fewer than two classes
     present; multi-label, no class both present and absent (a task all 0 or all 1 teaches
     nothing; one among others is a warning)."""
-    has = Counter(c for e in data.train for c in e.labels)
     if not data.multilabel:
-        if len(has) < 2:
-            held = f"only {data.classes[next(iter(has))]!r}" if has else "no class"
+        held = _single_class(data.train, data.classes)
+        if held:
             raise DataError(
                 f"the training split of {source} holds {held} ({len(data.train)} items): there is "
                 f"nothing to tell apart; check the label column (classes found: "
-                f"{_shown_classes(data.classes)})"
+                f"{shown_names(data.classes)})"
             )
         return
-    unknown = Counter(c for e in data.train for c in e.unknown)
-    constant = [
-        name for c, name in enumerate(data.classes) if has[c] in (0, len(data.train) - unknown[c])
-    ]
+    constant = _constant_classes(data.train, data.classes)
     if len(constant) == len(data.classes):
         raise DataError(
             f"no class of {source} has both positive and negative training items "
-            f"({len(data.train)} items; classes: {_shown_classes(data.classes)}): there is "
+            f"({len(data.train)} items; classes: {shown_names(data.classes)}): there is "
             "nothing to learn; check the label columns"
         )
     if constant and warn:
         warnings.warn(
-            f"class(es) {_shown_classes(constant)} of {source} are all positive or all negative "
+            f"class(es) {shown_names(constant)} of {source} are all positive or all negative "
             "in the training split: the model learns nothing about them and their ROC-AUC is "
             "undefined",
             RunWarning,
@@ -271,16 +264,14 @@ def _check_validation_classes(data: DataSplits, source: str) -> None:
     the epoch and trial kept are chosen on that."""
     if not data.val:
         return
-    has = Counter(c for e in data.val for c in e.labels)
     if data.multilabel:
-        unknown = Counter(c for e in data.val for c in e.unknown)
-        if any(0 < has[c] < len(data.val) - unknown[c] for c in range(len(data.classes))):
+        if len(_constant_classes(data.val, data.classes)) < len(data.classes):
             return
         held = "no class with both positive and negative items"
-    elif len(has) < 2:
-        held = f"only {data.classes[next(iter(has))]!r}" if has else "no class"
     else:
-        return
+        held = _single_class(data.val, data.classes)
+        if not held:
+            return
     warnings.warn(
         f"the val split of {source} holds {held} ({len(data.val)} items): its ROC-AUC is "
         "undefined, its mAP trivial and its accuracy rewards answering that class, yet they "
@@ -295,9 +286,33 @@ def _sizes(data: DataSplits) -> str:
     return f"{len(data.train)} train, {len(data.val)} val, {len(data.test)} test items"
 
 
-def _shown_classes(classes: list[str], most: int = 10) -> str:
-    more = f" ... and {len(classes) - most} more" if len(classes) > most else ""
-    return ", ".join(map(repr, classes[:most])) + more
+def _single_class(examples: list[Example], classes: list[str]) -> str | None:
+    """What a single-label split holds when it has fewer than two classes (``only 'pos'``, ``no
+    class``), else None."""
+    has = Counter(c for e in examples for c in e.labels)
+    if len(has) >= 2:
+        return None
+    return f"only {classes[next(iter(has))]!r}" if has else "no class"
+
+
+def _constant_classes(examples: list[Example], classes: list[str]) -> list[str]:
+    """The classes of a multi-label split that no item has both present and absent (its
+    unknown labels left out)."""
+    has = Counter(c for e in examples for c in e.labels)
+    unknown = Counter(c for e in examples for c in e.unknown)
+    return [name for c, name in enumerate(classes) if has[c] in (0, len(examples) - unknown[c])]
+
+
+def shown_names(names: list[str], most: int = 10) -> str:
+    """Names (classes, columns) for a message: the first ``most``, quoted, and how many more."""
+    more = f" ... and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(map(repr, names[:most])) + more
+
+
+def bad_listing(bad: list[BadItem], most: int = 10) -> str:
+    """Bad items for a message: the first ``most`` as ``name: reason``, and how many more."""
+    more = f" (and {len(bad) - most} more)" if len(bad) > most else ""
+    return "; ".join(f"{b.name}: {b.reason}" for b in bad[:most]) + more
 
 
 def train(
@@ -388,7 +403,7 @@ def _train(
         console.print(
             f"data: {_sizes(data)}; {len(data.classes)} "
             f"{'multi-label ' if data.multilabel else ''}"
-            f"{'class' if len(data.classes) == 1 else 'classes'}: {_shown_classes(data.classes)}",
+            f"{'class' if len(data.classes) == 1 else 'classes'}: {shown_names(data.classes)}",
             highlight=False,
         )
     objective = Objective(config.loss or default_loss(data.multilabel), data.multilabel, world)

@@ -17,9 +17,24 @@ from pathlib import Path
 from negev.plugins.base import BadItem, DataSplits, Example
 from negev.plugins.tables import read_csv_rows
 
-__all__ = ["Manifest", "ManifestRow", "read_manifest"]
+__all__ = ["Manifest", "ManifestRow", "read_manifest", "split_value"]
 
 SPLITS = ("train", "val", "test")
+
+
+def split_value(cell: object, column: str) -> str:
+    """The split a data file's ``column`` names for an item: ``train``, ``val`` or ``test``,
+    in any case, spaces around.
+
+    Raises:
+        ValueError: naming the value as written and the column.
+    """
+    written = str(cell or "").strip()
+    if written.lower() not in SPLITS:
+        raise ValueError(
+            f"split {written!r} in column {column!r} is not one of {', '.join(SPLITS)}"
+        )
+    return written.lower()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from negev.engine import evaluate
 from negev.engine.checkpoint import metrics_json, write_file
+from negev.engine.trainer import bad_listing
 from negev_cli.commands.train import parse_sets
 from negev_cli.errors import friendly_errors
 
@@ -51,8 +52,6 @@ def evaluate_command(
     write_file(target, metrics_json(result.metrics))
     Console().print(f"wrote {target} ({result.checkpoint.name})")
     if result.bad:  # left out under --skip-bad: said, as predict and train say it
-        shown = "; ".join(f"{b.name}: {b.reason}" for b in result.bad[:5])
-        more = f" (and {len(result.bad) - 5} more)" if len(result.bad) > 5 else ""
         Console(stderr=True).print(
-            f"[yellow]{len(result.bad)} bad item(s) not evaluated: {shown}{more}"
+            f"[yellow]{len(result.bad)} bad item(s) not evaluated: {bad_listing(result.bad, 5)}"
         )

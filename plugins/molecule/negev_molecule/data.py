@@ -16,7 +16,7 @@ import numpy as np
 from rdkit import Chem, RDConfig
 
 from negev.plugins import BadItem, DataSplits, Example
-from negev.plugins.manifest import SPLITS
+from negev.plugins.manifest import split_value
 from negev.plugins.options import parse_options
 from negev.plugins.tables import (
     ID_COLUMNS,
@@ -266,13 +266,7 @@ def _examples(records, tasks, featurize, smiles_of, split_column: str | None):
             bad.append(BadItem(name, row))
             continue
         try:
-            written = (row.get(split_column) or "").strip() if has_split else None
-            split = written.lower() if written is not None else None
-            if has_split and split not in SPLITS:
-                raise ValueError(
-                    f"split {written!r} in column {split_column!r} is not one of "
-                    f"{', '.join(SPLITS)}"
-                )
+            split = split_value(row.get(split_column), split_column) if has_split else None
             graph = featurize(parse_smiles(smiles_of(row)))
             labels, unknown = [], []
             for t, task in enumerate(tasks):

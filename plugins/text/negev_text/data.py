@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from negev.plugins import BadItem, DataSplits, Example
-from negev.plugins.manifest import SPLITS
+from negev.plugins.manifest import split_value
 from negev.plugins.tables import (
     ENCODING_HINT,
     check_split_column,
@@ -207,13 +207,7 @@ def read(
                 )
             if labelled and not labels:
                 raise ValueError(f"no label (column {label_column!r})")
-            written = str(row.get(split_column) or "").strip() if has_split else None
-            split = written.lower() if written is not None else None
-            if has_split and split not in SPLITS:
-                raise ValueError(
-                    f"split {written!r} in column {split_column!r} is not one of "
-                    f"{', '.join(SPLITS)}"
-                )
+            split = split_value(row.get(split_column), split_column) if has_split else None
             unknown = [label for label in labels if label not in found]
             if unknown:
                 raise ValueError(f"unknown label {unknown[0]!r}; classes are {', '.join(found)}")
